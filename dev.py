@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Bootstrap and run Bokvar with nothing but Python 3.11+ and access to PyPI.
+
+    python3 dev.py up        # install into .venv if needed, then `bokvar up`
+    python3 dev.py test      # install into .venv if needed, then the whole test suite
+    python3 dev.py lint      # ruff check + ruff format --check
+    python3 dev.py typecheck # mypy (strict)
+    python3 dev.py bench     # run every benchmark in bench/
+    python3 dev.py bokvar ARGS...  # any bokvar command inside the venv
+
+Installation is pinned by constraints.txt and redone when pyproject.toml or
+constraints.txt change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".bokvar-installed"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        path = ROOT / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_installed() -> None:
+    """Create .venv and install the project with its dev tools, once per change."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Bokvar needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    print("installing Bokvar and its dependencies into .venv ...", flush=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    constraints = (
+        ["-c", str(ROOT / "constraints.txt")] if (ROOT / "constraints.txt").exists() else []
+    )
+    subprocess.run([*pip, *constraints, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(_fingerprint())
+
+
+def run(*args: str) -> int:
+    """Run a program from the venv in the project root; return its exit code."""
+    return subprocess.call([str(BIN / args[0]), *args[1:]], cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    ensure_installed()
+    if command == "install":
+        return 0
+    if command == "up":
+        return run("bokvar", "up", *rest)
+    if command == "test":
+        return run("pytest", *rest)
+    if command == "lint":
+        return run("ruff", "check", ".") or run("ruff", "format", "--check", ".")
+    if command == "typecheck":
+        return run("mypy")
+    if command == "bench":
+        code = 0
+        for script in sorted((ROOT / "bench").glob("*.py")):
+            print(f"== {script.name}", flush=True)
+            code = code or run("python", str(script), *rest)
+        return code
+    if command == "bokvar":
+        return run("bokvar", *rest)
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The ERP-facing API: validates, pseudonymises and publishes events."""

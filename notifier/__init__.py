@@ -1,0 +1,1 @@
+"""SMS to tenants and tasks for staff."""

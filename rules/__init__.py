@@ -1,0 +1,1 @@
+"""Ledger state, late-rent detection, legal milestones, signals."""

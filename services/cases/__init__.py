@@ -1,0 +1,1 @@
+"""Cases, referrals, consent, plans, audit and reports."""

@@ -1,0 +1,299 @@
+"""The consumer runner: Kafka batch -> one database transaction -> offsets.
+
+For each batch from `getmany` it:
+1. decodes every record; one that is not a valid CloudEvent goes to `<topic>.dlq`;
+2. in ONE transaction, records the event ids in the inbox (ids already there are
+   redeliveries and are skipped) and hands the new events to the handler;
+3. if the handler fails for a reason that is the message's fault, re-runs the batch one
+   event per transaction so only the poison event goes to the DLQ, with the reason in
+   its headers;
+4. on a transient failure (database or broker down) backs off and retries the same batch,
+   committing nothing;
+5. commits the offsets only after the database commit, then flushes the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.bus.errors import is_transient
+from shared.bus.outbox import OutboxRelay, add_to_outbox
+from shared.bus.producer import Producer
+from shared.clock import Clock
+from shared.db import Database
+from shared.events import CloudEvent, EnvelopeError, EventData, decode
+from shared.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_EVENTS, CONSUMER_RETRIES
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A decoded event and where it came from."""
+
+    event: CloudEvent[EventData]
+    topic: str
+    partition: int
+    offset: int
+    record: ConsumerRecord | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a handler gets: the new events of one batch, and a way to emit events."""
+
+    session: AsyncSession
+    events: list[Received]
+    _outbox: Table | None
+    _clock: Clock
+    emitted: list[CloudEvent[EventData]] = field(default_factory=list)
+
+    async def emit(self, *events: CloudEvent[EventData]) -> None:
+        """Stage events in the outbox; they are published after the transaction commits."""
+        if self._outbox is None:
+            raise RuntimeError("this consumer has no outbox table")
+        await add_to_outbox(self.session, self._outbox, events, clock=self._clock)
+        self.emitted.extend(events)
+
+
+Handler = Callable[[Batch], Awaitable[None]]
+
+
+class SimulatedCrash(BaseException):
+    """Raised by test hooks to stop a runner the way a killed process would."""
+
+
+@dataclass(slots=True)
+class Hooks:
+    """Fault-injection points for tests."""
+
+    after_db_commit: Callable[[], Awaitable[None]] | None = None
+
+
+class ConsumerRunner:
+    """Runs one consumer group member until stopped."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        group_id: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        database: Database,
+        inbox: Table,
+        handler: Handler,
+        producer: Producer,
+        clock: Clock,
+        outbox: Table | None = None,
+        relay: OutboxRelay | None = None,
+        batch_size: int = 500,
+        poll_ms: int = 200,
+        hooks: Hooks | None = None,
+        max_backoff: float = 5.0,
+        session_timeout_ms: int = 6000,
+        heartbeat_interval_ms: int = 1000,
+        rebalance_timeout_ms: int = 3000,
+    ) -> None:
+        self.service = service
+        self._topics = list(topics)
+        self._database = database
+        self._inbox = inbox
+        self._outbox = outbox
+        self._relay = relay
+        self._handler = handler
+        self._producer = producer
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll_ms = poll_ms
+        self._hooks = hooks or Hooks()
+        self._max_backoff = max_backoff
+        self._stop = asyncio.Event()
+        self._group_id = group_id
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{service}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=600_000,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+        )
+        self.batches_committed = 0
+
+    async def start(self) -> None:
+        """Join the consumer group."""
+        await self._consumer.start()
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch and return."""
+        self._stop.set()
+
+    async def close(self) -> None:
+        """Leave the group. Offsets not committed stay uncommitted."""
+        await self._consumer.stop()
+
+    async def run(self) -> None:
+        """Consume until `stop()` is called."""
+        log.info("consumer.started", service=self.service, topics=self._topics)
+        while not self._stop.is_set():
+            records = await self._consumer.getmany(
+                timeout_ms=self._poll_ms, max_records=self._batch_size
+            )
+            if records:
+                await self._process(records)
+        log.info("consumer.stopped", service=self.service)
+
+    async def _process(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        with CONSUMER_BATCH_SECONDS.labels(self.service).time():
+            received: list[Received] = []
+            dead: list[tuple[ConsumerRecord, str, str]] = []
+            for msgs in records.values():
+                for record in msgs:
+                    try:
+                        event = decode(record.value, record.headers)
+                    except EnvelopeError as exc:
+                        dead.append((record, "EnvelopeError", str(exc)))
+                        continue
+                    received.append(
+                        Received(event, record.topic, record.partition, record.offset, record)
+                    )
+            failed = await self._retrying(lambda: self._apply(received))
+            dead += failed
+            if dead:
+                await self._retrying(lambda: self._send_dlq(dead))
+            if self._hooks.after_db_commit is not None:
+                await self._hooks.after_db_commit()
+            await self._commit(records)
+        if self._relay is not None:
+            try:
+                await self._relay.flush()
+            except Exception as exc:
+                log.warning("consumer.outbox_flush_failed", error=type(exc).__name__)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not is_transient(exc) or self._stop.is_set():
+                    raise
+                CONSUMER_RETRIES.labels(self.service).inc()
+                log.warning(
+                    "consumer.transient_failure",
+                    service=self.service,
+                    error=type(exc).__name__,
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._max_backoff)
+
+    async def _apply(self, received: list[Received]) -> list[tuple[ConsumerRecord, str, str]]:
+        """Apply the batch in one transaction; isolate poison events if it fails."""
+        if not received:
+            return []
+        try:
+            await self._apply_in_tx(received)
+            return []
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning(
+                "consumer.batch_failed_isolating",
+                service=self.service,
+                error=type(exc).__name__,
+                size=len(received),
+            )
+        dead: list[tuple[ConsumerRecord, str, str]] = []
+        for item in received:
+            try:
+                await self._apply_in_tx([item])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                assert item.record is not None
+                dead.append((item.record, type(exc).__name__, str(exc)[:500]))
+        return dead
+
+    async def _apply_in_tx(self, received: list[Received]) -> None:
+        async with self._database.sessionmaker() as session, session.begin():
+            new_ids = await self._claim(session, received)
+            fresh = [r for r in received if r.event.id in new_ids]
+            seen: set[str] = set()
+            unique = []
+            for r in fresh:  # the same id twice inside one batch
+                if r.event.id not in seen:
+                    seen.add(r.event.id)
+                    unique.append(r)
+            if unique:
+                await self._handler(Batch(session, unique, self._outbox, self._clock))
+        for r in received:
+            outcome = "applied" if r.event.id in new_ids else "duplicate"
+            CONSUMER_EVENTS.labels(self.service, r.topic, outcome).inc()
+
+    async def _claim(self, session: AsyncSession, received: list[Received]) -> set[str]:
+        """Insert the event ids into the inbox; return the ids that were new."""
+        insert = sqlite_insert if self._database.sqlite else pg_insert
+        now = self._clock.now()
+        rows = {
+            r.event.id: {"event_id": r.event.id, "topic": r.topic, "received_at": now}
+            for r in received
+        }
+        stmt = insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
+        result = await session.execute(stmt, list(rows.values()))
+        return set(result.scalars().all())
+
+    async def _send_dlq(self, dead: list[tuple[ConsumerRecord, str, str]]) -> None:
+        now = self._clock.now().isoformat()
+        out = []
+        for record, error_type, reason in dead:
+            headers = [
+                *(record.headers or ()),
+                ("dlq_reason", reason.encode()),
+                ("dlq_error_type", error_type.encode()),
+                ("dlq_source_topic", record.topic.encode()),
+                ("dlq_source_partition", str(record.partition).encode()),
+                ("dlq_source_offset", str(record.offset).encode()),
+                ("dlq_consumer_group", self._group_id.encode()),
+                ("dlq_failed_at", now.encode()),
+            ]
+            out.append((f"{record.topic}.dlq", record.key, record.value, headers))
+            CONSUMER_EVENTS.labels(self.service, record.topic, "dlq").inc()
+            log.error(
+                "consumer.dead_lettered",
+                service=self.service,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=error_type,
+                reason=reason,
+            )
+        await self._producer.send_raw(out)
+
+    async def _commit(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in records.items() if msgs}
+        try:
+            await self._retrying(lambda: self._consumer.commit(offsets))
+            self.batches_committed += 1
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced: another member re-reads these; the inbox absorbs them.
+            log.warning(
+                "consumer.commit_failed_rebalance", service=self.service, error=type(exc).__name__
+            )

@@ -1,0 +1,118 @@
+"""Transactional outbox: events are written with the state change, then relayed to Kafka.
+
+A service that emits events while it changes its tables (a signal from a sweep, a case
+event from an API call) adds them to its `outbox` table in the same transaction. The
+relay publishes pending rows with acks=all and deletes them. A crash between the two
+republishes the same event id later, which consumers absorb through their inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import orjson
+import structlog
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.bus.producer import Producer
+from shared.clock import Clock
+from shared.db import Database
+from shared.events import CloudEvent, EventData, encode
+
+log = structlog.get_logger(__name__)
+
+
+async def add_to_outbox(
+    session: AsyncSession, table: Table, events: Sequence[CloudEvent[EventData]], *, clock: Clock
+) -> None:
+    """Stage `events` for publishing when the session's transaction commits."""
+    if not events:
+        return
+    now = clock.now()
+    rows = []
+    for ev in events:
+        key, value, headers = encode(ev)
+        rows.append(
+            {
+                "event_id": ev.id,
+                "topic": ev.topic,
+                "key": key.decode(),
+                "value": value,
+                "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
+                "created_at": now,
+                "attempts": 0,
+            }
+        )
+    await session.execute(insert(table), rows)
+
+
+class OutboxRelay:
+    """Publishes a service's pending outbox rows in id order, then deletes them."""
+
+    def __init__(
+        self, database: Database, table: Table, producer: Producer, *, batch_size: int = 1000
+    ) -> None:
+        self._database = database
+        self._table = table
+        self._producer = producer
+        self._batch_size = batch_size
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the background loop to flush now."""
+        self._wake.set()
+
+    async def flush(self) -> int:
+        """Publish every pending row; return how many were published."""
+        total = 0
+        async with self._lock:
+            while True:
+                published = await self._flush_batch()
+                total += published
+                if published < self._batch_size:
+                    return total
+
+    async def _flush_batch(self) -> int:
+        t = self._table
+        async with self._database.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)
+                    .order_by(t.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self._producer.send_raw(
+            (
+                row.topic,
+                row.key.encode(),
+                row.value,
+                [(k, v.encode()) for k, v in orjson.loads(row.headers)],
+            )
+            for row in rows
+        )
+        async with self._database.sessionmaker.begin() as session:
+            await session.execute(delete(t).where(t.c.id.in_([row.id for row in rows])))
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+        """Flush whenever woken or every `interval` seconds until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.flush()
+            except Exception as exc:  # broker or database down: keep rows, try again
+                log.warning("outbox.flush_failed", error=type(exc).__name__, detail=str(exc))
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.warning("outbox.final_flush_failed", error=type(exc).__name__)

@@ -1,0 +1,67 @@
+"""Publishing: a producer that returns only after the broker acknowledged (acks=all)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from shared.events import CloudEvent, EventData, encode
+
+
+class Producer:
+    """aiokafka producer, acks=all. No idempotent producer: the embedded broker lacks it."""
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "bokvar") -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            request_timeout_ms=15000,
+        )
+
+    async def start(self) -> None:
+        """Connect to the broker."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        await self._producer.stop()
+
+    async def publish(self, event: CloudEvent[EventData]) -> None:
+        """Publish one event and wait for the broker's acknowledgement."""
+        await self.publish_many([event])
+
+    async def publish_many(self, events: Sequence[CloudEvent[EventData]]) -> None:
+        """Publish events (in order per key) and wait until the broker acknowledged all."""
+        futures = []
+        for ev in events:
+            key, value, headers = encode(ev)
+            futures.append(
+                await self._producer.send(ev.topic, value=value, key=key, headers=headers)
+            )
+        await asyncio.gather(*futures)
+
+    async def send_raw(
+        self,
+        records: Iterable[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    ) -> None:
+        """Publish raw (topic, key, value, headers) records and wait for every ack."""
+        futures = [
+            await self._producer.send(topic, value=value, key=key, headers=headers)
+            for topic, key, value, headers in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def reachable(self) -> bool:
+        """Tell whether the broker answers a metadata request."""
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+        except Exception:
+            return False
+        return True

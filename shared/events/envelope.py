@@ -1,0 +1,98 @@
+"""CloudEvents 1.0 in Kafka binary mode: `ce_*` headers, JSON body, key = lease id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+import orjson
+from pydantic import ValidationError
+
+from shared.events.base import REGISTRY, EventData
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+D = TypeVar("D", bound=EventData)
+
+
+class EnvelopeError(ValueError):
+    """A Kafka record is not a valid Bokvar CloudEvent; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEvent(Generic[D]):
+    """One event: CloudEvents attributes plus the typed body."""
+
+    id: str
+    source: str
+    time: datetime
+    data: D
+
+    @property
+    def type(self) -> str:
+        """Return the versioned CloudEvents type, e.g. `se.bokvar.ledger.rent_charged.v1`."""
+        return self.data.event_type
+
+    @property
+    def topic(self) -> str:
+        """Return the topic the event belongs on."""
+        return self.data.topic
+
+    @property
+    def key(self) -> str:
+        """Return the Kafka key (the lease id)."""
+        return self.data.key
+
+
+def new_event(data: D, *, id: str, source: str, time: datetime) -> CloudEvent[D]:
+    """Wrap `data` in an envelope; `id` must be deterministic for idempotent consumers."""
+    if time.tzinfo is None:
+        raise ValueError("event time must be timezone-aware")
+    return CloudEvent(id=id, source=source, time=time.astimezone(UTC), data=data)
+
+
+def encode(event: CloudEvent[EventData]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Return (key, value, headers) for a Kafka record in binary content mode."""
+    headers = [
+        ("ce_specversion", SPECVERSION.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("ce_subject", event.key.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    value = orjson.dumps(event.data.model_dump(mode="json"))
+    return event.key.encode(), value, headers
+
+
+def decode(
+    value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]
+) -> CloudEvent[EventData]:
+    """Parse a Kafka record into a typed CloudEvent, or raise EnvelopeError with the reason."""
+    h = {name: raw.decode("utf-8", "replace") for name, raw in headers or ()}
+    for name in ("ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion"):
+        if not h.get(name):
+            raise EnvelopeError(f"missing header {name}")
+    if h["ce_specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
+    model = REGISTRY.get(h["ce_type"])
+    if model is None:
+        raise EnvelopeError(f"unknown ce_type {h['ce_type']!r}")
+    try:
+        time = datetime.fromisoformat(h["ce_time"])
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time is not ISO 8601: {h['ce_time']!r}") from exc
+    if time.tzinfo is None:
+        raise EnvelopeError("ce_time has no time zone")
+    if value is None:
+        raise EnvelopeError("empty body")
+    try:
+        data = model.model_validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise EnvelopeError(f"invalid {h['ce_type']} body: {loc}: {first['msg']}") from exc
+    return CloudEvent(id=h["ce_id"], source=h["ce_source"], time=time, data=data)

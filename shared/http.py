@@ -1,0 +1,138 @@
+"""HTTP pieces every service uses: the AppError family, its handler, and health routes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shared.metrics import render_latest
+
+
+class AppError(Exception):
+    """An error with an HTTP status, rendered as {"error": ClassName, "detail": ...}."""
+
+    status_code = 400
+
+    def __init__(
+        self, message: str, *, detail: Any = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail if detail is not None else message
+        self.headers = dict(headers or {})
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
+class Unprocessable(AppError):
+    status_code = 422
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: str
+    detail: Any
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render AppError and validation errors in the one error format."""
+
+    async def app_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return JSONResponse(
+            {"error": type(exc).__name__, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        detail = [
+            {
+                "field": ".".join(str(p) for p in err["loc"]),
+                "reason": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"error": "ValidationError", "detail": detail}, status_code=422)
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Health(BaseModel):
+    """Health or readiness, with the result of each check."""
+
+    status: str
+    checks: dict[str, bool] = {}
+
+
+def health_router(checks: Callable[[Request], Mapping[str, ReadinessCheck]]) -> APIRouter:
+    """Return `/healthz`, `/readyz` and `/metrics`; `checks` gives the readiness checks."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        """Tell that the process is alive."""
+        return Health(status="ok")
+
+    @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz(request: Request, response: Response) -> Health:
+        """Tell whether the service can do its work (database, broker reachable)."""
+        results: dict[str, bool] = {}
+        for name, check in checks(request).items():
+            try:
+                results[name] = await check()
+            except Exception:
+                results[name] = False
+        ok = all(results.values())
+        response.status_code = 200 if ok else 503
+        return Health(status="ready" if ok else "not_ready", checks=results)
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Expose Prometheus metrics."""
+        body, content_type = render_latest()
+        return Response(body, media_type=content_type)
+
+    return router

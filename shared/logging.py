@@ -1,0 +1,72 @@
+"""Structured logging with structlog: JSON in production, console on a TTY.
+
+A last-line-of-defence processor masks fields whose names suggest personal data, so a
+mistake in a log call does not leak a personnummer, phone number or name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "personnummer",
+        "personal_number",
+        "ssn",
+        "phone",
+        "phone_number",
+        "to",
+        "from_",
+        "name",
+        "first_name",
+        "last_name",
+        "description",
+        "body",
+        "text",
+        "message_body",
+    }
+)
+PERSONNUMMER_RE = re.compile(r"\b(19|20)?\d{6}[-+]?\d{4}\b")
+PHONE_RE = re.compile(r"\+\d{8,15}\b")
+
+
+def _redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    for key in list(event_dict):
+        if key in SENSITIVE_KEYS:
+            event_dict[key] = "[redacted]"
+        elif isinstance(event_dict[key], str):
+            value = PERSONNUMMER_RE.sub("[redacted]", event_dict[key])
+            event_dict[key] = PHONE_RE.sub("[redacted]", value)
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog and the stdlib root logger once per process."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    )
+    numeric = getattr(logging, level.upper())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(max(numeric, logging.WARNING))

@@ -1,0 +1,24 @@
+"""Run a FastAPI service under uvicorn; SIGTERM and Ctrl-C shut it down through its lifespan."""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.config import CommonSettings
+from shared.logging import configure_logging
+
+
+def serve(app: FastAPI, settings: CommonSettings, *, port: int) -> None:
+    """Serve `app` on settings.host:port until a signal stops it."""
+    configure_logging(settings.log_level, settings.log_format)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+    uvicorn.Server(config).run()

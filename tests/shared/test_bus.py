@@ -1,0 +1,273 @@
+"""The consumer runner on the real embedded broker and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import Column, Integer, String, Table, func, select, text
+from sqlalchemy.engine import make_url
+
+from shared.bus import Batch, ConsumerRunner, Hooks, OutboxRelay, Producer, SimulatedCrash
+from shared.bus.broker import EmbeddedBroker
+from shared.clock import ManualClock
+from shared.db import Database, inbox_table, new_metadata, outbox_table
+from shared.events import PaymentReceived, new_event
+from shared.topics import LEDGER_EVENTS
+from tests.helpers import FAST_GROUP, header, read_topic, wait_for
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _tables() -> tuple[Table, Table, Table]:
+    md = new_metadata()
+    applied = Table(
+        "applied",
+        md,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(100)),
+        Column("amount_ore", Integer),
+    )
+    return inbox_table(md), outbox_table(md), applied
+
+
+def _payment(i: int, lease: str = "L-1", amount: int = 100) -> object:
+    data = PaymentReceived(
+        lease_id=lease,
+        org_id="org1",
+        payment_id=f"p{i}",
+        amount_ore=amount,
+        booked_date=date(2026, 3, 2),
+    )
+    return new_event(data, id=f"evt-{i}", source="test", time=NOW)
+
+
+async def _setup(db: Database) -> tuple[Table, Table, Table]:
+    inbox, outbox, applied = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(inbox.metadata.create_all)
+    return inbox, outbox, applied
+
+
+def _runner(
+    broker: EmbeddedBroker,
+    db: Database,
+    producer: Producer,
+    tables: tuple[Table, ...],
+    *,
+    fail_on: int | None = None,
+    hooks: Hooks | None = None,
+) -> ConsumerRunner:
+    inbox, _, applied = tables
+
+    async def handle(batch: Batch) -> None:
+        for item in batch.events:
+            assert isinstance(item.event.data, PaymentReceived)
+            if item.event.data.amount_ore == fail_on:
+                raise ValueError("amount the handler cannot process")
+            await batch.session.execute(
+                applied.insert().values(
+                    event_id=item.event.id, amount_ore=item.event.data.amount_ore
+                )
+            )
+
+    return ConsumerRunner(
+        service="test",
+        group_id="test-group",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=db,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+        batch_size=7,
+        poll_ms=50,
+        hooks=hooks,
+        max_backoff=0.3,
+        **FAST_GROUP,
+    )
+
+
+async def _count(db: Database, applied: Table) -> tuple[int, int]:
+    async with db.sessionmaker() as s:
+        total = (await s.execute(select(func.count()).select_from(applied))).scalar_one()
+        distinct = (await s.execute(select(func.count(applied.c.event_id.distinct())))).scalar_one()
+    return total, distinct
+
+
+async def test_crash_between_db_commit_and_offset_commit_applies_each_event_once(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    tables = await _setup(raw_database)
+    n = 50
+    await producer.publish_many([_payment(i) for i in range(n)])  # type: ignore[misc]
+    crashes = 0
+
+    async def crash_once() -> None:
+        nonlocal crashes
+        if crashes < 3:
+            crashes += 1
+            raise SimulatedCrash
+
+    for _ in range(3):  # three lives, each killed after its first database commit
+        runner = _runner(broker, raw_database, producer, tables, hooks=Hooks(crash_once))
+        await runner.start()
+        with pytest.raises(SimulatedCrash):
+            await runner.run()
+        await runner.close()  # leaves the group without committing offsets
+    runner = _runner(broker, raw_database, producer, tables)
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(raw_database, tables[2], n), what=f"{n} applied")
+    runner.stop()
+    await task
+    await runner.close()
+    assert await _count(raw_database, tables[2]) == (n, n)
+    assert crashes == 3
+
+
+async def _all_applied(db: Database, applied: Table, n: int) -> bool:
+    total, _ = await _count(db, applied)
+    return total >= n
+
+
+async def test_malformed_and_poison_messages_go_to_dlq_and_later_events_still_apply(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    tables = await _setup(raw_database)
+    await producer.publish_many([_payment(1), _payment(2)])  # type: ignore[list-item]
+    await producer.send_raw(
+        [
+            (LEDGER_EVENTS, b"L-1", b"{not json", [("ce_id", b"bad-1")]),
+            (
+                LEDGER_EVENTS,
+                b"L-1",
+                b"{}",
+                [
+                    ("ce_specversion", b"1.0"),
+                    ("ce_id", b"bad-2"),
+                    ("ce_source", b"t"),
+                    ("ce_type", b"se.bokvar.ledger.payment_received.v1"),
+                    ("ce_time", b"2026-03-02T09:00:00+00:00"),
+                ],
+            ),
+        ]
+    )
+    await producer.publish_many([_payment(3, amount=666), _payment(4), _payment(5)])  # type: ignore[list-item]
+    runner = _runner(broker, raw_database, producer, tables, fail_on=666)
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(raw_database, tables[2], 4), what="4 good events")
+    dlq = await read_topic(broker.bootstrap_servers, f"{LEDGER_EVENTS}.dlq", count=3)
+    runner.stop()
+    await task
+    await runner.close()
+    async with raw_database.sessionmaker() as s:
+        ids = set((await s.execute(select(tables[2].c.event_id))).scalars())
+    assert ids == {"evt-1", "evt-2", "evt-4", "evt-5"}
+    reasons = {header(r, "ce_id"): header(r, "dlq_reason") for r in dlq}
+    assert reasons["bad-1"] == "missing header ce_source"
+    assert "lease_id" in (reasons["bad-2"] or "") and "Field required" in (reasons["bad-2"] or "")
+    assert reasons["evt-3"] == "amount the handler cannot process"
+    assert all(header(r, "dlq_source_topic") == LEDGER_EVENTS for r in dlq)
+    assert header(dlq[-1], "dlq_error_type") == "ValueError"
+
+
+async def test_outbox_events_are_published_after_the_batch_commits(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    inbox, outbox, _ = await _setup(raw_database)
+    relay = OutboxRelay(raw_database, outbox, producer)
+
+    async def handle(batch: Batch) -> None:
+        for item in batch.events:
+            data = item.event.data
+            assert isinstance(data, PaymentReceived)
+            if data.lease_id == "L-echo":
+                continue
+            echo = data.model_copy(update={"lease_id": "L-echo"})
+            await batch.emit(new_event(echo, id=f"echo-{item.event.id}", source="t", time=NOW))
+
+    runner = ConsumerRunner(
+        service="test",
+        group_id="g-outbox",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        outbox=outbox,
+        relay=relay,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+        poll_ms=50,
+        **FAST_GROUP,
+    )
+    await producer.publish_many([_payment(i) for i in range(5)])  # type: ignore[misc]
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    records = await read_topic(
+        broker.bootstrap_servers,
+        LEDGER_EVENTS,
+        until=lambda rs: sum(r.key == b"L-echo" for r in rs) >= 5,
+    )
+    runner.stop()
+    await task
+    await runner.close()
+    echoes = [header(r, "ce_id") for r in records if r.key == b"L-echo"]
+    assert sorted(echoes) == [f"echo-evt-{i}" for i in range(5)]
+    async with raw_database.sessionmaker() as s:
+        assert (await s.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_database_outage_commits_no_offset_and_resumes(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (BOKVAR_TEST_DATABASE_URL) to take a server away")
+    tables = await _setup(raw_database)
+    dbname = make_url(str(raw_database.url)).database
+    admin = Database(str(raw_database.url.set(database="postgres")), "public")
+    runner = _runner(broker, raw_database, producer, tables)
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await producer.publish_many([_payment(i) for i in range(5)])  # type: ignore[misc]
+    await wait_for(lambda: _all_applied(raw_database, tables[2], 5), what="first 5")
+    committed_before = runner.batches_committed
+    async with admin.engine.connect() as conn:
+        conn2 = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn2.execute(text(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false'))
+        await conn2.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
+            {"d": dbname},
+        )
+    try:
+        await producer.publish_many([_payment(i) for i in range(5, 10)])  # type: ignore[misc]
+        from shared.metrics import CONSUMER_RETRIES
+
+        retries = CONSUMER_RETRIES.labels("test")
+        start = retries._value.get()
+        await wait_for(lambda: _gt(retries._value.get(), start + 2), what="retries during outage")
+        assert runner.batches_committed == committed_before  # nothing committed while down
+    finally:
+        async with admin.engine.connect() as conn:
+            conn2 = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn2.execute(text(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true'))
+        await admin.dispose()
+    await wait_for(lambda: _all_applied(raw_database, tables[2], 10), what="all 10 after outage")
+    runner.stop()
+    await task
+    await runner.close()
+    assert await _count(raw_database, tables[2]) == (10, 10)
+    assert runner.batches_committed > committed_before
+
+
+async def _gt(a: float, b: float) -> bool:
+    return a > b

@@ -1,0 +1,76 @@
+"""Event contracts: CloudEvents binary mode round trip, validation, and schema drift."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bokvar.commands.docs import ROOT
+from shared.events import EnvelopeError, RentCharged, decode, encode, new_event
+from shared.events.base import REGISTRY
+from shared.topics import CATALOG
+
+T = datetime(2026, 2, 27, 12, 0, tzinfo=UTC)
+
+
+def _charge() -> RentCharged:
+    return RentCharged(
+        lease_id="L-1",
+        org_id="org1",
+        invoice_id="INV-1",
+        period="2026-03",
+        amount_ore=812_500,
+        due_date=date(2026, 2, 27),
+        due_date_source="jb_12_20",
+    )
+
+
+def test_round_trip_in_binary_mode() -> None:
+    event = new_event(_charge(), id="org1:e1", source="ingest/org1", time=T)
+    key, value, headers = encode(event)
+    h = dict(headers)
+    assert key == b"L-1"
+    assert h["ce_type"] == b"se.bokvar.ledger.rent_charged.v1"
+    assert h["ce_specversion"] == b"1.0" and h["ce_id"] == b"org1:e1"
+    back = decode(value, headers)
+    assert back == event
+    assert back.topic == "ledger.events"
+
+
+def test_decode_explains_what_is_wrong() -> None:
+    event = new_event(_charge(), id="e1", source="s", time=T)
+    _, value, headers = encode(event)
+    with pytest.raises(EnvelopeError, match=r"unknown ce_type 'x\.v9'"):
+        decode(value, [(k, b"x.v9" if k == "ce_type" else v) for k, v in headers])
+    with pytest.raises(EnvelopeError, match="amount_ore: Input should be greater than 0"):
+        decode(value.replace(b"812500", b"-5"), headers)
+    with pytest.raises(EnvelopeError, match="ce_time has no time zone"):
+        decode(value, [(k, b"2026-01-01T00:00:00" if k == "ce_time" else v) for k, v in headers])
+
+
+def test_money_is_integer_ore_and_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValueError):
+        RentCharged.model_validate({**_charge().model_dump(), "amount_ore": 12.5})
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        RentCharged.model_validate({**_charge().model_dump(), "tenant_name": "x"})
+
+
+def test_every_event_type_is_versioned_and_on_a_catalog_topic() -> None:
+    topics = {t.name for t in CATALOG}
+    for event_type, model in REGISTRY.items():
+        assert event_type.startswith("se.bokvar.") and event_type.endswith(".v1")
+        assert model.topic in topics
+
+
+def test_generated_docs_match_the_code() -> None:
+    """Fails when event schemas or the README settings table drift: run `bokvar docs`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bokvar.cli_main", "docs", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
