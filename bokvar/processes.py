@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,7 +67,7 @@ class ServiceProcess:
             [sys.executable, "-m", "bokvar.cli_main", "serve", self.service],
             env=self.env,
             stdout=out,
-            stderr=subprocess.STDOUT,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT,
             preexec_fn=detach_and_die_with_parent,
         )
 
