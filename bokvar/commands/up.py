@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -112,10 +113,8 @@ class Supervisor:
             if self.broker is not None and not self.broker.alive():
                 print("!! the embedded broker died; stopping", flush=True)
                 self.stopping.set()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
 
     async def stop(self) -> None:
         """Drain and stop in dependency order, then the broker."""
