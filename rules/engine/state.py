@@ -1,0 +1,104 @@
+"""Plain, immutable inputs of the engine: a lease's ledger entries, complaints, legal steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+EntryKind = Literal["charge", "payment", "reversal", "credit"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One ledger event; `entry_id` is the ERP's business id (invoice, payment, ...)."""
+
+    entry_id: str
+    kind: EntryKind
+    amount_ore: int
+    booked_on: date
+    period: str | None = None
+    due_date: date | None = None
+    invoice_id: str | None = None
+    payment_id: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    """A complaint about the household (no free text)."""
+
+    complaint_id: str
+    category: str
+    occurred_on: date
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    """A warning given to the tenant (tillsägelse / rättelseanmaning)."""
+
+    warning_id: str
+    category: str
+    issued_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class LegalStep:
+    """A recorded step of the legal timeline (from the case service)."""
+
+    step_id: str
+    step: str
+    step_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An agreed payment plan: (due date, amount) installments."""
+
+    plan_id: str
+    agreed_on: date
+    installments: tuple[tuple[date, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """Everything the engine knows about one lease."""
+
+    lease_id: str
+    org_id: str
+    monthly_rent_ore: int = 0
+    entries: tuple[LedgerEntry, ...] = ()
+    complaints: tuple[Complaint, ...] = ()
+    warnings: tuple[Warning, ...] = ()
+    legal_steps: tuple[LegalStep, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    ended_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalDraft:
+    """A signal the engine decided to raise, with its explanation (risk attached later)."""
+
+    signal_id: str
+    signal: str
+    rule: str
+    occurred_at: datetime
+    reason_sv: str
+    reason_en: str
+    period: str | None = None
+    due_date: date | None = None
+    days_late: int | None = None
+    arrears_ore: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A future instant at which a stage may fire; the sweep looks at due ones."""
+
+    kind: str
+    ref: str
+    stage: str
+    due_on: date
+    due_at: datetime

@@ -1,0 +1,99 @@
+"""Drive the pure engine through a timeline the way the consumer and the sweep would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+
+from rules.engine import (
+    Complaint,
+    LeaseState,
+    LedgerEntry,
+    LegalStep,
+    Plan,
+    SignalDraft,
+    Warning,
+    evaluate,
+)
+from rules.policy import Policy, load_policy
+from shared.clock import STOCKHOLM, local_midnight
+
+POLICY = load_policy()
+Item = LedgerEntry | Complaint | Warning | LegalStep | Plan
+
+
+def at(day: date, hour: int = 10) -> datetime:
+    """Return `hour`:00 Stockholm time on `day`."""
+    return datetime.combine(day, time(hour), tzinfo=STOCKHOLM)
+
+
+def charge(
+    period: str, due: date, amount: int = 800_000, *, booked: date | None = None
+) -> LedgerEntry:
+    """A rent charge, booked 14 days before the due date unless told otherwise."""
+    return LedgerEntry(
+        f"inv-{period}",
+        "charge",
+        amount,
+        booked or due - timedelta(days=14),
+        period=period,
+        due_date=due,
+        invoice_id=f"inv-{period}",
+    )
+
+
+def payment(pid: str, amount: int, on: date) -> LedgerEntry:
+    """A payment booked on `on`."""
+    return LedgerEntry(pid, "payment", amount, on)
+
+
+@dataclass
+class Scenario:
+    """A lease whose events arrive at given instants; sweeps run at every local midnight."""
+
+    policy: Policy = POLICY
+    rent: int = 800_000
+    timeline: list[tuple[datetime, Item]] = field(default_factory=list)
+    emitted: dict[str, SignalDraft] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def add(self, when: datetime, item: Item) -> Scenario:
+        """Let `item` arrive at `when`."""
+        self.timeline.append((when, item))
+        return self
+
+    def _state(self, upto: datetime) -> LeaseState:
+        items = [i for w, i in sorted(self.timeline, key=lambda x: x[0]) if w <= upto]
+        return LeaseState(
+            lease_id="L1",
+            org_id="org",
+            monthly_rent_ore=self.rent,
+            entries=tuple(
+                replace(i, seq=n) for n, i in enumerate(items) if isinstance(i, LedgerEntry)
+            ),
+            complaints=tuple(i for i in items if isinstance(i, Complaint)),
+            warnings=tuple(i for i in items if isinstance(i, Warning)),
+            legal_steps=tuple(i for i in items if isinstance(i, LegalStep)),
+            plans=tuple(i for i in items if isinstance(i, Plan)),
+        )
+
+    def _check(self, now: datetime) -> None:
+        ev = evaluate(self._state(now), self.policy, now, frozenset(self.emitted))
+        for s in ev.signals:
+            self.emitted[s.signal_id] = s
+            self.order.append(s.signal_id)
+
+    def run(self, start: date, end: date) -> list[str]:
+        """Run from `start` to `end` (inclusive); return the signal ids in emission order."""
+        instants = [
+            local_midnight(start + timedelta(days=n)) for n in range((end - start).days + 1)
+        ]
+        instants += [w for w, _ in self.timeline]
+        for now in sorted(set(instants)):
+            if now.date() <= end + timedelta(days=1):
+                self._check(now)
+        return self.order
+
+    def signals(self) -> list[str]:
+        """Return the signal names emitted, in order."""
+        return [self.emitted[i].signal for i in self.order]
