@@ -18,7 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "makemigration": ("bokvar.commands.makemigration", "autogenerate a service migration"),
     "serve": ("bokvar.commands.serve", "run one service: ingest, rules, notifier or cases"),
     "up": ("bokvar.commands.up", "run the whole pipeline: broker, migrations, every service"),
+    "simulate": ("bokvar.commands.simulate", "push a synthetic ERP history and summarise it"),
     "docs": ("bokvar.commands.docs", "regenerate event JSON Schemas and the settings table"),
+    "clients": ("ingest.cli", "create ERP API clients (keys for the ingest API)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""`bokvar simulate`: a synthetic ERP that drives the pipeline through ingest's HTTP API."""

@@ -1,0 +1,210 @@
+"""Push a simulated history through ingest, wait for the pipeline, and summarise it."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import groupby
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tqdm import tqdm
+
+from bokvar.processes import CONSUMES, group_lag
+from bokvar.simulate.generator import Household, SimEvent
+from shared.clock import STOCKHOLM
+from shared.events import (
+    CaseOpened,
+    EnvelopeError,
+    NotificationStatusChanged,
+    ReferralRecorded,
+    SignalRaised,
+    TaskChanged,
+    decode,
+)
+from shared.topics import CASE_EVENTS, NOTIFICATION_EVENTS, RISK_SIGNALS
+
+CHUNK = 5000
+
+
+@dataclass
+class Pushed:
+    """What ingest answered."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+async def push(ingest_url: str, api_key: str, events: list[SimEvent]) -> Pushed:
+    """Send events day by day, in time order, through the batch endpoint."""
+    result = Pushed()
+    days = [
+        (d, list(g)) for d, g in groupby(events, key=lambda e: e.at.astimezone(STOCKHOLM).date())
+    ]
+    async with httpx.AsyncClient(
+        base_url=ingest_url, timeout=60, headers={"X-API-Key": api_key}
+    ) as client:
+        for _day, todays in tqdm(days, desc="simulated days", unit="day"):
+            for i in range(0, len(todays), CHUNK):
+                body = [e.item for e in todays[i : i + CHUNK]]
+                response = await _post_with_retry(client, body)
+                data = response.json()
+                result.accepted += data["accepted"]
+                result.duplicates += data["duplicates"]
+                result.rejected += data["rejected"]
+                for item in data["results"]:
+                    for err in item.get("errors") or ():
+                        result.reasons[f"{err['field']}: {err['reason']}"] += 1
+    return result
+
+
+async def _post_with_retry(client: httpx.AsyncClient, body: list[dict[str, Any]]) -> httpx.Response:
+    for _ in range(30):
+        response = await client.post("/v1/events/batch", json=body)
+        if response.status_code == 202:
+            return response
+        if response.status_code == 503:
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:500]}")
+    raise RuntimeError("ingest unavailable after 30 tries")
+
+
+@dataclass
+class Observed:
+    """What the pipeline emitted for the simulated organisation."""
+
+    signals: dict[str, SignalRaised] = field(default_factory=dict)
+    sms: dict[str, list[NotificationStatusChanged]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    tasks: dict[str, list[TaskChanged]] = field(default_factory=lambda: defaultdict(list))
+    cases: dict[str, CaseOpened] = field(default_factory=dict)
+    referrals: list[ReferralRecorded] = field(default_factory=list)
+    records: int = 0
+
+
+async def observe(servers: str, org: str, *, settle: float, timeout: float) -> Observed:
+    """Read the output topics until nothing new arrives for `settle` s and the groups drained."""
+    seen = Observed()
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in (RISK_SIGNALS, NOTIFICATION_EVENTS, CASE_EVENTS)
+            for p in (consumer.partitions_for_topic(t) or {0})
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        with tqdm(desc="pipeline output", unit="event") as bar:
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                n = sum(len(m) for m in batch.values())
+                for msgs in batch.values():
+                    for record in msgs:
+                        _collect(seen, record.value, record.headers, org)
+                bar.update(n)
+                if n:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > settle and await _drained(servers):
+                    break
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def _drained(servers: str) -> bool:
+    for group, topics in CONSUMES.items():
+        if await group_lag(servers, group, topics):
+            return False
+    return True
+
+
+def _collect(seen: Observed, value: bytes | None, headers: Any, org: str) -> None:
+    try:
+        event = decode(value, headers)
+    except EnvelopeError:
+        return
+    data = event.data
+    if data.org_id != org:
+        return
+    seen.records += 1
+    if isinstance(data, SignalRaised):
+        seen.signals[data.signal_id] = data
+    elif isinstance(data, NotificationStatusChanged):
+        seen.sms[data.notification_id].append(data)
+    elif isinstance(data, TaskChanged):
+        seen.tasks[data.task_id].append(data)
+    elif isinstance(data, CaseOpened):
+        seen.cases[data.case_id] = data
+    elif isinstance(data, ReferralRecorded):
+        seen.referrals.append(data)
+
+
+def summary(homes: list[Household], pushed: Pushed, seen: Observed, periods: list[str]) -> str:
+    """Render the end-of-run summary."""
+    behaviours = Counter(h.behaviour for h in homes)
+    lines = [
+        f"Simulated {len(homes)} leases over periods {', '.join(periods)}",
+        f"  households: {behaviours['on_time']} on time, {behaviours['late']} pay late, "
+        f"{behaviours['partial']} pay part, {behaviours['stops_paying']} stop paying, "
+        f"{sum(h.disturbs for h in homes)} with disturbance complaints",
+        f"  ingest: {pushed.accepted} accepted, {pushed.duplicates} duplicates, "
+        f"{pushed.rejected} rejected",
+    ]
+    lines += [f"    rejected: {reason} (x{n})" for reason, n in pushed.reasons.most_common(5)]
+    by_stage = Counter(s.signal for s in seen.signals.values())
+    lines.append(
+        "  signals by stage: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(by_stage.items())) or "none")
+    )
+    last_status = Counter(max(v, key=lambda e: e.at).status for v in seen.sms.values())
+    channels = Counter(v[0].channel for v in seen.sms.values())
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(last_status.items())) or "none"
+    lines.append(f"  tenant messages: {len(seen.sms)} ({statuses}; channels {dict(channels)})")
+    kinds = Counter(v[0].kind for v in seen.tasks.values())
+    kinds_text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
+    lines.append(f"  staff tasks: {len(seen.tasks)} ({kinds_text})")
+    lines.append(
+        f"  cases opened: {len(seen.cases)}; referrals: "
+        f"{dict(Counter(r.recipient for r in seen.referrals)) or 'none'}"
+    )
+    flagged = {s.lease_id for s in seen.signals.values() if s.signal == "late_rent_detected"}
+    lines.append(
+        f"  report: households flagged late {len(flagged)}; median days from due date "
+        f"to first SMS {_median_days_to_sms(seen)}"
+    )
+    return "\n".join(lines)
+
+
+def _median_days_to_sms(seen: Observed) -> str:
+    days = []
+    for events in seen.sms.values():
+        sent = [e for e in events if e.status in ("sent", "delivered")]
+        signal = seen.signals.get(events[0].signal_id or "")
+        if sent and signal is not None and signal.due_date is not None:
+            first = min(e.at for e in sent).astimezone(STOCKHOLM).date()
+            days.append((first - signal.due_date).days)
+    return f"{statistics.median(days):.1f}" if days else "n/a (no SMS sent yet)"
+
+
+def period_labels(events: list[SimEvent]) -> list[str]:
+    """Return the rent periods the simulated charges cover."""
+    return sorted({e.item["period"] for e in events if e.item["type"] == "charge"})
+
+
+def today_local() -> date:
+    """Return today's date in Swedish time."""
+    from datetime import datetime
+
+    return datetime.now(STOCKHOLM).date()
