@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.config import CommonSettings
 
@@ -11,3 +11,19 @@ class CasesSettings(CommonSettings):
     """Settings of the cases service (environment variables `BOKVAR_*`)."""
 
     cases_port: int = Field(8004, description="HTTP port of the cases service.")
+    cases_jwt_secret: SecretStr = Field(
+        SecretStr("dev-cases-jwt-secret-change-me-32b"),
+        description="HS256 signing key of the bearer JWTs the cases API accepts.",
+    )
+    cases_retention_days: int = Field(
+        730,
+        ge=1,
+        description="Days after a case closes before its personal data is purged "
+        "(anonymous statistics are kept).",
+    )
+    cases_retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="Real seconds between retention purge sweeps."
+    )
+    cases_consume: bool = Field(
+        True, description="Run the consumer of risk.signals, notification.events, lease.events."
+    )

@@ -1,0 +1,368 @@
+"""Cases, timelines, households, referrals, consents, plans, meetings, legal steps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cases.engine import ConsentView, StepView
+from services.cases.models import (
+    cases,
+    consents,
+    households,
+    installments,
+    legal_steps,
+    meetings,
+    org_settings,
+    payment_plans,
+    referrals,
+    timeline,
+)
+from shared.clock import local_date
+
+Row = dict[str, Any]
+_OPEN = cases.c.status.not_in(("resolved", "evicted"))
+
+
+class CasesStore:
+    """The cases service's tables, through one session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, case_id: str) -> Row | None:
+        """Return a case, or None."""
+        result = await self.session.execute(select(cases).where(cases.c.id == case_id))
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    async def open_case(self, lease_id: str) -> Row | None:
+        """Return the lease's open case, or None."""
+        result = await self.session.execute(
+            select(cases).where(cases.c.lease_id == lease_id, _OPEN)
+        )
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    async def list_cases(
+        self,
+        *,
+        org_id: str | None = None,
+        municipality_code: str | None = None,
+        status: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Return cases, newest first, filtered."""
+        query = select(cases).order_by(cases.c.opened_at.desc(), cases.c.id)
+        if org_id is not None:
+            query = query.where(cases.c.org_id == org_id)
+        if municipality_code is not None:
+            query = query.where(cases.c.municipality_code == municipality_code)
+        if status is not None:
+            query = query.where(cases.c.status == status)
+        if ids is not None:
+            query = query.where(cases.c.id.in_(list(ids)))
+        result = await self.session.execute(query.limit(limit).offset(offset))
+        return [dict(r._mapping) for r in result]
+
+    async def create(self, values: Mapping[str, Any]) -> None:
+        """Insert a case (the partial unique index refuses a second open one)."""
+        await self.session.execute(insert(cases).values(**values))
+        await self.session.flush()
+
+    async def update(self, case_id: str, **values: Any) -> None:
+        """Update columns of a case."""
+        await self.session.execute(update(cases).where(cases.c.id == case_id).values(**values))
+
+    async def add_entry(self, **values: Any) -> None:
+        """Append a timeline entry."""
+        values.setdefault("data", {})
+        await self.session.execute(insert(timeline).values(**values))
+
+    async def attach_history(self, lease_id: str, case_id: str) -> None:
+        """Attach the lease's earlier, unattached activity to a newly opened case."""
+        await self.session.execute(
+            update(timeline)
+            .where(timeline.c.lease_id == lease_id, timeline.c.case_id.is_(None))
+            .values(case_id=case_id)
+        )
+
+    async def entries(self, case_id: str) -> list[Row]:
+        """Return a case's timeline, oldest first."""
+        result = await self.session.execute(
+            select(timeline)
+            .where(timeline.c.case_id == case_id)
+            .order_by(timeline.c.at, timeline.c.id)
+        )
+        return [dict(r._mapping) for r in result]
+
+    async def arrears_cleared_on(self, lease_id: str) -> date | None:
+        """Return the local date of the lease's latest arrears_cleared signal, if any."""
+        result = await self.session.execute(
+            select(func.max(timeline.c.at)).where(
+                timeline.c.lease_id == lease_id,
+                timeline.c.kind == "signal",
+                timeline.c.name == "arrears_cleared",
+            )
+        )
+        at: datetime | None = result.scalar()
+        return local_date(at) if at is not None else None
+
+    async def upsert_household(self, values: Mapping[str, Any]) -> None:
+        """Insert or replace a lease's household attributes."""
+        lease_id = values["lease_id"]
+        await self.session.execute(delete(households).where(households.c.lease_id == lease_id))
+        await self.session.execute(insert(households).values(**values))
+
+    async def household(self, lease_id: str) -> Row | None:
+        """Return a lease's household attributes."""
+        result = await self.session.execute(
+            select(households).where(households.c.lease_id == lease_id)
+        )
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    # --- consents -------------------------------------------------------------------------
+
+    async def consents(self, case_id: str) -> list[Row]:
+        """Return a case's consents, oldest first."""
+        result = await self.session.execute(
+            select(consents).where(consents.c.case_id == case_id).order_by(consents.c.created_at)
+        )
+        return [dict(r._mapping) for r in result]
+
+    async def consent_views(self, case_id: str) -> list[ConsentView]:
+        """Return a case's consents as the engine sees them."""
+        return [
+            ConsentView(
+                scope=tuple(c["scope"]),
+                given_on=c["given_on"],
+                expires_on=c["expires_on"],
+                withdrawn_at=c["withdrawn_at"],
+            )
+            for c in await self.consents(case_id)
+        ]
+
+    async def consent_views_for(self, case_ids: Sequence[str]) -> dict[str, list[ConsentView]]:
+        """Return the consents of many cases."""
+        out: dict[str, list[ConsentView]] = {cid: [] for cid in case_ids}
+        if not case_ids:
+            return out
+        result = await self.session.execute(
+            select(consents).where(consents.c.case_id.in_(list(case_ids)))
+        )
+        for c in result:
+            out[c.case_id].append(
+                ConsentView(tuple(c.scope), c.given_on, c.expires_on, c.withdrawn_at)
+            )
+        return out
+
+    async def cases_with_consent(self) -> list[str]:
+        """Return ids of cases with at least one unwithdrawn consent."""
+        result = await self.session.execute(
+            select(consents.c.case_id).where(consents.c.withdrawn_at.is_(None)).distinct()
+        )
+        return list(result.scalars().all())
+
+    async def add_consent(self, values: Mapping[str, Any]) -> None:
+        """Insert a consent."""
+        await self.session.execute(insert(consents).values(**values))
+
+    async def withdraw_consent(self, consent_id: str, case_id: str, at: datetime) -> bool:
+        """Withdraw a consent now; False if it does not exist or is already withdrawn."""
+        result = await self.session.execute(
+            update(consents)
+            .where(
+                consents.c.id == consent_id,
+                consents.c.case_id == case_id,
+                consents.c.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def consent(self, consent_id: str, case_id: str) -> Row | None:
+        """Return one consent of a case."""
+        result = await self.session.execute(
+            select(consents).where(consents.c.id == consent_id, consents.c.case_id == case_id)
+        )
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    # --- referrals and legal steps ---------------------------------------------------------
+
+    async def referrals(self, case_id: str) -> list[Row]:
+        """Return a case's referrals, oldest first."""
+        result = await self.session.execute(
+            select(referrals)
+            .where(referrals.c.case_id == case_id)
+            .order_by(referrals.c.referred_on, referrals.c.created_at)
+        )
+        return [dict(r._mapping) for r in result]
+
+    async def statutory_notice_cases(self, case_ids: Sequence[str]) -> set[str]:
+        """Return which of `case_ids` have a statutory notice to social services."""
+        if not case_ids:
+            return set()
+        result = await self.session.execute(
+            select(referrals.c.case_id).where(
+                referrals.c.case_id.in_(list(case_ids)),
+                referrals.c.statutory.is_(True),
+                referrals.c.recipient == "social_services",
+            )
+        )
+        return set(result.scalars().all())
+
+    async def add_referral(self, values: Mapping[str, Any]) -> None:
+        """Insert a referral."""
+        await self.session.execute(insert(referrals).values(**values))
+
+    async def set_referral_outcome(self, referral_id: str, case_id: str, outcome: str) -> bool:
+        """Record a referral's outcome; False if it does not exist."""
+        result = await self.session.execute(
+            update(referrals)
+            .where(referrals.c.id == referral_id, referrals.c.case_id == case_id)
+            .values(outcome=outcome)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def referral(self, referral_id: str, case_id: str) -> Row | None:
+        """Return one referral of a case."""
+        result = await self.session.execute(
+            select(referrals).where(referrals.c.id == referral_id, referrals.c.case_id == case_id)
+        )
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    async def legal_steps(self, case_id: str) -> list[Row]:
+        """Return a case's legal steps in date order."""
+        result = await self.session.execute(
+            select(legal_steps)
+            .where(legal_steps.c.case_id == case_id)
+            .order_by(legal_steps.c.step_date, legal_steps.c.created_at)
+        )
+        return [dict(r._mapping) for r in result]
+
+    async def step_views(self, case_id: str) -> list[StepView]:
+        """Return a case's legal steps as the engine sees them."""
+        return [StepView(s["step"], s["step_date"]) for s in await self.legal_steps(case_id)]
+
+    async def add_legal_step(self, values: Mapping[str, Any]) -> None:
+        """Insert a legal step."""
+        await self.session.execute(insert(legal_steps).values(**values))
+
+    # --- plans and meetings ----------------------------------------------------------------
+
+    async def add_plan(self, values: Mapping[str, Any], items: Sequence[tuple[date, int]]) -> None:
+        """Insert a payment plan and its installments."""
+        await self.session.execute(insert(payment_plans).values(**values))
+        await self.session.execute(
+            insert(installments),
+            [
+                {"plan_id": values["id"], "seq": i, "due_date": d, "amount_ore": a}
+                for i, (d, a) in enumerate(items, start=1)
+            ],
+        )
+
+    async def plans(self, case_id: str) -> list[tuple[Row, list[Row]]]:
+        """Return a case's plans with their installments."""
+        result = await self.session.execute(
+            select(payment_plans)
+            .where(payment_plans.c.case_id == case_id)
+            .order_by(payment_plans.c.agreed_on, payment_plans.c.created_at)
+        )
+        out: list[tuple[Row, list[Row]]] = []
+        for plan in result:
+            items = await self.session.execute(
+                select(installments)
+                .where(installments.c.plan_id == plan.id)
+                .order_by(installments.c.seq)
+            )
+            out.append((dict(plan._mapping), [dict(i._mapping) for i in items]))
+        return out
+
+    async def add_meeting(self, values: Mapping[str, Any]) -> None:
+        """Insert a meeting."""
+        await self.session.execute(insert(meetings).values(**values))
+
+    async def meetings(self, case_id: str) -> list[Row]:
+        """Return a case's meetings in date order."""
+        result = await self.session.execute(
+            select(meetings)
+            .where(meetings.c.case_id == case_id)
+            .order_by(meetings.c.held_on, meetings.c.created_at)
+        )
+        return [dict(r._mapping) for r in result]
+
+    # --- organisation settings -------------------------------------------------------------
+
+    async def org_settings(self, org_id: str) -> Row | None:
+        """Return an organisation's settings, or None."""
+        result = await self.session.execute(
+            select(org_settings).where(org_settings.c.org_id == org_id)
+        )
+        row = result.first()
+        return dict(row._mapping) if row else None
+
+    async def put_org_settings(self, values: Mapping[str, Any]) -> None:
+        """Insert or replace an organisation's settings."""
+        await self.session.execute(
+            delete(org_settings).where(org_settings.c.org_id == values["org_id"])
+        )
+        await self.session.execute(insert(org_settings).values(**values))
+
+    # --- retention -------------------------------------------------------------------------
+
+    async def closed_unpurged(self, closed_before: datetime) -> list[str]:
+        """Return ids of cases closed before `closed_before` whose data is not yet purged."""
+        result = await self.session.execute(
+            select(cases.c.id).where(
+                ~_OPEN, cases.c.purged_at.is_(None), cases.c.closed_at < closed_before
+            )
+        )
+        return list(result.scalars().all())
+
+    async def purge(self, case_id: str, at: datetime) -> None:
+        """Remove a closed case's personal data; keep what anonymous statistics need."""
+        await self.session.execute(
+            update(timeline)
+            .where(timeline.c.case_id == case_id)
+            .values(text=None, actor=None, summary=None)
+        )
+        await self.session.execute(
+            delete(timeline).where(timeline.c.case_id == case_id, timeline.c.kind == "note")
+        )
+        await self.session.execute(
+            update(referrals)
+            .where(referrals.c.case_id == case_id)
+            .values(summary=None, created_by=None)
+        )
+        await self.session.execute(
+            update(consents)
+            .where(consents.c.case_id == case_id)
+            .values(document_ref=None, created_by=None)
+        )
+        await self.session.execute(
+            update(meetings)
+            .where(meetings.c.case_id == case_id)
+            .values(outcome=None, participants=None, created_by=None)
+        )
+        plan_ids = select(payment_plans.c.id).where(payment_plans.c.case_id == case_id)
+        await self.session.execute(delete(installments).where(installments.c.plan_id.in_(plan_ids)))
+        await self.session.execute(
+            update(payment_plans)
+            .where(payment_plans.c.case_id == case_id)
+            .values(total_ore=None, created_by=None)
+        )
+        await self.session.execute(
+            update(legal_steps)
+            .where(legal_steps.c.case_id == case_id)
+            .values(amount_owed_ore=None, created_by=None)
+        )
+        await self.update(case_id, assignee=None, purged_at=at, reason="purged")
