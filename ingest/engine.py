@@ -10,9 +10,12 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from shared.calendar import is_working_day, next_working_day, parse_period, rent_due_date
 from shared.events.lease import AgeBand, Gender
+
+DueDateSource = Literal["invoice", "lease", "jb_12_20"]
 
 _PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{3})(\d)$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -147,7 +150,7 @@ def lease_due_date(period: str, due_day: int) -> date:
 
 def charge_due_date(
     period: str, *, invoice_due: date | None, lease_due_day: int | None
-) -> tuple[date, str]:
+) -> tuple[date, DueDateSource]:
     """Return (due date, source): the invoice's date, the lease's due day, or JB 12:20."""
     if invoice_due is not None:
         return invoice_due, "invoice"

@@ -23,6 +23,7 @@ from shared.bus import Producer, create_topics
 from shared.bus.broker import EmbeddedBroker
 from shared.db import Database
 from shared.db.migrate import migrate
+from tests.pii import scan_broker
 
 PG_ENV = "BOKVAR_TEST_DATABASE_URL"
 
@@ -149,11 +150,17 @@ async def broker() -> AsyncIterator[EmbeddedBroker]:
     """A fresh embedded broker (real Kafka protocol) with the catalog's topics."""
     embedded = EmbeddedBroker()
     embedded.start()
+    findings: list[str] = []
     try:
         await create_topics(embedded.bootstrap_servers, partitions=3)
         yield embedded
+        if embedded.alive():
+            # the PII guard: every message of every test is checked (see tests/pii.py)
+            findings = await scan_broker(embedded.bootstrap_servers)
     finally:
         embedded.stop()
+    if findings:
+        pytest.fail("personal data in Kafka messages: " + "; ".join(findings[:20]))
 
 
 @pytest.fixture

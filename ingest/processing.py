@@ -1,0 +1,424 @@
+"""Turn validated ERP events into CloudEvents and vault writes. Pure: state and time passed in.
+
+`process` walks a batch in order against what ingest already knows (leases, OCR numbers,
+complaints, event ids seen), so a lease registered earlier in the same batch can be
+charged later in it, and a repeated event id in one batch is a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from ingest import engine
+from ingest.schemas import (
+    ChargeIn,
+    ComplaintIn,
+    ComplaintResolveIn,
+    CreditIn,
+    ItemError,
+    LeaseEndIn,
+    LeaseIn,
+    PaymentIn,
+    ReversalIn,
+    StrictIn,
+    WarningIn,
+)
+from shared.clock import local_date
+from shared.events import (
+    CloudEvent,
+    ComplaintReceived,
+    ComplaintResolved,
+    CreditIssued,
+    EventData,
+    LeaseEnded,
+    LeaseRegistered,
+    LeaseUpdated,
+    PaymentReceived,
+    PaymentReversed,
+    RentCharged,
+    TenantRef,
+    WarningIssued,
+    new_event,
+)
+
+
+class Rejected(Exception):
+    """An event that cannot be accepted; `status` is the HTTP status a single request gets."""
+
+    def __init__(self, errors: list[ItemError], status: int = 422) -> None:
+        super().__init__(errors[0].reason if errors else "rejected")
+        self.errors = errors
+        self.status = status
+
+
+def _reject(field_name: str, reason: str, status: int = 422) -> Rejected:
+    return Rejected([ItemError(field=field_name, reason=reason)], status)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """What ingest knows about a lease."""
+
+    org_id: str
+    due_day: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """One tenant's entry in the contact vault."""
+
+    tenant_id: str
+    pseudonym: str
+    name: str | None
+    phone: str | None
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintRow:
+    """A complaint and its description (vault only)."""
+
+    complaint_id: str
+    lease_id: str
+    category: str
+    description: str | None
+    occurred_at: datetime
+
+
+@dataclass
+class Known:
+    """State loaded for one batch of one organisation; updated as the batch is walked."""
+
+    leases: dict[str, LeaseRow] = field(default_factory=dict)
+    ocr: dict[str, tuple[str, str]] = field(default_factory=dict)  # ocr -> (lease, invoice)
+    complaints: dict[str, str] = field(default_factory=dict)  # complaint id -> lease id
+    seen: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Writes:
+    """What to store once the batch's events are acknowledged."""
+
+    leases: dict[str, tuple[LeaseRow, bool]] = field(default_factory=dict)  # (row, ended)
+    contacts: dict[str, list[ContactRow]] = field(default_factory=dict)
+    invoices: dict[str, tuple[str, str]] = field(default_factory=dict)
+    complaints: dict[str, ComplaintRow] = field(default_factory=dict)
+    resolved: dict[str, datetime] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who sends and when: the organisation, the ingest instant, the pseudonym key."""
+
+    org_id: str
+    now: datetime
+    secret: bytes
+
+    @property
+    def today(self) -> date:
+        """Return today's date in Swedish local time."""
+        return local_date(self.now)
+
+    def envelope(self, data: EventData, event_id: str) -> CloudEvent[EventData]:
+        """Wrap `data` with the deterministic CloudEvent id `{org}:{event_id}`."""
+        return new_event(
+            data, id=f"{self.org_id}:{event_id}", source=f"ingest/{self.org_id}", time=self.now
+        )
+
+
+def _owned_lease(lease_id: str, ctx: Context, known: Known, *, path: bool = False) -> LeaseRow:
+    row = known.leases.get(lease_id)
+    if row is None:
+        raise _reject("lease_id", "unknown lease: register it first", 404 if path else 422)
+    if row.org_id != ctx.org_id:
+        raise _reject("lease_id", "the lease belongs to another organisation", 403)
+    return row
+
+
+def _tenants(body: LeaseIn, ctx: Context) -> tuple[list[TenantRef], list[ContactRow]]:
+    refs: list[TenantRef] = []
+    contacts: list[ContactRow] = []
+    errors: list[ItemError] = []
+    secret, today = ctx.secret, ctx.today
+    for i, tenant in enumerate(body.tenants):
+        try:
+            pnr = engine.parse_personnummer(tenant.personnummer, today=today)
+        except engine.InvalidPersonnummer as exc:
+            errors.append(ItemError(field=f"tenants.{i}.personnummer", reason=str(exc)))
+            continue
+        phone = None
+        if tenant.phone is not None:
+            try:
+                phone = engine.normalize_phone(tenant.phone)
+            except engine.InvalidPhone as exc:
+                errors.append(ItemError(field=f"tenants.{i}.phone", reason=str(exc)))
+                continue
+        alias = engine.pseudonym(secret, pnr.normalized)
+        age = engine.age_on(pnr.birth_date, today)
+        refs.append(
+            TenantRef(
+                tenant_id=tenant.tenant_id,
+                pseudonym=alias,
+                birth_year=pnr.birth_date.year,
+                age_band=engine.age_band(age),
+                gender=pnr.gender,
+            )
+        )
+        contacts.append(ContactRow(tenant.tenant_id, alias, tenant.name, phone, tenant.language))
+    if len({t.tenant_id for t in body.tenants}) != len(body.tenants):
+        errors.append(ItemError(field="tenants", reason="tenant ids must be unique"))
+    if errors:
+        raise Rejected(errors)
+    return refs, contacts
+
+
+def _lease(body: LeaseIn, ctx: Context, known: Known, writes: Writes) -> EventData:
+    existing = known.leases.get(body.lease_id)
+    if existing is not None and existing.org_id != ctx.org_id:
+        raise _reject("lease_id", "the lease belongs to another organisation", 403)
+    if body.end_date is not None and body.end_date < body.start_date:
+        raise _reject("end_date", "end_date is before start_date")
+    refs, contacts = _tenants(body, ctx)
+    model = LeaseUpdated if existing is not None else LeaseRegistered
+    data = model(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        property_id=body.property_id,
+        area=body.area,
+        municipality_code=body.municipality_code,
+        monthly_rent_ore=body.monthly_rent_ore,
+        start_date=body.start_date,
+        end_date=body.end_date,
+        team=body.team,
+        household_type=body.household_type,
+        due_day=body.due_day,
+        tenants=tuple(refs),
+    )
+    row = LeaseRow(ctx.org_id, body.due_day)
+    known.leases[body.lease_id] = row
+    writes.leases[body.lease_id] = (row, False)
+    writes.contacts[body.lease_id] = contacts
+    return data
+
+
+def _lease_end(body: LeaseEndIn, lease_id: str, ctx: Context, known: Known, w: Writes) -> EventData:
+    row = _owned_lease(lease_id, ctx, known, path=True)
+    w.leases[lease_id] = (row, True)
+    return LeaseEnded(
+        lease_id=lease_id, org_id=ctx.org_id, end_date=body.end_date, reason=body.reason
+    )
+
+
+def _charge(body: ChargeIn, ctx: Context, known: Known, writes: Writes) -> EventData:
+    row = _owned_lease(body.lease_id, ctx, known)
+    due, source = engine.charge_due_date(
+        body.period, invoice_due=body.due_date, lease_due_day=row.due_day
+    )
+    if body.ocr is not None:
+        known.ocr[body.ocr] = writes.invoices[body.ocr] = (body.lease_id, body.invoice_id)
+    return RentCharged(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        invoice_id=body.invoice_id,
+        ocr=body.ocr,
+        period=body.period,
+        amount_ore=body.amount_ore,
+        due_date=due,
+        due_date_source=source,
+    )
+
+
+def _payment(body: PaymentIn, ctx: Context, known: Known) -> EventData:
+    by_ocr = known.ocr.get(body.reference)
+    invoice_id = None
+    if body.lease_id is not None:
+        lease_id = body.lease_id
+        if by_ocr is not None and by_ocr[0] == lease_id:
+            invoice_id = by_ocr[1]
+    elif body.reference in known.leases:
+        lease_id = body.reference
+    elif by_ocr is not None:
+        lease_id, invoice_id = by_ocr
+    else:
+        raise _reject(
+            "reference", "unknown reference: neither a lease id nor the OCR of a known invoice"
+        )
+    _owned_lease(lease_id, ctx, known)
+    return PaymentReceived(
+        lease_id=lease_id,
+        org_id=ctx.org_id,
+        payment_id=body.payment_id,
+        amount_ore=body.amount_ore,
+        booked_date=body.booked_date,
+        invoice_id=invoice_id,
+    )
+
+
+def _reversal(body: ReversalIn, ctx: Context, known: Known) -> EventData:
+    _owned_lease(body.lease_id, ctx, known)
+    return PaymentReversed(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        reversal_id=body.reversal_id,
+        payment_id=body.payment_id,
+        amount_ore=body.amount_ore,
+        booked_date=body.booked_date,
+        reason=body.reason,
+    )
+
+
+def _credit(body: CreditIn, ctx: Context, known: Known) -> EventData:
+    _owned_lease(body.lease_id, ctx, known)
+    return CreditIssued(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        credit_id=body.credit_id,
+        amount_ore=body.amount_ore,
+        booked_date=body.booked_date,
+        invoice_id=body.invoice_id,
+        reason=body.reason,
+    )
+
+
+def _complaint(body: ComplaintIn, ctx: Context, known: Known, writes: Writes) -> EventData:
+    _owned_lease(body.lease_id, ctx, known)
+    known.complaints[body.complaint_id] = body.lease_id
+    writes.complaints[body.complaint_id] = ComplaintRow(
+        body.complaint_id, body.lease_id, body.category, body.description, body.occurred_at
+    )
+    return ComplaintReceived(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        complaint_id=body.complaint_id,
+        category=body.category,
+        occurred_at=body.occurred_at,
+    )
+
+
+def _complaint_resolved(
+    body: ComplaintResolveIn, complaint_id: str, ctx: Context, known: Known, writes: Writes
+) -> EventData:
+    lease_id = known.complaints.get(complaint_id)
+    if lease_id is None:
+        raise _reject("complaint_id", "unknown complaint", 404)
+    _owned_lease(lease_id, ctx, known)
+    writes.resolved[complaint_id] = body.resolved_at
+    return ComplaintResolved(
+        lease_id=lease_id,
+        org_id=ctx.org_id,
+        complaint_id=complaint_id,
+        resolved_at=body.resolved_at,
+        resolution=body.resolution,
+    )
+
+
+def _warning(body: WarningIn, ctx: Context, known: Known) -> EventData:
+    _owned_lease(body.lease_id, ctx, known)
+    return WarningIssued(
+        lease_id=body.lease_id,
+        org_id=ctx.org_id,
+        warning_id=body.warning_id,
+        category=body.category,
+        issued_date=body.issued_date,
+    )
+
+
+def translate(
+    body: StrictIn, ctx: Context, known: Known, writes: Writes, *, path_id: str | None = None
+) -> EventData:
+    """Return the event data for one validated body; raise Rejected with field and reason."""
+    if isinstance(body, LeaseIn):
+        return _lease(body, ctx, known, writes)
+    if isinstance(body, LeaseEndIn):
+        return _lease_end(body, path_id or str(getattr(body, "lease_id", "")), ctx, known, writes)
+    if isinstance(body, ChargeIn):
+        return _charge(body, ctx, known, writes)
+    if isinstance(body, PaymentIn):
+        return _payment(body, ctx, known)
+    if isinstance(body, ReversalIn):
+        return _reversal(body, ctx, known)
+    if isinstance(body, CreditIn):
+        return _credit(body, ctx, known)
+    if isinstance(body, ComplaintIn):
+        return _complaint(body, ctx, known, writes)
+    if isinstance(body, ComplaintResolveIn):
+        target = path_id or str(getattr(body, "complaint_id", ""))
+        return _complaint_resolved(body, target, ctx, known, writes)
+    if isinstance(body, WarningIn):
+        return _warning(body, ctx, known)
+    raise TypeError(f"no translation for {type(body).__name__}")
+
+
+@dataclass(slots=True)
+class Item:
+    """One event of a request: its validated body, or the errors that stopped validation."""
+
+    index: int
+    kind: str
+    event_id: str | None
+    body: StrictIn | None
+    errors: list[ItemError] = field(default_factory=list)
+    path_id: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The answer per item (status, errors, HTTP status) and the events to publish."""
+
+    statuses: list[str]
+    errors: list[list[ItemError]]
+    http_status: list[int]
+    events: list[CloudEvent[EventData]]
+    writes: Writes
+
+
+def process(items: list[Item], ctx: Context, known: Known) -> Outcome:
+    """Walk `items` in order: reject, mark duplicates, translate the rest into events."""
+    out = Outcome([], [], [], [], Writes())
+    for item in items:
+        status, errors, http = "accepted", item.errors, 202
+        if item.body is None or item.event_id is None:
+            status, http = "rejected", 422
+        elif item.event_id in known.seen:
+            status, http = "duplicate", 202
+        else:
+            try:
+                data = translate(item.body, ctx, known, out.writes, path_id=item.path_id)
+            except Rejected as exc:
+                status, errors, http = "rejected", exc.errors, exc.status
+            else:
+                out.events.append(ctx.envelope(data, item.event_id))
+                known.seen.add(item.event_id)
+                out.writes.seen.append(item.event_id)
+        out.statuses.append(status)
+        out.errors.append(errors)
+        out.http_status.append(http)
+    return out
+
+
+def referenced(items: list[Item]) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Return the lease ids, OCR numbers, complaint ids and event ids `items` mention."""
+    leases: set[str] = set()
+    ocrs: set[str] = set()
+    complaints: set[str] = set()
+    event_ids: set[str] = set()
+    for item in items:
+        if item.event_id is not None:
+            event_ids.add(item.event_id)
+        if item.path_id is not None:
+            (complaints if item.kind == "complaint_resolved" else leases).add(item.path_id)
+        body = item.body
+        if body is None:
+            continue
+        lease_id = getattr(body, "lease_id", None)
+        if lease_id is not None:
+            leases.add(lease_id)
+        if isinstance(body, PaymentIn):
+            leases.add(body.reference)
+            ocrs.add(body.reference)
+        complaint_id = getattr(body, "complaint_id", None)
+        if isinstance(body, ComplaintResolveIn) and complaint_id is not None:
+            complaints.add(complaint_id)
+    return leases, ocrs, complaints, event_ids

@@ -1,0 +1,154 @@
+"""Ingest's request work: authenticate, load state, publish (acks=all), then record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+from prometheus_client import Counter
+
+from ingest.clients import hash_key
+from ingest.config import IngestSettings
+from ingest.processing import Context, Item, Outcome, process, referenced
+from ingest.schemas import BatchResult, ContactRead, ItemResult, LeaseContacts
+from ingest.store import IngestStore
+from shared.http import NotFound, ServiceUnavailable, Unauthorized
+from shared.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+EVENTS = Counter(
+    "bokvar_ingest_events_total",
+    "ERP events by type and outcome (accepted, duplicate, rejected).",
+    ["type", "outcome"],
+)
+AUTH_CACHE_SECONDS = 30.0
+
+
+class Ingestor:
+    """The ingest pipeline of one process (state: an API-key cache)."""
+
+    def __init__(self, rt: Runtime, settings: IngestSettings) -> None:
+        self.rt = rt
+        self.settings = settings
+        self._secret = settings.ingest_pseudonym_secret.get_secret_value().encode()
+        self._keys: dict[str, tuple[str, float]] = {}
+
+    async def authenticate(self, key: str | None) -> str:
+        """Return the organisation of an API key; raise Unauthorized when missing or wrong."""
+        if not key:
+            raise Unauthorized("missing API key (header X-API-Key)")
+        digest = hash_key(key)
+        cached = self._keys.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        async with self.rt.database.sessionmaker() as session:
+            found = await IngestStore(session).client_org(digest)
+        if found is None or not hmac.compare_digest(found[1], digest):
+            raise Unauthorized("wrong API key")
+        self._keys[digest] = (found[0], time.monotonic() + AUTH_CACHE_SECONDS)
+        return found[0]
+
+    async def ingest(self, org_id: str, items: list[Item]) -> Outcome:
+        """Process items: publish accepted events, then record them as seen; 503 if no broker."""
+        now = self.rt.clock.now()
+        ctx = Context(org_id=org_id, now=now, secret=self._secret)
+        leases, ocrs, complaints, event_ids = referenced(items)
+        since = now - timedelta(days=self.settings.ingest_dedup_window_days)
+        async with self.rt.database.sessionmaker() as session:
+            known = await IngestStore(session).load_known(
+                org_id,
+                lease_ids=leases,
+                ocrs=ocrs,
+                complaint_ids=complaints,
+                event_ids=event_ids,
+                seen_since=since,
+            )
+        outcome = process(items, ctx, known)
+        if outcome.events:
+            await self._publish(outcome)
+            async with self.rt.database.sessionmaker() as session, session.begin():
+                await IngestStore(session).apply(org_id, outcome.writes, now)
+        self._count(items, outcome.statuses)
+        log.info(
+            "ingest.batch",
+            org_id=org_id,
+            events=len(items),
+            accepted=outcome.statuses.count("accepted"),
+            duplicates=outcome.statuses.count("duplicate"),
+            rejected=outcome.statuses.count("rejected"),
+        )
+        return outcome
+
+    async def _publish(self, outcome: Outcome) -> None:
+        retry_after = {"Retry-After": str(self.settings.ingest_retry_after_seconds)}
+        if not self.rt.producer_ready:
+            raise ServiceUnavailable("the event broker is unreachable", headers=retry_after)
+        try:
+            await asyncio.wait_for(
+                self.rt.producer.publish_many(outcome.events),
+                timeout=self.settings.ingest_publish_timeout_seconds,
+            )
+        except Exception as exc:
+            log.warning(
+                "ingest.publish_failed", error=type(exc).__name__, events=len(outcome.events)
+            )
+            raise ServiceUnavailable(
+                "the event broker did not acknowledge; nothing was recorded, retry later",
+                headers=retry_after,
+            ) from exc
+
+    @staticmethod
+    def _count(items: Sequence[Item], statuses: Sequence[str]) -> None:
+        tally: dict[tuple[str, str], int] = {}
+        for item, status in zip(items, statuses, strict=True):
+            tally[(item.kind, status)] = tally.get((item.kind, status), 0) + 1
+        for (kind, status), n in tally.items():
+            EVENTS.labels(type=kind, outcome=status).inc(n)
+
+    async def contacts(self, lease_id: str) -> LeaseContacts:
+        """Return the contacts of a lease's tenants; NotFound for an unknown lease."""
+        async with self.rt.database.sessionmaker() as session:
+            found = await IngestStore(session).lease_contacts(lease_id)
+        if found is None:
+            raise NotFound("unknown lease")
+        org_id, rows = found
+        tenants = [
+            ContactRead(
+                tenant_id=r.tenant_id, phone=r.phone, language=r.language, opted_out=r.opted_out
+            )
+            for r in rows
+        ]
+        return LeaseContacts(lease_id=lease_id, org_id=org_id, tenants=tenants)
+
+    async def purge_loop(self) -> None:
+        """Forget event ids older than the dedup window, hourly, until the service stops."""
+        while not self.rt.stopping.is_set():
+            before = self.rt.clock.now() - timedelta(days=self.settings.ingest_dedup_window_days)
+            try:
+                async with self.rt.database.sessionmaker() as session, session.begin():
+                    removed = await IngestStore(session).purge_seen(before)
+                log.info("ingest.seen_purged", removed=removed)
+            except Exception as exc:
+                log.warning("ingest.purge_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rt.stopping.wait(), timeout=3600)
+
+
+def batch_result(items: Sequence[Item], outcome: Outcome) -> BatchResult:
+    """Return the per-item answer of a batch."""
+    results = [
+        ItemResult(index=item.index, event_id=item.event_id, status=status, errors=errors)
+        for item, status, errors in zip(items, outcome.statuses, outcome.errors, strict=True)
+    ]
+    return BatchResult(
+        accepted=outcome.statuses.count("accepted"),
+        duplicates=outcome.statuses.count("duplicate"),
+        rejected=outcome.statuses.count("rejected"),
+        results=results,
+    )
