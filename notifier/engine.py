@@ -67,10 +67,19 @@ def week_cap_release(sent_at: Sequence[datetime], *, now: datetime, cap: int) ->
 # --- status transitions --------------------------------------------------------------
 
 Status = Literal[
-    "queued", "deferred", "sending", "sent", "delivered", "failed", "undelivered", "cancelled"
+    "queued",
+    "deferred",
+    "sending",
+    "unknown",
+    "sent",
+    "delivered",
+    "failed",
+    "undelivered",
+    "cancelled",
 ]
 TERMINAL: frozenset[str] = frozenset({"delivered", "failed", "undelivered", "cancelled"})
-_RANK = {"queued": 0, "deferred": 0, "sending": 1, "sent": 2, "delivered": 3}
+#: `unknown`: an attempt interrupted by a crash that the provider could not confirm.
+_RANK = {"queued": 0, "deferred": 0, "sending": 1, "unknown": 1, "sent": 2, "delivered": 3}
 #: Twilio's MessageStatus values mapped onto ours (None: no change worth recording).
 TWILIO_STATUS: Mapping[str, Status | None] = {
     "accepted": None,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -130,9 +131,10 @@ class Policy(_Model):
     def rule(self, org_id: str, signal: str) -> SignalRule:
         """Return the rule for `signal` in `org_id` (the org override wins)."""
         override = self.organisations.get(org_id)
+        chosen: Mapping[Any, SignalRule] = self.signals
         if override is not None and signal in override.signals:
-            return override.signals[signal]  # type: ignore[index]
-        return self.signals.get(signal, SignalRule(actions=("none",)))  # type: ignore[call-overload]
+            chosen = override.signals
+        return chosen.get(signal) or SignalRule(actions=("none",))
 
     def welcome(self, org_id: str) -> WelcomeSms:
         """Return the welcome-SMS setting of `org_id`."""

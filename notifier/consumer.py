@@ -1,0 +1,33 @@
+"""Kafka batches (risk.signals, lease.events) -> engine -> store, in the batch's transaction."""
+
+from __future__ import annotations
+
+import structlog
+
+from notifier.store import NotifierStore
+from notifier.workflow import Context, on_lease, on_signal
+from shared.bus import Batch, Handler
+from shared.clock import Clock
+from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised
+from shared.topics import LEASE_EVENTS, RISK_SIGNALS
+
+log = structlog.get_logger(__name__)
+TOPICS = (RISK_SIGNALS, LEASE_EVENTS)
+
+
+def make_handler(ctx: Context, clock: Clock) -> Handler:
+    """Return the batch handler; events are staged through the store into the outbox."""
+
+    async def handle(batch: Batch) -> None:
+        store = NotifierStore(batch.session, clock=clock)
+        now = clock.now()
+        for item in batch.events:
+            data = item.event.data
+            if isinstance(data, SignalRaised):
+                await on_signal(store, ctx, data, now)
+            elif isinstance(data, LeaseRegistered | LeaseUpdated | LeaseEnded):
+                await on_lease(store, ctx, data, now)
+            else:
+                log.debug("notifier.event_ignored", type=item.event.type)
+
+    return handle

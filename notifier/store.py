@@ -1,0 +1,345 @@
+"""Every SQL statement of the notifier. Stores flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifier.models import leases, notifications, opt_outs, outbox, staff, tasks, team_cursors
+from shared.bus import add_to_outbox
+from shared.clock import Clock
+from shared.events import CloudEvent
+
+PENDING = ("queued", "deferred")
+OPEN_TASK = ("created", "acknowledged", "escalated")
+N = notifications.c
+T = tasks.c
+
+
+class NotifierStore:
+    """The notifier's tables, inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, *, clock: Clock) -> None:
+        self.session = session
+        self.clock = clock
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+
+    async def stage(self, events: Sequence[CloudEvent[Any]]) -> None:
+        """Stage events in the outbox (published after this transaction commits)."""
+        await add_to_outbox(self.session, outbox, events, clock=self.clock)
+
+    # --- leases ---------------------------------------------------------------------
+
+    async def upsert_lease(
+        self, *, lease_id: str, org_id: str, team: str | None, tenant_ids: list[str], now: datetime
+    ) -> None:
+        """Remember a lease's org, team and tenant ids (from lease events)."""
+        values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
+        stmt = self._insert(leases).values(lease_id=lease_id, ended=False, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["lease_id"], set_=values)
+        )
+
+    async def end_lease(self, lease_id: str, *, now: datetime) -> None:
+        """Mark a lease ended."""
+        await self.session.execute(
+            update(leases).where(leases.c.lease_id == lease_id).values(ended=True, updated_at=now)
+        )
+
+    async def get_lease(self, lease_id: str) -> Row[Any] | None:
+        """Return a known lease."""
+        return (
+            await self.session.execute(select(leases).where(leases.c.lease_id == lease_id))
+        ).first()
+
+    async def mark_cleared(self, *, lease_id: str, org_id: str, at: datetime) -> None:
+        """Record that the lease's arrears were cleared at `at`."""
+        values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
+        stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["lease_id"], set_={"cleared_at": at, "updated_at": at}
+            )
+        )
+
+    # --- notifications --------------------------------------------------------------
+
+    async def create_notification(self, values: Mapping[str, Any]) -> bool:
+        """Insert a notification unless its id exists; return whether it was inserted."""
+        stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt.returning(N.id))
+        return result.first() is not None
+
+    async def get_notification(self, notification_id: str) -> Row[Any] | None:
+        """Return one notification."""
+        return (
+            await self.session.execute(select(notifications).where(N.id == notification_id))
+        ).first()
+
+    async def update_notification(
+        self, notification_id: str, *, where_status: Sequence[str] | None = None, **values: Any
+    ) -> Row[Any] | None:
+        """Update a notification (only if in `where_status`), bump its version, return it."""
+        cond = [N.id == notification_id]
+        if where_status is not None:
+            cond.append(N.status.in_(where_status))
+        stmt = (
+            update(notifications)
+            .where(*cond)
+            .values(version=N.version + 1, **values)
+            .returning(*notifications.c)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def claim(
+        self, notification_id: str, *, attempt_id: str, now: datetime
+    ) -> Row[Any] | None:
+        """Atomically move a due, pending notification to `sending` unless its lease cleared."""
+        cleared = (
+            select(leases.c.lease_id)
+            .where(leases.c.lease_id == N.lease_id, leases.c.cleared_at >= N.created_at)
+            .exists()
+        )
+        stmt = (
+            update(notifications)
+            .where(N.id == notification_id, N.status.in_(PENDING), N.due_at <= now, ~cleared)
+            .values(
+                status="sending",
+                attempt_id=attempt_id,
+                attempt_started_at=now,
+                attempts=N.attempts + 1,
+                version=N.version + 1,
+                updated_at=now,
+            )
+            .returning(*notifications.c)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def cancel_pending(self, lease_id: str, *, now: datetime, detail: str) -> list[Row[Any]]:
+        """Cancel every pending tenant notification of a lease; return the cancelled rows."""
+        stmt = (
+            update(notifications)
+            .where(N.lease_id == lease_id, N.status.in_(PENDING), N.recipient_kind == "tenant")
+            .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
+            .returning(*notifications.c)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def due_notifications(self, now: datetime, *, limit: int) -> list[Row[Any]]:
+        """Return pending notifications due at `now`, oldest first."""
+        stmt = (
+            select(notifications)
+            .where(N.status.in_(PENDING), N.due_at <= now)
+            .order_by(N.due_at, N.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def stale_sending(self, before: datetime) -> list[Row[Any]]:
+        """Return attempts still `sending` that started before `before` (a crash)."""
+        stmt = select(notifications).where(N.status == "sending", N.attempt_started_at <= before)
+        return list((await self.session.execute(stmt)).all())
+
+    async def sent_times(self, recipient_id: str, *, since: datetime) -> list[datetime]:
+        """Return when SMS to this recipient were sent since `since` (for the weekly cap)."""
+        stmt = select(N.sent_at).where(
+            N.recipient_id == recipient_id, N.recipient_kind == "tenant", N.sent_at > since
+        )
+        return [t for t in (await self.session.execute(stmt)).scalars().all() if t is not None]
+
+    async def find_for_callback(
+        self, *, sid: str | None, attempt_id: str | None
+    ) -> Row[Any] | None:
+        """Find the notification a provider callback is about (by attempt id or SID)."""
+        conds = []
+        if attempt_id:
+            conds.append(N.attempt_id == attempt_id)
+        if sid:
+            conds.append(N.provider_sid == sid)
+        if not conds:
+            return None
+        return (await self.session.execute(select(notifications).where(or_(*conds)))).first()
+
+    async def latest_for_phone(self, phone_hash: str) -> Row[Any] | None:
+        """Return the latest SMS sent to a phone hash (to attribute an inbound reply)."""
+        stmt = (
+            select(notifications)
+            .where(N.phone_hash == phone_hash)
+            .order_by(N.sent_at.desc().nulls_last(), N.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def list_notifications(self, lease_id: str) -> list[Row[Any]]:
+        """Return a lease's notifications, oldest first."""
+        stmt = select(notifications).where(N.lease_id == lease_id).order_by(N.created_at, N.id)
+        return list((await self.session.execute(stmt)).all())
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Return notification counts per status."""
+        stmt = select(N.status, func.count()).group_by(N.status)
+        return {s: int(c) for s, c in (await self.session.execute(stmt)).all()}
+
+    # --- opt-outs -------------------------------------------------------------------
+
+    async def set_opt_out(
+        self,
+        *,
+        phone_hash: str,
+        tenant_id: str | None,
+        lease_id: str | None,
+        opted_out: bool,
+        keyword: str,
+        now: datetime,
+    ) -> None:
+        """Record an opt-out (STOP) or opt-in (START) of a phone number."""
+        values = {
+            "tenant_id": tenant_id,
+            "lease_id": lease_id,
+            "opted_out": opted_out,
+            "keyword": keyword,
+            "updated_at": now,
+        }
+        stmt = self._insert(opt_outs).values(phone_hash=phone_hash, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["phone_hash"], set_=values)
+        )
+
+    async def is_opted_out(self, *, phone_hash: str, tenant_id: str | None) -> bool:
+        """Tell whether this phone (or, once it opted out, this tenant) said STOP."""
+        cond = opt_outs.c.phone_hash == phone_hash
+        if tenant_id:
+            cond = or_(cond, opt_outs.c.tenant_id == tenant_id)
+        rows = (await self.session.execute(select(opt_outs.c.opted_out).where(cond))).scalars()
+        states = list(rows)
+        return bool(states) and any(states)
+
+    async def list_opt_outs(self) -> list[Row[Any]]:
+        """Return every opt-out record, newest first."""
+        stmt = select(opt_outs).order_by(opt_outs.c.updated_at.desc())
+        return list((await self.session.execute(stmt)).all())
+
+    # --- tasks ----------------------------------------------------------------------
+
+    async def create_task(self, values: Mapping[str, Any]) -> bool:
+        """Insert a task unless its id exists; return whether it was inserted."""
+        stmt = self._insert(tasks).values(**values).on_conflict_do_nothing()
+        return (await self.session.execute(stmt.returning(T.id))).first() is not None
+
+    async def get_task(self, task_id: str) -> Row[Any] | None:
+        """Return one task."""
+        return (await self.session.execute(select(tasks).where(T.id == task_id))).first()
+
+    async def update_task(
+        self, task_id: str, *, where_status: Sequence[str] | None = None, **values: Any
+    ) -> Row[Any] | None:
+        """Update a task (only if in `where_status`), bump its version, return it."""
+        cond = [T.id == task_id]
+        if where_status is not None:
+            cond.append(T.status.in_(where_status))
+        stmt = (
+            update(tasks).where(*cond).values(version=T.version + 1, **values).returning(*tasks.c)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def cancel_open_tasks(self, lease_id: str, *, now: datetime) -> list[Row[Any]]:
+        """Cancel a lease's open call and letter tasks; return them."""
+        stmt = (
+            update(tasks)
+            .where(
+                T.lease_id == lease_id,
+                T.status.in_(OPEN_TASK),
+                T.kind.in_(("phone_call", "letter")),
+            )
+            .values(status="cancelled", updated_at=now, version=T.version + 1)
+            .returning(*tasks.c)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def overdue_tasks(self, now: datetime, *, limit: int = 500) -> list[Row[Any]]:
+        """Return unacknowledged tasks past their due time."""
+        stmt = (
+            select(tasks)
+            .where(T.status == "created", T.due_at < now)
+            .order_by(T.due_at)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def list_tasks(
+        self,
+        *,
+        assignee_id: str | None = None,
+        team: str | None = None,
+        status: str | None = None,
+        lease_id: str | None = None,
+        limit: int = 200,
+    ) -> list[Row[Any]]:
+        """Return tasks filtered by assignee, team, status or lease, newest first."""
+        cond = []
+        if assignee_id:
+            cond.append(or_(T.assignee_id == assignee_id, T.escalated_to == assignee_id))
+        if team:
+            cond.append(T.team == team)
+        if status:
+            cond.append(T.status == status)
+        if lease_id:
+            cond.append(T.lease_id == lease_id)
+        stmt = select(tasks).where(and_(True, *cond)).order_by(T.created_at.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
+    # --- staff ----------------------------------------------------------------------
+
+    async def upsert_staff(
+        self, staff_id: str, values: Mapping[str, Any], *, now: datetime
+    ) -> None:
+        """Create or replace a staff member."""
+        data = {**values, "updated_at": now}
+        stmt = self._insert(staff).values(id=staff_id, created_at=now, **data)
+        await self.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=data))
+
+    async def get_staff(self, staff_id: str) -> Row[Any] | None:
+        """Return one staff member."""
+        return (await self.session.execute(select(staff).where(staff.c.id == staff_id))).first()
+
+    async def list_staff(self, *, team: str | None = None) -> list[Row[Any]]:
+        """Return the directory (optionally one team), by id."""
+        stmt = select(staff).order_by(staff.c.id)
+        if team:
+            stmt = stmt.where(staff.c.team == team)
+        return list((await self.session.execute(stmt)).all())
+
+    async def deactivate_staff(self, staff_id: str, *, now: datetime) -> bool:
+        """Mark a staff member inactive; return whether they existed."""
+        stmt = (
+            update(staff)
+            .where(staff.c.id == staff_id)
+            .values(active=False, updated_at=now)
+            .returning(staff.c.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def cursor(self, team: str) -> str | None:
+        """Return the last assignee of a team's round robin."""
+        stmt = (
+            select(team_cursors.c.last_assignee_id)
+            .where(team_cursors.c.team == team)
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def set_cursor(self, team: str, staff_id: str) -> None:
+        """Advance a team's round robin."""
+        stmt = self._insert(team_cursors).values(team=team, last_assignee_id=staff_id)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["team"], set_={"last_assignee_id": staff_id})
+        )

@@ -1,0 +1,358 @@
+"""State changes of the notifier: engine decisions applied through the store, with events.
+
+Every function runs inside the caller's transaction (consumer batch, request, or a
+sender step) and stages a `notification.events` record for each state change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from notifier import engine
+from notifier.emit import notification_event, task_event
+from notifier.policy import Policy
+from notifier.store import NotifierStore
+from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised
+
+log = structlog.get_logger(__name__)
+ANY_TENANT = "*"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What state changes need besides the store: the policy and the time zone."""
+
+    policy: Policy
+    tz: ZoneInfo
+
+
+async def stage_notification(store: NotifierStore, row: Any, now: datetime) -> None:
+    """Stage the event of a notification's new state."""
+    event = notification_event(row, at=now)
+    if event is not None:
+        await store.stage([event])
+
+
+async def queue_sms(
+    store: NotifierStore,
+    ctx: Context,
+    *,
+    notification_id: str,
+    lease_id: str,
+    org_id: str,
+    recipient_kind: str,
+    recipient_id: str,
+    template: str,
+    variables: dict[str, Any],
+    now: datetime,
+    signal: SignalRaised | None = None,
+    task_id: str | None = None,
+) -> bool:
+    """Queue one SMS (deferred to the next allowed time for tenants); False if it exists."""
+    due = now
+    if recipient_kind == "tenant":
+        due = engine.next_allowed_send(now, ctx.policy.quiet(org_id))
+    values = {
+        "id": notification_id,
+        "lease_id": lease_id,
+        "org_id": org_id,
+        "recipient_kind": recipient_kind,
+        "recipient_id": recipient_id,
+        "signal_id": signal.signal_id if signal else None,
+        "signal": signal.signal if signal else None,
+        "task_id": task_id,
+        "template": template,
+        "variables": variables,
+        "status": "queued" if due <= now else "deferred",
+        "version": 1,
+        "due_at": due,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not await store.create_notification(values):
+        return False
+    row = await store.get_notification(notification_id)
+    await stage_notification(store, row, now)
+    return True
+
+
+def _signal_variables(sig: SignalRaised) -> dict[str, Any]:
+    deadline = sig.inputs.get("deadline") or sig.inputs.get("recovery_deadline")
+    due = deadline or (sig.due_date.isoformat() if sig.due_date else None)
+    return {
+        "amount": engine.format_amount(sig.arrears_ore),
+        "due_date": due or "-",
+        "period": sig.period or "-",
+        "days_late": sig.days_late if sig.days_late is not None else "-",
+    }
+
+
+async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: datetime) -> None:
+    """Turn a risk signal into queued SMS, tasks and alerts (or cancellations)."""
+    if sig.signal == "arrears_cleared":
+        await store.mark_cleared(lease_id=sig.lease_id, org_id=sig.org_id, at=now)
+        await clear_lease(store, sig.lease_id, now=now, detail="arrears_cleared")
+        return
+    rule = ctx.policy.rule(sig.org_id, sig.signal)
+    actions = engine.actions_for(ctx.policy, org_id=sig.org_id, signal=sig.signal)
+    lease = await store.get_lease(sig.lease_id)
+    if "sms_tenant" in actions and rule.template:
+        tenants = list(lease.tenant_ids) if lease is not None and lease.tenant_ids else []
+        for tenant_id in tenants or [ANY_TENANT]:
+            await queue_sms(
+                store,
+                ctx,
+                notification_id=f"{sig.signal_id}:{tenant_id}",
+                lease_id=sig.lease_id,
+                org_id=sig.org_id,
+                recipient_kind="tenant",
+                recipient_id=tenant_id,
+                template=rule.template,
+                variables=_signal_variables(sig),
+                now=now,
+                signal=sig,
+            )
+    if "call_task" in actions:
+        await open_task(
+            store,
+            ctx,
+            task_id=f"phone_call:{sig.signal_id}",
+            kind="phone_call",
+            lease_id=sig.lease_id,
+            org_id=sig.org_id,
+            team=lease.team if lease is not None else None,
+            signal_id=sig.signal_id,
+            now=now,
+            alert="staff_alert_sms" in actions,
+        )
+    log.info("notifier.signal_applied", signal=sig.signal, lease_id=sig.lease_id, actions=actions)
+
+
+async def on_lease(
+    store: NotifierStore,
+    ctx: Context,
+    data: LeaseRegistered | LeaseUpdated | LeaseEnded,
+    now: datetime,
+) -> None:
+    """Track a lease's team and tenants; welcome new tenants; stop contact when it ends."""
+    if isinstance(data, LeaseEnded):
+        await store.end_lease(data.lease_id, now=now)
+        await clear_lease(store, data.lease_id, now=now, detail="lease_ended")
+        return
+    tenant_ids = [t.tenant_id for t in data.tenants]
+    await store.upsert_lease(
+        lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
+    )
+    welcome = ctx.policy.welcome(data.org_id)
+    if isinstance(data, LeaseRegistered) and welcome.enabled:
+        for tenant_id in tenant_ids:
+            await queue_sms(
+                store,
+                ctx,
+                notification_id=f"welcome:{data.lease_id}:{tenant_id}",
+                lease_id=data.lease_id,
+                org_id=data.org_id,
+                recipient_kind="tenant",
+                recipient_id=tenant_id,
+                template=welcome.template,
+                variables={},
+                now=now,
+            )
+
+
+async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, detail: str) -> None:
+    """Cancel every pending tenant SMS and open call/letter task of a lease."""
+    for row in await store.cancel_pending(lease_id, now=now, detail=detail):
+        await stage_notification(store, row, now)
+    for task in await store.cancel_open_tasks(lease_id, now=now):
+        await store.stage([task_event(task, at=now)])
+    log.info("notifier.lease_cleared", lease_id=lease_id, reason=detail)
+
+
+async def _members(store: NotifierStore, team: str | None) -> list[engine.Member]:
+    if team is None:
+        return []
+    return [_member(row) for row in await store.list_staff(team=team)]
+
+
+def _member(row: Any) -> engine.Member:
+    return engine.Member(
+        staff_id=row.id,
+        team=row.team,
+        work_start=datetime.strptime(row.work_start, "%H:%M").time(),
+        work_end=datetime.strptime(row.work_end, "%H:%M").time(),
+        work_days=row.work_days,
+        is_lead=row.is_lead,
+        active=row.active,
+    )
+
+
+async def open_task(
+    store: NotifierStore,
+    ctx: Context,
+    *,
+    task_id: str,
+    kind: str,
+    lease_id: str,
+    org_id: str,
+    team: str | None,
+    now: datetime,
+    signal_id: str | None = None,
+    notification_id: str | None = None,
+    alert: bool = True,
+    note: str | None = None,
+) -> bool:
+    """Create a task assigned round-robin among the team on duty; alert the assignee by SMS."""
+    assignee = None
+    if team is not None:
+        last = await store.cursor(team)
+        members = await _members(store, team)
+        assignee = engine.pick_assignee(members, last_assigned=last, now=now, tz=ctx.tz)
+    created = await store.create_task(
+        {
+            "id": task_id,
+            "kind": kind,
+            "lease_id": lease_id,
+            "org_id": org_id,
+            "signal_id": signal_id,
+            "notification_id": notification_id,
+            "team": team,
+            "assignee_id": assignee.staff_id if assignee else None,
+            "status": "created",
+            "version": 1,
+            "due_at": engine.task_due(now, ctx.policy),
+            "note": note,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    if not created:
+        return False
+    if assignee is not None and team is not None:
+        await store.set_cursor(team, assignee.staff_id)
+    row = await store.get_task(task_id)
+    await store.stage([task_event(row, at=now)])
+    if alert and assignee is not None:
+        await alert_staff(
+            store, ctx, row, staff_id=assignee.staff_id, template="staff_alert", now=now
+        )
+    log.info(
+        "notifier.task_created", task_id=task_id, kind=kind, team=team, assigned=bool(assignee)
+    )
+    return True
+
+
+async def alert_staff(
+    store: NotifierStore, ctx: Context, task: Any, *, staff_id: str, template: str, now: datetime
+) -> None:
+    """Queue an SMS alert about `task` to a staff member (no quiet hours for staff)."""
+    await queue_sms(
+        store,
+        ctx,
+        notification_id=f"{template}:{task.id}:{staff_id}",
+        lease_id=task.lease_id,
+        org_id=task.org_id,
+        recipient_kind="staff",
+        recipient_id=staff_id,
+        template=template,
+        variables={
+            "task_kind": task.kind,
+            "team": task.team or "-",
+            "lease_ref": task.lease_id,
+            "due_at": task.due_at.astimezone(ctx.tz).strftime("%Y-%m-%d %H:%M")
+            if task.due_at
+            else "-",
+        },
+        now=now,
+        task_id=task.id,
+    )
+
+
+async def escalate_overdue(store: NotifierStore, ctx: Context, now: datetime) -> int:
+    """Escalate unacknowledged tasks past due to the team lead (with an SMS alert)."""
+    count = 0
+    for task in await store.overdue_tasks(now):
+        if not engine.needs_escalation(status=task.status, due_at=task.due_at, now=now):
+            continue
+        lead = engine.team_lead(await _members(store, task.team))
+        row = await store.update_task(
+            task.id,
+            where_status=("created",),
+            status="escalated",
+            escalated_to=lead.staff_id if lead else None,
+            escalated_at=now,
+            updated_at=now,
+        )
+        if row is None:
+            continue
+        await store.stage([task_event(row, at=now)])
+        if lead is not None:
+            await alert_staff(
+                store, ctx, row, staff_id=lead.staff_id, template="staff_escalation", now=now
+            )
+        else:
+            log.warning("notifier.escalation_without_lead", task_id=task.id, team=task.team)
+        count += 1
+    return count
+
+
+async def fallback_task(
+    store: NotifierStore, ctx: Context, row: Any, *, kind: str, now: datetime
+) -> None:
+    """Open a call (or letter) task when an SMS to a tenant cannot be delivered."""
+    if row.recipient_kind != "tenant":
+        return
+    lease = await store.get_lease(row.lease_id)
+    await open_task(
+        store,
+        ctx,
+        task_id=f"{kind}:{row.id}",
+        kind=kind,
+        lease_id=row.lease_id,
+        org_id=row.org_id,
+        team=lease.team if lease is not None else None,
+        signal_id=row.signal_id,
+        notification_id=row.id,
+        now=now,
+    )
+
+
+async def apply_provider_status(
+    store: NotifierStore,
+    ctx: Context,
+    *,
+    attempt_id: str | None,
+    sid: str | None,
+    provider_status: str,
+    error_code: str | None,
+    now: datetime,
+) -> str | None:
+    """Apply a delivery receipt monotonically; return the new status or None if ignored."""
+    row = await store.find_for_callback(sid=sid, attempt_id=attempt_id)
+    new = engine.TWILIO_STATUS.get(provider_status)
+    if row is None or new is None:
+        return None
+    result = engine.apply_status(row.status, new)
+    if result is None:
+        return None
+    updated = await store.update_notification(
+        row.id,
+        where_status=(row.status,),
+        status=result,
+        provider_sid=row.provider_sid or sid,
+        detail=f"code_{error_code}" if error_code else row.detail,
+        sent_at=row.sent_at or now,
+        updated_at=now,
+    )
+    if updated is None:
+        return None
+    await stage_notification(store, updated, now)
+    if result in ("failed", "undelivered"):
+        await fallback_task(store, ctx, updated, kind="phone_call", now=now)
+    return result
