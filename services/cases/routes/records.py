@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.cases import actions, engine
-from services.cases.deps import Anyone, Staff, case_for
+from services.cases.deps import Anyone, Ctx, Staff, case_for
 from services.cases.schemas import (
     ConsentCreate,
     ConsentRead,
@@ -146,7 +146,13 @@ async def list_plans(ctx: Anyone, case_id: str) -> list[PaymentPlanRead]:
     await case_for(ctx, case_id, section="payment_plans", action="plan.read")
     return [
         PaymentPlanRead.model_validate(
-            {**plan, "installments": [InstallmentBody.model_validate(i) for i in items]}
+            {
+                **plan,
+                "installments": [
+                    InstallmentBody(due_date=i["due_date"], amount_ore=i["amount_ore"])
+                    for i in items
+                ],
+            }
         )
         for plan, items in await ctx.store.plans(case_id)
     ]
@@ -188,7 +194,7 @@ async def create_meeting(ctx: Staff, case_id: str, body: MeetingCreate) -> Meeti
 
 
 async def _entry(
-    ctx: Anyone, case: Row, kind: str, ref_id: str, status: str | None, summary: str
+    ctx: Ctx, case: Row, kind: str, ref_id: str, status: str | None, summary: str
 ) -> None:
     await ctx.store.add_entry(
         lease_id=case["lease_id"],

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cases.audit import AuditRow, digest, first_broken, row_hash
+from services.cases.audit import GENESIS, AuditRow, digest, first_broken, row_hash
 from services.cases.models import audit_head, audit_log
 
 
@@ -32,14 +33,11 @@ class AuditStore:
         reason: str | None,
     ) -> AuditRow:
         """Append one row; the UPDATE of the head row serialises concurrent appends."""
-        head = (
-            await self.session.execute(
-                update(audit_head)
-                .where(audit_head.c.id == 1)
-                .values(last_id=audit_head.c.last_id + 1)
-                .returning(audit_head.c.last_id, audit_head.c.last_hash)
-            )
-        ).one()
+        head = await self._advance_head()
+        if head is None:
+            await self._restore_head()
+            head = await self._advance_head()
+            assert head is not None
         row = AuditRow(
             id=int(head.last_id),
             at=at,
@@ -59,6 +57,30 @@ class AuditStore:
             update(audit_head).where(audit_head.c.id == 1).values(last_hash=chained.hash)
         )
         return chained
+
+    async def _advance_head(self) -> Row[Any] | None:
+        result = await self.session.execute(
+            update(audit_head)
+            .where(audit_head.c.id == 1)
+            .values(last_id=audit_head.c.last_id + 1)
+            .returning(audit_head.c.last_id, audit_head.c.last_hash)
+        )
+        return result.first()
+
+    async def _restore_head(self) -> None:
+        """Recreate the head row (the migration seeds it; a truncate may have removed it)."""
+        last = (
+            await self.session.execute(
+                select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+            )
+        ).first()
+        await self.session.execute(
+            audit_head.insert().values(
+                id=1,
+                last_id=last.id if last else 0,
+                last_hash=last.hash if last else GENESIS,
+            )
+        )
 
     async def rows(self, *, chunk: int = 1000) -> AsyncIterator[AuditRow]:
         """Yield every row in id order."""
