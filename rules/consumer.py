@@ -1,0 +1,231 @@
+"""Kafka batch -> ledger/complaint/case tables -> engine -> signals in the outbox."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from rules.engine import SignalDraft, evaluate
+from rules.policy import PolicySet
+from rules.store import RulesStore
+from shared.bus import Batch, Handler
+from shared.clock import Clock, local_date
+from shared.events import (
+    CloudEvent,
+    ComplaintReceived,
+    ComplaintResolved,
+    CreditIssued,
+    EventData,
+    LeaseEnded,
+    LeaseRegistered,
+    LeaseUpdated,
+    LegalStepRecorded,
+    PaymentPlanAgreed,
+    PaymentReceived,
+    PaymentReversed,
+    RentCharged,
+    SignalRaised,
+    WarningIssued,
+    new_event,
+)
+from shared.events.signal import RiskScore
+from shared.topics import CASE_EVENTS, COMPLAINT_EVENTS, LEASE_EVENTS, LEDGER_EVENTS
+
+log = structlog.get_logger(__name__)
+
+TOPICS = (LEASE_EVENTS, LEDGER_EVENTS, COMPLAINT_EVENTS, CASE_EVENTS)
+SOURCE = "bokvar/rules"
+
+
+def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
+    d = event.data
+    base = {"lease_id": d.lease_id, "period": None, "due_date": None, "payment_id": None}
+    if isinstance(d, RentCharged):
+        booked = min(local_date(event.time), d.due_date)
+        return base | {
+            "kind": "charge",
+            "entry_id": d.invoice_id,
+            "amount_ore": d.amount_ore,
+            "booked_on": booked,
+            "period": d.period,
+            "due_date": d.due_date,
+            "invoice_id": d.invoice_id,
+        }
+    if isinstance(d, PaymentReceived):
+        return base | {
+            "kind": "payment",
+            "entry_id": d.payment_id,
+            "amount_ore": d.amount_ore,
+            "booked_on": d.booked_date,
+            "invoice_id": d.invoice_id,
+        }
+    if isinstance(d, PaymentReversed):
+        return base | {
+            "kind": "reversal",
+            "entry_id": d.reversal_id,
+            "amount_ore": d.amount_ore,
+            "booked_on": d.booked_date,
+            "invoice_id": None,
+            "payment_id": d.payment_id,
+        }
+    if isinstance(d, CreditIssued):
+        return base | {
+            "kind": "credit",
+            "entry_id": d.credit_id,
+            "amount_ore": d.amount_ore,
+            "booked_on": d.booked_date,
+            "invoice_id": d.invoice_id,
+        }
+    return None
+
+
+async def apply_events(store: RulesStore, events: Sequence[CloudEvent[EventData]]) -> set[str]:
+    """Write the events' facts to the tables (idempotent by business id); return touched leases."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    touched: set[str] = set()
+    for event in events:
+        d = event.data
+        touched.add(d.lease_id)
+        rows["known"].append({"lease_id": d.lease_id, "org_id": d.org_id, "monthly_rent_ore": 0})
+        entry = _ledger_row(event)
+        if entry is not None:
+            rows["entries"].append(entry)
+        elif isinstance(d, LeaseRegistered | LeaseUpdated):
+            rows["leases"].append(
+                {
+                    "lease_id": d.lease_id,
+                    "org_id": d.org_id,
+                    "monthly_rent_ore": d.monthly_rent_ore,
+                    "due_day": d.due_day,
+                }
+            )
+        else:
+            _collect_other(d, rows)
+    await store.upsert_leases(list({r["lease_id"]: r for r in rows["leases"]}.values()))
+    await store.ensure_leases(list({r["lease_id"]: r for r in rows["known"]}.values()))
+    await store.add_entries(rows["entries"])
+    await store.add_complaints(rows["complaints"])
+    await store.add_warnings(rows["warnings"])
+    await store.add_legal_steps(rows["steps"])
+    await store.add_plans(rows["plans"])
+    for event in events:
+        d = event.data
+        if isinstance(d, ComplaintResolved):
+            await store.resolve_complaint(d.complaint_id, d.resolution)
+        elif isinstance(d, LeaseEnded):
+            await store.end_lease(d.lease_id, d.end_date)
+    return touched
+
+
+def _collect_other(d: EventData, rows: dict[str, list[dict[str, Any]]]) -> None:
+    if isinstance(d, ComplaintReceived):
+        rows["complaints"].append(
+            {
+                "complaint_id": d.complaint_id,
+                "lease_id": d.lease_id,
+                "category": d.category,
+                "occurred_on": local_date(d.occurred_at),
+            }
+        )
+    elif isinstance(d, WarningIssued):
+        rows["warnings"].append(
+            {
+                "warning_id": d.warning_id,
+                "lease_id": d.lease_id,
+                "category": d.category,
+                "issued_on": d.issued_date,
+            }
+        )
+    elif isinstance(d, LegalStepRecorded):
+        rows["steps"].append(
+            {"step_id": d.step_id, "lease_id": d.lease_id, "step": d.step, "step_date": d.step_date}
+        )
+    elif isinstance(d, PaymentPlanAgreed):
+        installments = [[i.due_date.isoformat(), i.amount_ore] for i in d.installments]
+        rows["plans"].append(
+            {
+                "plan_id": d.plan_id,
+                "lease_id": d.lease_id,
+                "agreed_on": d.agreed_on,
+                "installments": orjson.dumps(installments).decode(),
+            }
+        )
+
+
+def signal_event(
+    draft: SignalDraft, *, lease_id: str, org_id: str, version: str, risk: RiskScore
+) -> CloudEvent[EventData]:
+    """Wrap an engine decision in a SignalRaised CloudEvent (id = the signal id)."""
+    data = SignalRaised(
+        lease_id=lease_id,
+        org_id=org_id,
+        signal_id=draft.signal_id,
+        signal=draft.signal,
+        rule=draft.rule,
+        policy_version=version,
+        occurred_at=draft.occurred_at,
+        period=draft.period,
+        due_date=draft.due_date,
+        days_late=draft.days_late,
+        arrears_ore=draft.arrears_ore,
+        inputs=draft.inputs,
+        risk=risk,
+        reason_sv=draft.reason_sv,
+        reason_en=draft.reason_en,
+    )
+    return new_event(data, id=draft.signal_id, source=SOURCE, time=draft.occurred_at)
+
+
+async def evaluate_leases(
+    store: RulesStore, policies: PolicySet, lease_ids: Sequence[str], now: datetime
+) -> list[CloudEvent[EventData]]:
+    """Evaluate leases at `now`: claim new signals, replace deadlines; return events to emit."""
+    states = await store.load_states(lease_ids)
+    emitted = await store.emitted_ids(lease_ids)
+    claims: list[dict[str, Any]] = []
+    events: dict[str, CloudEvent[EventData]] = {}
+    deadlines = {}
+    for lease_id, state in states.items():
+        policy = policies.for_org(state.org_id)
+        ev = evaluate(state, policy, now, emitted.get(lease_id, frozenset()))
+        deadlines[lease_id] = ev.deadlines
+        for draft in ev.signals:
+            claims.append(
+                {
+                    "signal_id": draft.signal_id,
+                    "lease_id": lease_id,
+                    "signal": draft.signal,
+                    "occurred_at": draft.occurred_at,
+                    "emitted_at": now,
+                }
+            )
+            events[draft.signal_id] = signal_event(
+                draft,
+                lease_id=lease_id,
+                org_id=state.org_id,
+                version=policy.version,
+                risk=ev.risk,
+            )
+    new = await store.claim_signals(claims)
+    await store.replace_deadlines(list(states), deadlines)
+    out = [events[sid] for sid in events if sid in new]
+    for event in out:
+        log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id)
+    return out
+
+
+def make_handler(policies: PolicySet, clock: Clock) -> Handler:
+    """Return the consumer handler: apply the batch, evaluate touched leases, emit signals."""
+
+    async def handle(batch: Batch) -> None:
+        store = RulesStore(batch.session)
+        touched = await apply_events(store, [r.event for r in batch.events])
+        events = await evaluate_leases(store, policies, sorted(touched), clock.now())
+        await batch.emit(*events)
+
+    return handle

@@ -1,0 +1,41 @@
+"""Start the rules service's moving parts on a runtime: consumer, sweep loop, outbox relay."""
+
+from __future__ import annotations
+
+from rules.config import RulesSettings
+from rules.consumer import TOPICS, make_handler
+from rules.models import inbox, outbox
+from rules.policy import DEFAULT_POLICY, OVERRIDES_DIR, PolicySet
+from rules.sweep import sweep_loop
+from shared.bus import ConsumerRunner
+from shared.runtime import Runtime
+
+
+def load_policies(settings: RulesSettings) -> PolicySet:
+    """Load the active policy set the settings point at."""
+    return PolicySet.load(
+        settings.rules_policy_path or DEFAULT_POLICY,
+        settings.rules_policy_overrides_dir or OVERRIDES_DIR,
+    )
+
+
+async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet) -> ConsumerRunner:
+    """Join the consumer group and spawn the sweep loop."""
+    runner = await rt.start_consumer(
+        topics=TOPICS, handler=make_handler(policies, rt.clock), inbox=inbox, outbox=outbox
+    )
+    relay = rt.outbox_relay(outbox)
+
+    async def sweep() -> None:
+        await sweep_loop(
+            rt.database,
+            policies,
+            rt.clock,
+            rt.stopping,
+            interval=settings.rules_sweep_interval_seconds,
+            relay=relay,
+            chunk=settings.rules_sweep_chunk,
+        )
+
+    rt.spawn("rules-sweep", sweep)
+    return runner

@@ -1,0 +1,259 @@
+"""RulesStore: every SQL statement of the rules service. Flushes, never commits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rules import models as m
+from rules.engine import (
+    Complaint,
+    Deadline,
+    LeaseState,
+    LedgerEntry,
+    LegalStep,
+    Plan,
+    Warning,
+)
+
+CHUNK = 1000
+
+
+def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RulesStore:
+    """Reads and writes the rules service's tables inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+        self._insert = sqlite_insert if dialect == "sqlite" else pg_insert
+
+    async def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(self._insert(table).on_conflict_do_nothing(), rows)
+
+    async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or update lease terms (a full snapshot wins)."""
+        if not rows:
+            return
+        stmt = self._insert(m.leases)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[m.leases.c.lease_id],
+            set_={
+                "org_id": stmt.excluded.org_id,
+                "monthly_rent_ore": stmt.excluded.monthly_rent_ore,
+                "due_day": stmt.excluded.due_day,
+            },
+        )
+        await self.session.execute(stmt, rows)
+
+    async def ensure_leases(self, rows: list[dict[str, Any]]) -> None:
+        """Create placeholder leases for events that arrive before their lease."""
+        await self._insert_new(m.leases, rows)
+
+    async def end_lease(self, lease_id: str, ended_on: date) -> None:
+        """Record the end of a lease."""
+        await self.session.execute(
+            update(m.leases).where(m.leases.c.lease_id == lease_id).values(ended_on=ended_on)
+        )
+
+    async def add_entries(self, rows: list[dict[str, Any]]) -> None:
+        """Add ledger entries; an entry already there (same kind and id) is left alone."""
+        await self._insert_new(m.ledger_entries, rows)
+
+    async def add_complaints(self, rows: list[dict[str, Any]]) -> None:
+        """Add complaints (idempotent by complaint id)."""
+        await self._insert_new(m.complaints, rows)
+
+    async def resolve_complaint(self, complaint_id: str, resolution: str) -> None:
+        """Record how a complaint was closed."""
+        await self.session.execute(
+            update(m.complaints)
+            .where(m.complaints.c.complaint_id == complaint_id)
+            .values(resolution=resolution)
+        )
+
+    async def add_warnings(self, rows: list[dict[str, Any]]) -> None:
+        """Add warnings (idempotent by warning id)."""
+        await self._insert_new(m.warnings, rows)
+
+    async def add_legal_steps(self, rows: list[dict[str, Any]]) -> None:
+        """Add legal steps (idempotent by step id)."""
+        await self._insert_new(m.legal_steps, rows)
+
+    async def add_plans(self, rows: list[dict[str, Any]]) -> None:
+        """Add payment plans (idempotent by plan id)."""
+        await self._insert_new(m.plans, rows)
+
+    async def load_states(self, lease_ids: Sequence[str]) -> dict[str, LeaseState]:
+        """Load the engine input of many leases with one query per table and chunk."""
+        out: dict[str, LeaseState] = {}
+        for chunk in _chunks(sorted(set(lease_ids))):
+            out.update(await self._load_chunk(chunk))
+        return out
+
+    async def _rows(self, table: Table, ids: Sequence[str], *order: Any) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        result = await self.session.execute(
+            select(table).where(table.c.lease_id.in_(ids)).order_by(*order)
+        )
+        for row in result:
+            grouped[row.lease_id].append(row)
+        return grouped
+
+    async def _load_chunk(self, ids: Sequence[str]) -> dict[str, LeaseState]:
+        leases = {
+            r.lease_id: r for rows in (await self._rows(m.leases, ids)).values() for r in rows
+        }
+        entries = await self._rows(m.ledger_entries, ids, m.ledger_entries.c.id)
+        complaints = await self._rows(m.complaints, ids)
+        warnings = await self._rows(m.warnings, ids)
+        steps = await self._rows(m.legal_steps, ids)
+        plans = await self._rows(m.plans, ids)
+        out = {}
+        for lease_id in ids:
+            lease = leases.get(lease_id)
+            if lease is None:
+                continue
+            out[lease_id] = LeaseState(
+                lease_id=lease_id,
+                org_id=lease.org_id,
+                monthly_rent_ore=lease.monthly_rent_ore,
+                ended_on=lease.ended_on,
+                entries=tuple(_entry(r) for r in entries.get(lease_id, ())),
+                complaints=tuple(
+                    Complaint(r.complaint_id, r.category, r.occurred_on, r.resolution)
+                    for r in complaints.get(lease_id, ())
+                ),
+                warnings=tuple(
+                    Warning(r.warning_id, r.category, r.issued_on)
+                    for r in warnings.get(lease_id, ())
+                ),
+                legal_steps=tuple(
+                    LegalStep(r.step_id, r.step, r.step_date) for r in steps.get(lease_id, ())
+                ),
+                plans=tuple(_plan(r) for r in plans.get(lease_id, ())),
+            )
+        return out
+
+    async def emitted_ids(self, lease_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Return the signal ids already emitted, per lease."""
+        grouped: dict[str, set[str]] = defaultdict(set)
+        t = m.emitted_signals
+        for chunk in _chunks(sorted(set(lease_ids))):
+            result = await self.session.execute(
+                select(t.c.lease_id, t.c.signal_id).where(t.c.lease_id.in_(chunk))
+            )
+            for lease_id, signal_id in result:
+                grouped[lease_id].add(signal_id)
+        return {lease_id: frozenset(ids) for lease_id, ids in grouped.items()}
+
+    async def claim_signals(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Record signals as emitted; return the ids that were new (the ones to publish)."""
+        if not rows:
+            return set()
+        t = m.emitted_signals
+        stmt = self._insert(t).on_conflict_do_nothing().returning(t.c.signal_id)
+        result = await self.session.execute(stmt, rows)
+        return set(result.scalars().all())
+
+    async def replace_deadlines(
+        self, lease_ids: Sequence[str], deadlines: dict[str, list[Deadline]]
+    ) -> None:
+        """Drop the open deadlines of `lease_ids` and store their new ones."""
+        t = m.deadlines
+        for chunk in _chunks(sorted(set(lease_ids))):
+            await self.session.execute(delete(t).where(t.c.lease_id.in_(chunk), t.c.open))
+        rows = [
+            {
+                "lease_id": lease_id,
+                "kind": d.kind,
+                "ref": d.ref,
+                "stage": d.stage,
+                "due_at": d.due_at,
+                "open": True,
+            }
+            for lease_id, items in deadlines.items()
+            for d in items
+        ]
+        if rows:
+            await self.session.execute(t.insert(), rows)
+
+    async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
+        """Return leases with an open deadline due at `now` (index on due_at where open)."""
+        t = m.deadlines
+        result = await self.session.execute(
+            select(t.c.lease_id)
+            .where(t.c.open, t.c.due_at <= now)
+            .order_by(t.c.due_at, t.c.id)
+            .limit(limit)
+        )
+        return list(dict.fromkeys(result.scalars().all()))
+
+    async def list_deadlines(self, lease_id: str) -> list[Any]:
+        """Return a lease's open deadlines, soonest first."""
+        t = m.deadlines
+        result = await self.session.execute(
+            select(t).where(t.c.lease_id == lease_id, t.c.open).order_by(t.c.due_at)
+        )
+        return list(result)
+
+    async def list_signals(self, lease_id: str) -> list[Any]:
+        """Return the signals emitted for a lease, oldest first."""
+        t = m.emitted_signals
+        result = await self.session.execute(
+            select(t).where(t.c.lease_id == lease_id).order_by(t.c.occurred_at, t.c.signal_id)
+        )
+        return list(result)
+
+    async def lease_ids_with_entries(self, since: date, until: date) -> list[str]:
+        """Return leases with any ledger entry booked in [since, until]."""
+        t = m.ledger_entries
+        result = await self.session.execute(
+            select(t.c.lease_id)
+            .where(t.c.booked_on >= since, t.c.booked_on <= until)
+            .group_by(t.c.lease_id)
+            .order_by(t.c.lease_id)
+        )
+        return list(result.scalars().all())
+
+    async def count(self, table: Table) -> int:
+        """Return the number of rows of a table (for tests and the bench)."""
+        return int(
+            (await self.session.execute(select(func.count()).select_from(table))).scalar_one()
+        )
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=row.entry_id,
+        kind=row.kind,
+        amount_ore=row.amount_ore,
+        booked_on=row.booked_on,
+        period=row.period,
+        due_date=row.due_date,
+        invoice_id=row.invoice_id,
+        payment_id=row.payment_id,
+        seq=row.id,
+    )
+
+
+def _plan(row: Any) -> Plan:
+    items = orjson.loads(row.installments)
+    return Plan(
+        row.plan_id,
+        row.agreed_on,
+        tuple((date.fromisoformat(d), int(a)) for d, a in items),
+    )

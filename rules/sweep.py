@@ -1,0 +1,80 @@
+"""The sweep: find due deadlines (indexed), evaluate those leases, stage signals in the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from rules.consumer import evaluate_leases
+from rules.models import outbox
+from rules.policy import PolicySet
+from rules.store import RulesStore
+from shared.bus import OutboxRelay, add_to_outbox
+from shared.clock import Clock, local_date
+from shared.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    leases: int
+    signals: int
+    chunks: int
+
+
+async def sweep_once(
+    database: Database, policies: PolicySet, clock: Clock, *, chunk: int = 1000
+) -> SweepResult:
+    """Process every deadline due now, `chunk` leases per transaction."""
+    now = clock.now()
+    leases = signals = chunks = 0
+    while True:
+        async with database.sessionmaker() as session, session.begin():
+            store = RulesStore(session)
+            due = await store.due_leases(now, limit=chunk)
+            if not due:
+                break
+            events = await evaluate_leases(store, policies, due, now)
+            await add_to_outbox(session, outbox, events, clock=clock)
+        leases += len(due)
+        signals += len(events)
+        chunks += 1
+    if leases:
+        log.info("rules.sweep_done", leases=leases, signals=signals, chunks=chunks)
+    return SweepResult(leases, signals, chunks)
+
+
+async def sweep_loop(
+    database: Database,
+    policies: PolicySet,
+    clock: Clock,
+    stopping: asyncio.Event,
+    *,
+    interval: float,
+    relay: OutboxRelay | None = None,
+    chunk: int = 1000,
+) -> None:
+    """Sweep every `interval` real seconds, and right away when the local date changes."""
+    last_day = None
+    while not stopping.is_set():
+        try:
+            result = await sweep_once(database, policies, clock, chunk=chunk)
+            if result.signals and relay is not None:
+                relay.wake()
+        except Exception as exc:  # database down: try again next round
+            log.warning("rules.sweep_failed", error=type(exc).__name__)
+        last_day = local_date(clock.now())
+        waited = 0.0
+        step = min(interval, 1.0)
+        while waited < interval and not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=step)
+            waited += step
+            if local_date(clock.now()) != last_day:
+                break  # local midnight passed: sweep now
