@@ -232,10 +232,14 @@ class OrgSettingsBody(_Body):
     baseline_evictions: int | None = Field(None, ge=0, le=1_000_000)
 
 
-class OrgSettingsRead(OrgSettingsBody):
+class OrgSettingsRead(BaseModel):
     """An organisation's settings."""
 
     org_id: str
+    home_count: int
+    baseline_year: int | None
+    baseline_evictions: int | None
+    updated_at: datetime
 
 
 class AuditVerification(BaseModel):

@@ -263,6 +263,11 @@ async def test_social_services_sees_only_what_covers_it(cases_app: App) -> None:
     notes = await cases_app.client.get(f"/v1/cases/{case_id}/notes", headers=social)
     assert notes.status_code == 403
     timeline = (await cases_app.client.get(f"/v1/cases/{case_id}/timeline", headers=social)).json()
-    assert {e["kind"] for e in timeline["entries"]} <= {"referral", "status", "opened", "legal_step"}
+    assert {e["kind"] for e in timeline["entries"]} <= {
+        "referral",
+        "status",
+        "opened",
+        "legal_step",
+    }
     other = cases_app.token("social_services", org=None, municipality="1480")
     assert (await cases_app.client.get(f"/v1/cases/{case_id}", headers=other)).status_code == 403

@@ -253,7 +253,9 @@ def chain(n: int) -> list[AuditRow]:
     rows: list[AuditRow] = []
     prev = GENESIS
     for i in range(1, n + 1):
-        row = AuditRow(i, NOW, "u", "admin", None, "case.read", "allowed", "C", "why", digest("why"), prev)
+        row = AuditRow(
+            i, NOW, "u", "admin", None, "case.read", "allowed", "C", "why", digest("why"), prev
+        )
         row = replace(row, hash=row_hash(prev, row))
         rows.append(row)
         prev = row.hash
