@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("bokvar.commands.up", "run the whole pipeline: broker, migrations, every service"),
     "simulate": ("bokvar.commands.simulate", "push a synthetic ERP history and summarise it"),
     "docs": ("bokvar.commands.docs", "regenerate event JSON Schemas and the settings table"),
+    "audit": ("services.cases.cli", "verify the cases audit chain (audit verify)"),
     "clients": ("ingest.cli", "create ERP API clients (keys for the ingest API)"),
 }
 
