@@ -67,10 +67,6 @@ class IngestStore:
         """Load what a batch needs: its leases, OCR numbers, complaints and seen event ids."""
         known = Known()
         s = self.session
-        for chunk in _chunks(lease_ids):
-            q = select(leases.c.lease_id, leases.c.org_id, leases.c.due_day)
-            for r in await s.execute(q.where(leases.c.lease_id.in_(chunk))):
-                known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
         for chunk in _chunks(ocrs):
             qi = select(invoices.c.ocr, invoices.c.lease_id, invoices.c.invoice_id).where(
                 invoices.c.org_id == org_id, invoices.c.ocr.in_(chunk)
@@ -83,6 +79,12 @@ class IngestStore:
             )
             for c in await s.execute(qc):
                 known.complaints[c.complaint_id] = c.lease_id
+        # the leases that OCR numbers and complaints point at are needed too
+        wanted = {lease for lease, _ in known.ocr.values()} | set(known.complaints.values())
+        for chunk in _chunks(lease_ids | wanted):
+            q = select(leases.c.lease_id, leases.c.org_id, leases.c.due_day)
+            for r in await s.execute(q.where(leases.c.lease_id.in_(chunk))):
+                known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
         for chunk in _chunks(event_ids):
             qs = select(seen_events.c.event_id).where(
                 seen_events.c.org_id == org_id,

@@ -59,7 +59,7 @@ def settings_for(
         database_url=base_url(db, tmp_path),
         kafka_bootstrap_servers=broker.bootstrap_servers,
         var_dir=tmp_path,
-        service_token=SERVICE_TOKEN,  # type: ignore[arg-type]
+        service_token=SERVICE_TOKEN,
         ingest_publish_timeout_seconds=3.0,
         **extra,
     )

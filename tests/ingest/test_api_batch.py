@@ -1,0 +1,177 @@
+"""Batches (JSON array, NDJSON), CSV import and deduplication."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from shared.topics import LEASE_EVENTS, LEDGER_EVENTS
+from tests.helpers import header, read_topic
+from tests.ingest.conftest import Ingest, lease_body
+
+
+def _charge(event_id: str, lease_id: str = "L-1", **extra: Any) -> dict[str, Any]:
+    body = {
+        "type": "charge",
+        "event_id": event_id,
+        "lease_id": lease_id,
+        "invoice_id": f"INV-{event_id}",
+        "period": "2026-03",
+        "amount_ore": 850000,
+    }
+    body.update(extra)
+    return body
+
+
+async def _batch(ingest: Ingest, items: Any, content_type: str = "application/json") -> Any:
+    content = (
+        b"".join(orjson.dumps(i) + b"\n" for i in items)
+        if content_type == "application/x-ndjson"
+        else orjson.dumps(items)
+    )
+    return await ingest.http.post(
+        "/v1/events/batch",
+        content=content,
+        headers={"X-API-Key": ingest.key, "Content-Type": content_type},
+    )
+
+
+async def test_batch_answers_item_by_item_and_keeps_good_rows(ingest: Ingest) -> None:
+    items = [
+        {"type": "lease", **lease_body()},
+        _charge("c1"),
+        _charge("c2", amount_ore=-5),  # bad: negative amount
+        _charge("c1"),  # duplicate within the batch
+        _charge("c3", lease_id="L-unknown"),
+        {"type": "charge", "event_id": "c4", "lease_id": "L-1", "surprise": 1},
+        {"type": "teleport", "event_id": "c5"},
+        _charge("c6", period="2026-13"),
+    ]
+    resp = await _batch(ingest, items)
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert (answer["accepted"], answer["duplicates"], answer["rejected"]) == (2, 1, 5)
+    results = answer["results"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
+    assert [r["index"] for r in results] == list(range(8))
+    assert results[2]["errors"][0]["field"] == "amount_ore"
+    assert results[4]["errors"] == [
+        {"field": "lease_id", "reason": "unknown lease: register it first"}
+    ]
+    assert {"field": "surprise", "reason": "unknown field"} in results[5]["errors"]
+    assert results[6]["errors"][0]["field"] == "type"
+    assert results[7]["errors"][0]["field"] == "period"
+    ledger = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=1)
+    assert [header(r, "ce_id") for r in ledger] == ["org1:c1"]
+    leases = await read_topic(ingest.broker.bootstrap_servers, LEASE_EVENTS, count=1)
+    assert leases[0].key == b"L-1"
+
+
+async def test_ndjson_batch(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    resp = await _batch(ingest, [_charge("n1"), _charge("n2")], "application/x-ndjson")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["accepted"] == 2
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=2)
+    assert sorted(header(r, "ce_id") or "" for r in records) == ["org1:n1", "org1:n2"]
+    body = orjson.loads(records[0].value)
+    assert body["due_date"] == "2026-02-27" and body["org_id"] == "org1"
+
+
+async def test_bad_ndjson_line_is_rejected_alone(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    content = orjson.dumps(_charge("n1")) + b"\n{not json\n" + orjson.dumps(_charge("n2"))
+    resp = await ingest.http.post(
+        "/v1/events/batch",
+        content=content,
+        headers={"X-API-Key": ingest.key, "Content-Type": "application/x-ndjson"},
+    )
+    assert [r["status"] for r in resp.json()["results"]] == ["accepted", "rejected", "accepted"]
+
+
+async def test_repeated_event_id_is_published_once(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    first = await ingest.post(
+        "/v1/ledger/charges", {k: v for k, v in _charge("d1").items() if k != "type"}
+    )
+    again = await ingest.post(
+        "/v1/ledger/charges", {k: v for k, v in _charge("d1").items() if k != "type"}
+    )
+    assert first.json()["status"] == "accepted"
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+    batch = await _batch(ingest, [_charge("d1"), _charge("d2")])
+    assert [r["status"] for r in batch.json()["results"]] == ["duplicate", "accepted"]
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
+    assert sorted(header(r, "ce_id") or "" for r in records) == ["org1:d1", "org1:d2"]
+
+
+async def test_event_ids_are_forgotten_after_the_dedup_window(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    body = {k: v for k, v in _charge("w1").items() if k != "type"}
+    assert (await ingest.post("/v1/ledger/charges", body)).json()["status"] == "accepted"
+    ingest.clock.advance(timedelta(days=29))
+    assert (await ingest.post("/v1/ledger/charges", body)).json()["status"] == "duplicate"
+    ingest.clock.advance(timedelta(days=2))
+    assert (await ingest.post("/v1/ledger/charges", body)).json()["status"] == "accepted"
+
+
+async def test_same_event_id_in_two_orgs_is_not_a_duplicate(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    await ingest.post("/v1/leases", lease_body("L-2", name="Bo Berg"), key=ingest.other_key)
+    a = await ingest.post(
+        "/v1/ledger/charges", {k: v for k, v in _charge("x").items() if k != "type"}
+    )
+    b = await ingest.post(
+        "/v1/ledger/charges",
+        {k: v for k, v in _charge("x", lease_id="L-2").items() if k != "type"},
+        key=ingest.other_key,
+    )
+    assert a.json()["status"] == b.json()["status"] == "accepted"
+    assert b.json()["id"] == "org2:x"
+
+
+async def test_csv_import(ingest: Ingest) -> None:
+    await ingest.post("/v1/leases", lease_body())
+    csv = (
+        "type,event_id,lease_id,invoice_id,ocr,period,amount_ore,due_date,payment_id,"
+        "booked_date,reference\n"
+        "charge,v1,L-1,INV-4,7770401,2026-04,850000,,,,\n"
+        "payment,v2,,,,,850000,,BG-1,2026-03-31,7770401\n"
+        "payment,v3,,,,,12.5,,BG-2,2026-03-31,7770401\n"
+        "charge,v4,L-1,INV-5,,2026-04,-1,,,,\n"
+    )
+    resp = await ingest.http.post(
+        "/v1/ledger/import",
+        content=csv.encode(),
+        headers={"X-API-Key": ingest.key, "Content-Type": "text/csv; charset=utf-8"},
+    )
+    assert resp.status_code == 202, resp.text
+    results = resp.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted", "rejected", "rejected"]
+    assert results[2]["errors"][0]["field"] == "amount_ore"
+    assert results[3]["errors"][0]["field"] == "amount_ore"
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=2)
+    by_id = {header(r, "ce_id"): orjson.loads(r.value) for r in records}
+    assert by_id["org1:v1"]["due_date"] == "2026-03-31"  # Tuesday 31 March 2026
+    assert by_id["org1:v2"]["invoice_id"] == "INV-4"
+
+
+async def test_csv_with_unknown_column_is_400(ingest: Ingest) -> None:
+    resp = await ingest.http.post(
+        "/v1/ledger/import",
+        content=b"type,event_id,colour\ncharge,v1,red\n",
+        headers={"X-API-Key": ingest.key, "Content-Type": "text/csv"},
+    )
+    assert resp.status_code == 400
+    assert "colour" in resp.json()["detail"]
