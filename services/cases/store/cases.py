@@ -320,10 +320,10 @@ class CasesStore:
     # --- retention -------------------------------------------------------------------------
 
     async def closed_unpurged(self, closed_before: datetime) -> list[str]:
-        """Return ids of cases closed before `closed_before` whose data is not yet purged."""
+        """Return ids of cases closed at or before `closed_before` whose data is not yet purged."""
         result = await self.session.execute(
             select(cases.c.id).where(
-                ~_OPEN, cases.c.purged_at.is_(None), cases.c.closed_at < closed_before
+                ~_OPEN, cases.c.purged_at.is_(None), cases.c.closed_at <= closed_before
             )
         )
         return list(result.scalars().all())

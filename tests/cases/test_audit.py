@@ -1,0 +1,173 @@
+"""Audit chain on a real database: every access recorded, tampering detected, retention purge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from services.cases.models import audit_log, cases, consents, meetings, timeline
+from services.cases.store import AuditStore
+from tests.cases.conftest import App, database_url, open_case
+
+BOKVAR = str(Path(sys.executable).with_name("bokvar"))
+
+
+async def audit_rows(app: App) -> list[tuple[str, str, str | None, str | None, str]]:
+    async with app.database.sessionmaker() as session:
+        result = await session.execute(
+            select(
+                audit_log.c.action,
+                audit_log.c.role,
+                audit_log.c.case_id,
+                audit_log.c.reason,
+                audit_log.c.outcome,
+            ).order_by(audit_log.c.id)
+        )
+        return [tuple(r) for r in result]  # type: ignore[misc]
+
+
+async def test_every_read_and_write_is_audited_with_who_and_why(cases_app: App) -> None:
+    case_id = await open_case(cases_app.database)
+    staff = {**cases_app.token("bosocial", sub="kim"), "X-Audit-Reason": "arrears follow-up"}
+    await cases_app.client.get(f"/v1/cases/{case_id}", headers=staff)
+    await cases_app.client.post(f"/v1/cases/{case_id}/notes", json={"text": "n"}, headers=staff)
+    await cases_app.client.get(f"/v1/cases/{case_id}/timeline", headers=staff)
+    social = cases_app.token("social_services", org=None)
+    await cases_app.client.get(f"/v1/cases/{case_id}/notes", headers=social)
+    rows = await audit_rows(cases_app)
+    assert rows == [
+        ("case.read", "bosocial", case_id, "arrears follow-up", "allowed"),
+        ("note.create", "bosocial", case_id, "arrears follow-up", "allowed"),
+        ("timeline.read", "bosocial", case_id, "arrears follow-up", "allowed"),
+        ("note.read", "social_services", case_id, "test", "denied"),
+    ]
+    async with cases_app.database.sessionmaker() as session:
+        assert await AuditStore(session).verify() == (4, None)
+        who = (await session.execute(select(audit_log.c.actor, audit_log.c.at))).first()
+    assert who is not None and who.actor == "kim" and who.at == cases_app.clock.now()
+
+
+async def _verify_cli(app: App, db_url: str) -> tuple[int, str]:
+    env = {**os.environ, "BOKVAR_DATABASE_URL": db_url}
+    proc = await asyncio.create_subprocess_exec(
+        BOKVAR, "audit", "verify", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_verify_fails_at_the_first_tampered_row(
+    cases_app: App, test_database_url: str, tmp_path: Path
+) -> None:
+    case_id = await open_case(cases_app.database)
+    staff = cases_app.token("landlord_staff")
+    for _ in range(4):
+        assert (
+            await cases_app.client.get(f"/v1/cases/{case_id}", headers=staff)
+        ).status_code == 200
+    db_url = database_url(test_database_url, tmp_path)
+    code, out = await _verify_cli(cases_app, db_url)
+    assert code == 0 and "OK (4 rows)" in out
+
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        await session.execute(update(audit_log).where(audit_log.c.id == 3).values(role="admin"))
+    code, out = await _verify_cli(cases_app, db_url)
+    assert code == 1 and "row id 3" in out
+    got = await cases_app.client.get("/v1/audit/verify", headers=cases_app.token("admin"))
+    assert got.json()["ok"] is False and got.json()["first_broken_id"] == 3
+
+
+async def test_deleting_a_row_breaks_the_chain(cases_app: App) -> None:
+    case_id = await open_case(cases_app.database)
+    for _ in range(3):
+        await cases_app.client.get(f"/v1/cases/{case_id}", headers=cases_app.token("admin"))
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        await session.execute(audit_log.delete().where(audit_log.c.id == 2))
+    async with cases_app.database.sessionmaker() as session:
+        assert await AuditStore(session).verify() == (2, 3)
+
+
+async def test_retention_purges_personal_data_and_keeps_statistics(cases_app: App) -> None:
+    closed_id = await open_case(cases_app.database, "L-old")
+    open_id = await open_case(cases_app.database, "L-open")
+    staff = {**cases_app.token("landlord_staff"), "X-Audit-Reason": "Anna Svensson called"}
+    base = f"/v1/cases/{closed_id}"
+    await cases_app.client.post(f"{base}/notes", json={"text": "Talked to Anna"}, headers=staff)
+    await cases_app.client.post(
+        f"{base}/meetings",
+        json={"held_on": "2026-03-20", "participants": ["tenant"], "outcome": "Anna agreed"},
+        headers=staff,
+    )
+    await cases_app.client.post(
+        f"{base}/consents",
+        json={"scope": ["social_services"], "given_on": "2026-03-20", "document_ref": "scan-7"},
+        headers=staff,
+    )
+    await cases_app.client.post(
+        f"{base}/payment-plans",
+        json={
+            "agreed_on": "2026-03-20",
+            "installments": [{"due_date": "2026-04-01", "amount_ore": 10}],
+        },
+        headers=staff,
+    )
+    await cases_app.client.post(
+        f"{base}/status",
+        json={"status": "resolved", "resolution": "paid", "reason": "paid in full"},
+        headers=staff,
+    )
+    await cases_app.client.post(f"/v1/cases/{open_id}/notes", json={"text": "keep"}, headers=staff)
+    cases_app.clock.advance(timedelta(days=729))
+    early = await cases_app.client.post(
+        "/v1/admin/retention/purge", headers=cases_app.token("admin")
+    )
+    assert early.json()["purged_cases"] == []
+    cases_app.clock.advance(timedelta(days=1))
+    admin = cases_app.token("admin")
+    due = await cases_app.client.post("/v1/admin/retention/purge", headers=admin)
+    assert due.json()["purged_cases"] == [closed_id]
+
+    async with cases_app.database.sessionmaker() as session:
+        notes = (
+            await session.execute(
+                select(timeline.c.case_id, timeline.c.text).where(timeline.c.kind == "note")
+            )
+        ).all()
+        meeting = (await session.execute(select(meetings))).one()
+        consent = (await session.execute(select(consents))).one()
+        case = (await session.execute(select(cases).where(cases.c.id == closed_id))).one()
+        reasons = (
+            await session.execute(
+                select(audit_log.c.reason).where(
+                    audit_log.c.case_id == closed_id, audit_log.c.action != "retention.purge"
+                )
+            )
+        ).scalars()
+        purge_rows = (
+            await session.execute(
+                select(func.count()).where(audit_log.c.action == "retention.purge")
+            )
+        ).scalar()
+        assert await AuditStore(session).verify() == (await _count(cases_app), None)
+    assert notes == [(open_id, "keep")]
+    assert meeting.outcome is None and meeting.participants is None
+    assert consent.document_ref is None
+    assert case.purged_at is not None and case.status == "resolved"
+    assert case.resolution == "paid" and case.age_band == "25-29"
+    assert set(reasons) == {None}
+    assert purge_rows == 1
+    plans = await cases_app.client.get(f"{base}/payment-plans", headers=admin)
+    assert plans.json()[0]["installments"] == [] and plans.json()[0]["total_ore"] is None
+    # A second run finds nothing more to purge.
+    again = await cases_app.client.post("/v1/admin/retention/purge", headers=admin)
+    assert again.json()["purged_cases"] == []
+
+
+async def _count(app: App) -> int:
+    async with app.database.sessionmaker() as session:
+        return int((await session.execute(select(func.count()).select_from(audit_log))).scalar())
