@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 
 from notifier import models
 from notifier.channels import Channel, LogChannel, TwilioChannel
 from notifier.config import NotifierSettings
 from notifier.consumer import TOPICS, make_handler
 from notifier.contacts import IngestContacts
-from notifier.deps import NotifierState, State, require_service_token
+from notifier.deps import NotifierState
 from notifier.policy import load_policy
 from notifier.sender import Sender
 from notifier.staff_api import router as staff_router
@@ -82,6 +82,13 @@ async def escalation_loop(rt: Runtime, ctx: Context, interval: float) -> None:
             await asyncio.wait_for(rt.stopping.wait(), timeout=interval)
 
 
+def install_routes(app: FastAPI) -> None:
+    """Mount the staff API and the Twilio webhooks (they use `app.state.notifier`)."""
+    install_error_handlers(app)
+    app.include_router(staff_router)
+    app.include_router(webhook_router)
+
+
 def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> FastAPI:
     """Build the notifier app; its lifespan owns the database, producer, consumer and loops."""
     policy = load_policy(settings.notifier_policy_path, settings.notifier_templates_dir)
@@ -119,7 +126,6 @@ def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> Fas
             yield
 
     app = FastAPI(title="Bokvar notifier", version="1", lifespan=lifespan)
-    install_error_handlers(app)
 
     def checks(request: Request) -> dict[str, object]:
         rt: Runtime = request.app.state.rt
@@ -134,12 +140,5 @@ def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> Fas
         return {"database": database, "broker": broker}
 
     app.include_router(health_router(checks))  # type: ignore[arg-type]
-    app.include_router(staff_router)
-    app.include_router(webhook_router)
-
-    @app.get("/v1/policy", tags=["staff"], dependencies=[Depends(require_service_token)])
-    async def get_policy(state: State) -> dict[str, object]:
-        """Return the notification policy in force (with its version and templates)."""
-        return state.ctx.policy.model_dump(mode="json")
-
+    install_routes(app)
     return app

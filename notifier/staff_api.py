@@ -144,3 +144,9 @@ async def lease_notifications(lease_id: str, store: Store) -> list[NotificationR
 async def list_opt_outs(store: Store) -> list[OptOutRead]:
     """List opt-out records (phone hashes, never numbers)."""
     return [from_row(OptOutRead, r) for r in await store.list_opt_outs()]
+
+
+@router.get("/policy")
+async def get_policy(state: State) -> dict[str, Any]:
+    """Return the notification policy in force (version, rules, templates)."""
+    return state.ctx.policy.model_dump(mode="json")

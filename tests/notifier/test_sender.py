@@ -304,3 +304,42 @@ async def test_round_robin_assignment_and_escalation_to_lead(
 def test_sender_rate_limit_is_from_policy(ctx: Context, make_sender: SenderFactory) -> None:
     sender: Sender = make_sender()
     assert sender.limiter.rate == ctx.policy.sender_rate_per_second
+
+
+async def test_new_lease_gets_a_welcome_sms_in_the_tenants_language(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    ingest: IngestStub,
+) -> None:
+    from datetime import date
+
+    from notifier.workflow import on_lease
+    from shared.events import LeaseRegistered, TenantRef
+
+    ingest.add_lease(
+        "L-1", tenants=[{"tenant_id": "T1", "phone": "+46701234567", "language": "en"}]
+    )
+    lease = LeaseRegistered(
+        lease_id="L-1",
+        org_id="org1",
+        property_id="P1",
+        municipality_code="0180",
+        monthly_rent_ore=850_000,
+        start_date=date(2026, 4, 1),
+        team="team-a",
+        tenants=(
+            TenantRef(
+                tenant_id="T1", pseudonym="p" * 32, birth_year=1990, age_band="30-39", gender="male"
+            ),
+        ),
+    )
+    await in_tx(db, clock, lambda s: on_lease(s, ctx, lease, clock.now()))
+    await in_tx(db, clock, lambda s: on_lease(s, ctx, lease, clock.now()))  # redelivered
+    await make_sender().run_once()
+    [msg] = twilio.messages
+    assert msg["body"].startswith("Welcome") and "payment plan" in msg["body"]
+    [row] = await _notifications(db, clock)
+    assert row.language == "en" and row.template == "welcome"
