@@ -95,7 +95,7 @@ def build_settings(cls: type[CommonSettings], env: dict[str, str]) -> CommonSett
         for name, value in env.items()
         if name.startswith(prefix) and name[len(prefix) :].lower() in cls.model_fields
     }
-    return cls(**fields)
+    return cls.model_validate(fields)
 
 
 def default_port(service: str) -> int:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from shared.config import CommonSettings
 from tests.deploy.support import (
     K8S,
     REQUIRED,
     SERVICES,
-    CommonSettings,
     all_secret_env_names,
     build_settings,
     default_port,

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from shared.config import CommonSettings
 from tests.deploy.support import (
     COMPOSE,
     DOCKERFILE,
@@ -29,7 +30,6 @@ from tests.deploy.support import (
     ROOT,
     SCALE_OVERRIDE,
     SERVICES,
-    CommonSettings,
     all_secret_env_names,
     build_settings,
     compose,
@@ -189,8 +189,8 @@ def test_env_files_exist_and_secrets_stay_out_of_the_compose_file(
         assert not set(secrets) & set(compose_environment(spec)), name
     example = ROOT / "deploy" / "secrets.example.env"
     provided = read_env_file(example)
-    required = {name for name, needed in secrets.items() if needed}
-    assert required - set(provided) == set(), "a secret setting has no placeholder"
+    must_set = {name for name, needed in secrets.items() if needed}
+    assert must_set - set(provided) == set(), "a secret setting has no placeholder"
     assert set(secrets) - mentioned_in_env_file(example) == set(), "optional secret not shown"
 
 
