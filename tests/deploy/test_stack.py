@@ -142,7 +142,7 @@ def test_service_command_port_healthcheck_and_dependencies(
     spec = services[service]
     port = default_port(service)
     assert spec["command"] == ["bokvar", "serve", service]
-    assert f"{port}:{port}" in spec["ports"]
+    assert spec["ports"] == [f"127.0.0.1:{port}:{port}"], "published on the host's loopback"
     assert compose_environment(spec)[f"BOKVAR_{service.upper()}_PORT"] == str(port)
     assert spec["healthcheck"]["test"] == ["CMD", "bokvar-healthcheck", service]
     conditions = {name: dep["condition"] for name, dep in spec["depends_on"].items()}
