@@ -369,3 +369,56 @@ def test_docker_compose_config_accepts_the_file() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stderr
+
+
+# Keys of the Compose specification this file uses (a typo such as `healtcheck` would be
+# silently ignored by a YAML parser, not by Compose).
+SERVICE_KEYS = {
+    "build",
+    "command",
+    "depends_on",
+    "env_file",
+    "environment",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ports",
+    "read_only",
+    "restart",
+    "stop_grace_period",
+    "tmpfs",
+    "volumes",
+}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
+DURATION = re.compile(r"^(\d+(ms|s|m|h))+$")
+
+
+def test_compose_uses_only_known_keys_and_valid_values(
+    stack: dict[str, Any], services: dict[str, Any]
+) -> None:
+    assert {k for k in stack if not k.startswith("x-")} == {"name", "services", "volumes"}
+    for name, spec in services.items():
+        assert set(spec) <= SERVICE_KEYS, (name, set(spec) - SERVICE_KEYS)
+        assert spec.get("restart", "no") in {"no", "always", "on-failure", "unless-stopped"}
+        health = spec.get("healthcheck", {})
+        assert set(health) <= HEALTHCHECK_KEYS, name
+        for key in ("interval", "timeout", "start_period"):
+            if key in health:
+                assert DURATION.match(health[key]), (name, key)
+        if "stop_grace_period" in spec:
+            assert DURATION.match(spec["stop_grace_period"])
+        for dep, condition in spec.get("depends_on", {}).items():
+            assert dep in services, (name, dep)
+            assert set(condition) == {"condition"}
+            assert condition["condition"] in {
+                "service_started",
+                "service_healthy",
+                "service_completed_successfully",
+            }
+            if condition["condition"] == "service_healthy":
+                assert "test" in services[dep].get("healthcheck", {}), (name, dep)
+        for entry in spec.get("env_file", []):
+            assert set(entry) <= {"path", "required", "format"}
+        for port in spec.get("ports", []):
+            assert re.fullmatch(r"(127\.0\.0\.1:)?\d+:\d+", port), port
