@@ -18,7 +18,7 @@ from shared.auth import InvalidToken, bearer, verify_token
 from shared.bus import add_to_outbox
 from shared.clock import local_date
 from shared.events import CloudEvent, EventData
-from shared.http import Forbidden, NotFound, Unauthorized
+from shared.http import Forbidden, NotFound, Unauthorized, Unprocessable
 from shared.runtime import Runtime
 
 Row = dict[str, Any]
@@ -112,6 +112,11 @@ def require(*roles: engine.Role) -> Callable[..., Coroutine[Any, Any, AsyncItera
         rt = _rt(request)
         if who.role not in allowed:
             raise Forbidden(f"role {who.role} may not use this endpoint")
+        if x_audit_reason is not None and not x_audit_reason.isprintable():
+            raise Unprocessable(
+                "bad audit reason",
+                detail=[{"field": "header.x-audit-reason", "reason": "control characters"}],
+            )
         async with rt.database.sessionmaker() as session:
             async with session.begin():
                 ctx = Ctx(rt, session, who, x_audit_reason, rt.clock.now())

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.cases.engine import CaseStatus, Notice, Priority, Recipient, Resolution
 from shared.events.case import LegalStep
 
+_ID = r"^[A-Za-z0-9._:\-]+$"
+CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+OrgIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
+
+
+def _printable(value: str) -> str:
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+# Free text: no NUL or other control characters (PostgreSQL refuses NUL in text).
+Text = Annotated[str, AfterValidator(_printable)]
 Reason = Field(min_length=1, max_length=300, pattern=r"^[^\r\n]*\S[^\r\n]*$")
 Actor = Field(min_length=1, max_length=100)
 
@@ -51,21 +66,21 @@ class StatusChange(_Body):
 
     status: CaseStatus
     resolution: Resolution | None = None
-    reason: str = Reason
+    reason: Text = Reason
 
 
 class Assignment(_Body):
     """Assign a case (and optionally set its priority)."""
 
-    assignee: str | None = Field(None, min_length=1, max_length=100)
+    assignee: Text | None = Field(None, min_length=1, max_length=100)
     priority: Priority | None = None
-    reason: str = Reason
+    reason: Text = Reason
 
 
 class NoteCreate(_Body):
     """A factual case note (case records may be public documents)."""
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text = Field(min_length=1, max_length=4000)
 
 
 class TimelineEntry(BaseModel):
@@ -97,15 +112,15 @@ class ReferralCreate(_Body):
     recipient: Recipient
     notice: Notice | None = None
     referred_on: date
-    summary: str | None = Field(None, max_length=1000)
+    summary: Text | None = Field(None, max_length=1000)
     amount_owed_ore: int | None = Field(None, ge=0, le=10**12)
-    outcome: str | None = Field(None, min_length=1, max_length=100)
+    outcome: Text | None = Field(None, min_length=1, max_length=100)
 
 
 class ReferralOutcome(_Body):
     """Record a referral's outcome."""
 
-    outcome: str = Field(min_length=1, max_length=100)
+    outcome: Text = Field(min_length=1, max_length=100)
 
 
 class ReferralRead(BaseModel):
@@ -130,7 +145,7 @@ class ConsentCreate(_Body):
     scope: list[Recipient] = Field(min_length=1, max_length=3)
     given_on: date
     expires_on: date | None = None
-    document_ref: str = Field(min_length=1, max_length=200)
+    document_ref: Text = Field(min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _dates(self) -> ConsentCreate:
@@ -211,7 +226,7 @@ class MeetingCreate(_Body):
 
     held_on: date
     participants: list[Participant] = Field(min_length=1, max_length=10)
-    outcome: str = Field(min_length=1, max_length=1000)
+    outcome: Text = Field(min_length=1, max_length=1000)
 
 
 class MeetingRead(BaseModel):

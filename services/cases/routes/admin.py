@@ -8,6 +8,7 @@ from services.cases.deps import Admin, Staff
 from services.cases.retention import purge_expired
 from services.cases.schemas import (
     AuditVerification,
+    OrgIdPath,
     OrgSettingsBody,
     OrgSettingsRead,
     PurgeResult,
@@ -19,7 +20,7 @@ router = APIRouter(tags=["administration"])
 
 
 @router.get("/v1/orgs/{org_id}/settings", response_model=OrgSettingsRead)
-async def get_org_settings(ctx: Staff, org_id: str) -> OrgSettingsRead:
+async def get_org_settings(ctx: Staff, org_id: OrgIdPath) -> OrgSettingsRead:
     """Read an organisation's home count and baseline."""
     if ctx.principal.role != "admin" and ctx.principal.org != org_id:
         raise Forbidden("another organisation's settings")
@@ -31,7 +32,7 @@ async def get_org_settings(ctx: Staff, org_id: str) -> OrgSettingsRead:
 
 
 @router.put("/v1/orgs/{org_id}/settings", response_model=OrgSettingsRead)
-async def put_org_settings(ctx: Admin, org_id: str, body: OrgSettingsBody) -> OrgSettingsRead:
+async def put_org_settings(ctx: Admin, org_id: OrgIdPath, body: OrgSettingsBody) -> OrgSettingsRead:
     """Set an organisation's home count (for per-1,000 figures) and baseline year."""
     await ctx.audit("org_settings.write", case_id=None)
     values = {"org_id": org_id, **body.model_dump(), "updated_at": ctx.now}

@@ -11,6 +11,7 @@ from services.cases.deps import Anyone, Ctx, Staff, case_for
 from services.cases.engine import CaseStatus
 from services.cases.schemas import (
     Assignment,
+    CaseId,
     CaseList,
     CaseRead,
     NoteCreate,
@@ -83,14 +84,14 @@ async def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseRead)
-async def get_case(ctx: Anyone, case_id: str) -> CaseRead:
+async def get_case(ctx: Anyone, case_id: CaseId) -> CaseRead:
     """Read one case."""
     case, _ = await case_for(ctx, case_id, section="case", action="case.read")
     return case_read(case)
 
 
 @router.post("/{case_id}/status", response_model=CaseRead)
-async def change_status(ctx: Staff, case_id: str, body: StatusChange) -> CaseRead:
+async def change_status(ctx: Staff, case_id: CaseId, body: StatusChange) -> CaseRead:
     """Move a case to another status with a one-line reason."""
     case, _ = await case_for(ctx, case_id, section="case", action="case.status")
     await actions.change_status(
@@ -107,7 +108,7 @@ async def change_status(ctx: Staff, case_id: str, body: StatusChange) -> CaseRea
 
 
 @router.post("/{case_id}/assign", response_model=CaseRead)
-async def assign(ctx: Staff, case_id: str, body: Assignment) -> CaseRead:
+async def assign(ctx: Staff, case_id: CaseId, body: Assignment) -> CaseRead:
     """Assign a case to a staff member and optionally set its priority."""
     case, _ = await case_for(ctx, case_id, section="case", action="case.assign")
     values: Row = {"assignee": body.assignee, "updated_at": ctx.now}
@@ -130,7 +131,7 @@ async def assign(ctx: Staff, case_id: str, body: Assignment) -> CaseRead:
 
 
 @router.post("/{case_id}/notes", response_model=TimelineEntry, status_code=201)
-async def add_note(ctx: Staff, case_id: str, body: NoteCreate) -> TimelineEntry:
+async def add_note(ctx: Staff, case_id: CaseId, body: NoteCreate) -> TimelineEntry:
     """Add a factual note to the case timeline."""
     case, _ = await case_for(ctx, case_id, section="notes", action="note.create")
     note_id = actions.new_id("N")
@@ -149,7 +150,7 @@ async def add_note(ctx: Staff, case_id: str, body: NoteCreate) -> TimelineEntry:
 
 
 @router.get("/{case_id}/notes", response_model=list[TimelineEntry])
-async def list_notes(ctx: Anyone, case_id: str) -> list[TimelineEntry]:
+async def list_notes(ctx: Anyone, case_id: CaseId) -> list[TimelineEntry]:
     """List the notes of a case."""
     await case_for(ctx, case_id, section="notes", action="note.read")
     entries = await ctx.store.entries(case_id)
@@ -157,7 +158,7 @@ async def list_notes(ctx: Anyone, case_id: str) -> list[TimelineEntry]:
 
 
 @router.get("/{case_id}/timeline", response_model=Timeline)
-async def get_timeline(ctx: Anyone, case_id: str) -> Timeline:
+async def get_timeline(ctx: Anyone, case_id: CaseId) -> Timeline:
     """Read a case's timeline (signals, SMS, tasks, notes, plans, referrals, legal steps)."""
     _, sections = await case_for(ctx, case_id, section="case", action="timeline.read")
     entries = [

@@ -9,8 +9,10 @@ from fastapi import APIRouter
 from services.cases import actions, engine
 from services.cases.deps import Anyone, Ctx, Staff, case_for
 from services.cases.schemas import (
+    CaseId,
     ConsentCreate,
     ConsentRead,
+    EntityId,
     InstallmentBody,
     LegalStepCreate,
     LegalStepRead,
@@ -30,7 +32,7 @@ Row = dict[str, Any]
 
 
 @router.get("/referrals", response_model=list[ReferralRead])
-async def list_referrals(ctx: Anyone, case_id: str) -> list[ReferralRead]:
+async def list_referrals(ctx: Anyone, case_id: CaseId) -> list[ReferralRead]:
     """List a case's referrals (statutory notices only, without consent, for social services)."""
     _, sections = await case_for(ctx, case_id, section="referrals", action="referral.read")
     rows = await ctx.store.referrals(case_id)
@@ -45,7 +47,7 @@ async def list_referrals(ctx: Anyone, case_id: str) -> list[ReferralRead]:
     status_code=201,
     responses={403: {"description": "no consent"}, 409: {"description": "gate not passed"}},
 )
-async def create_referral(ctx: Staff, case_id: str, body: ReferralCreate) -> ReferralRead:
+async def create_referral(ctx: Staff, case_id: CaseId, body: ReferralCreate) -> ReferralRead:
     """Record a referral; the gate refuses what the law or missing consent does not allow."""
     case, _ = await case_for(ctx, case_id, section="referrals", action="referral.create")
     values = await actions.record_referral(
@@ -61,7 +63,7 @@ async def create_referral(ctx: Staff, case_id: str, body: ReferralCreate) -> Ref
 
 @router.post("/referrals/{referral_id}/outcome", response_model=ReferralRead)
 async def set_referral_outcome(
-    ctx: Staff, case_id: str, referral_id: str, body: ReferralOutcome
+    ctx: Staff, case_id: CaseId, referral_id: EntityId, body: ReferralOutcome
 ) -> ReferralRead:
     """Record the outcome of a referral."""
     await case_for(ctx, case_id, section="referrals", action="referral.outcome")
@@ -83,14 +85,14 @@ def _consent_read(ctx_now: Any, row: Row) -> ConsentRead:
 
 
 @router.get("/consents", response_model=list[ConsentRead])
-async def list_consents(ctx: Anyone, case_id: str) -> list[ConsentRead]:
+async def list_consents(ctx: Anyone, case_id: CaseId) -> list[ConsentRead]:
     """List a case's consents and whether each is in force."""
     await case_for(ctx, case_id, section="consents", action="consent.read")
     return [_consent_read(ctx.now, r) for r in await ctx.store.consents(case_id)]
 
 
 @router.post("/consents", response_model=ConsentRead, status_code=201)
-async def give_consent(ctx: Staff, case_id: str, body: ConsentCreate) -> ConsentRead:
+async def give_consent(ctx: Staff, case_id: CaseId, body: ConsentCreate) -> ConsentRead:
     """Record a signed consent form (scope of recipients, given, expires, document)."""
     case, _ = await case_for(ctx, case_id, section="consents", action="consent.create")
     values: Row = {
@@ -110,7 +112,7 @@ async def give_consent(ctx: Staff, case_id: str, body: ConsentCreate) -> Consent
 
 
 @router.post("/consents/{consent_id}/withdraw", response_model=ConsentRead)
-async def withdraw_consent(ctx: Staff, case_id: str, consent_id: str) -> ConsentRead:
+async def withdraw_consent(ctx: Staff, case_id: CaseId, consent_id: EntityId) -> ConsentRead:
     """Withdraw a consent; it stops covering anything at once."""
     case, _ = await case_for(ctx, case_id, section="consents", action="consent.withdraw")
     if await ctx.store.consent(consent_id, case_id) is None:
@@ -124,14 +126,14 @@ async def withdraw_consent(ctx: Staff, case_id: str, consent_id: str) -> Consent
 
 
 @router.get("/legal-steps", response_model=list[LegalStepRead])
-async def list_legal_steps(ctx: Anyone, case_id: str) -> list[LegalStepRead]:
+async def list_legal_steps(ctx: Anyone, case_id: CaseId) -> list[LegalStepRead]:
     """List a case's legal steps in date order."""
     await case_for(ctx, case_id, section="legal_steps", action="legal_step.read")
     return [LegalStepRead.model_validate(r) for r in await ctx.store.legal_steps(case_id)]
 
 
 @router.post("/legal-steps", response_model=LegalStepRead, status_code=201)
-async def create_legal_step(ctx: Staff, case_id: str, body: LegalStepCreate) -> LegalStepRead:
+async def create_legal_step(ctx: Staff, case_id: CaseId, body: LegalStepCreate) -> LegalStepRead:
     """Record a legal step; it is published so the rules service follows the recovery period."""
     case, _ = await case_for(ctx, case_id, section="legal_steps", action="legal_step.create")
     values = await actions.record_legal_step(
@@ -141,7 +143,7 @@ async def create_legal_step(ctx: Staff, case_id: str, body: LegalStepCreate) -> 
 
 
 @router.get("/payment-plans", response_model=list[PaymentPlanRead])
-async def list_plans(ctx: Anyone, case_id: str) -> list[PaymentPlanRead]:
+async def list_plans(ctx: Anyone, case_id: CaseId) -> list[PaymentPlanRead]:
     """List a case's payment plans with their installments."""
     await case_for(ctx, case_id, section="payment_plans", action="plan.read")
     return [
@@ -159,7 +161,7 @@ async def list_plans(ctx: Anyone, case_id: str) -> list[PaymentPlanRead]:
 
 
 @router.post("/payment-plans", response_model=PaymentPlanRead, status_code=201)
-async def create_plan(ctx: Staff, case_id: str, body: PaymentPlanCreate) -> PaymentPlanRead:
+async def create_plan(ctx: Staff, case_id: CaseId, body: PaymentPlanCreate) -> PaymentPlanRead:
     """Agree a payment plan; it is published so the rules service monitors each installment."""
     case, _ = await case_for(ctx, case_id, section="payment_plans", action="plan.create")
     values = await actions.agree_plan(
@@ -169,14 +171,14 @@ async def create_plan(ctx: Staff, case_id: str, body: PaymentPlanCreate) -> Paym
 
 
 @router.get("/meetings", response_model=list[MeetingRead])
-async def list_meetings(ctx: Anyone, case_id: str) -> list[MeetingRead]:
+async def list_meetings(ctx: Anyone, case_id: CaseId) -> list[MeetingRead]:
     """List a case's meetings."""
     await case_for(ctx, case_id, section="meetings", action="meeting.read")
     return [MeetingRead.model_validate(r) for r in await ctx.store.meetings(case_id)]
 
 
 @router.post("/meetings", response_model=MeetingRead, status_code=201)
-async def create_meeting(ctx: Staff, case_id: str, body: MeetingCreate) -> MeetingRead:
+async def create_meeting(ctx: Staff, case_id: CaseId, body: MeetingCreate) -> MeetingRead:
     """Record a (three-party) meeting: date, participants, outcome."""
     case, _ = await case_for(ctx, case_id, section="meetings", action="meeting.create")
     values: Row = {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from services.cases.deps import Staff
 from services.cases.reports import Report, build_report, to_csv
+from services.cases.schemas import OrgIdPath
 from services.cases.store import ReportStore
 from shared.http import Forbidden, Unprocessable
 
@@ -22,7 +23,7 @@ router = APIRouter(tags=["reports"])
 )
 async def report(
     ctx: Staff,
-    org_id: str,
+    org_id: OrgIdPath,
     start: date,
     end: date,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
