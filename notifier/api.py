@@ -96,12 +96,13 @@ def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the client is opened first so it outlives the loops the runtime stops on exit
         async with (
-            service_runtime(settings, "notifier", clock=clock) as rt,
             httpx.AsyncClient(
                 base_url=settings.notifier_ingest_url,
                 timeout=settings.notifier_http_timeout_seconds,
             ) as ingest,
+            service_runtime(settings, "notifier", clock=clock) as rt,
         ):
             app.state.rt = rt
             app.state.notifier = NotifierState(rt=rt, settings=settings, ctx=ctx)

@@ -19,8 +19,9 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
     """Return the batch handler; events are staged through the store into the outbox."""
 
     async def handle(batch: Batch) -> None:
-        store = NotifierStore(batch.session, clock=clock)
+        store = NotifierStore(batch.session, clock=clock, buffer_events=True)
         now = clock.now()
+        await store.prefetch_leases([item.event.data.lease_id for item in batch.events])
         for item in batch.events:
             data = item.event.data
             if isinstance(data, SignalRaised):
@@ -29,5 +30,6 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
                 await on_lease(store, ctx, data, now)
             else:
                 log.debug("notifier.event_ignored", type=item.event.type)
+        await store.flush_events()
 
     return handle

@@ -106,8 +106,10 @@ class Sender:
             )
         sent = 0
         for row in due:
-            await self.limiter.acquire()
-            sent += await self.send_one(row.id)
+            try:
+                sent += await self.send_one(row.id)
+            except ContactsUnavailable:
+                break  # ingest is down: leave the rest for the next pass
         if self.relay is not None:
             self.relay.wake()
         return sent
@@ -132,7 +134,10 @@ class Sender:
         return Recipient(chosen.phone, chosen.language, chosen.tenant_id, chosen.opted_out)
 
     async def send_one(self, notification_id: str) -> int:
-        """Try to send one notification; return 1 if the provider accepted it."""
+        """Try to send one notification; return 1 if the provider accepted it.
+
+        Raises ContactsUnavailable (after postponing the row) when ingest cannot be asked.
+        """
         async with self.database.sessionmaker() as session:
             row = await NotifierStore(session, clock=self.clock).get_notification(notification_id)
         if row is None or row.status not in PENDING:
@@ -142,7 +147,7 @@ class Sender:
         except ContactsUnavailable as exc:
             log.warning("notifier.contacts_unavailable", error=str(exc), lease_id=row.lease_id)
             await self._postpone(row, engine.retry_delay(1, self.ctx.policy.retry, self.rng))
-            return 0
+            raise
         claimed = await self._claim(row, recipient)
         if claimed is None:
             return 0
@@ -256,6 +261,7 @@ class Sender:
             row = await NotifierStore(session, clock=self.clock).get_notification(notification_id)
         assert row is not None
         callback = f"{self.callback_url}?attempt={row.attempt_id}" if self.callback_url else None
+        await self.limiter.acquire()  # per-sender rate: due rows wait here, in order
         try:
             result = await self.channel.send(to=to, body=body, status_callback=callback)
         except ChannelError as exc:

@@ -25,9 +25,14 @@ T = tasks.c
 class NotifierStore:
     """The notifier's tables, inside the caller's transaction."""
 
-    def __init__(self, session: AsyncSession, *, clock: Clock) -> None:
+    def __init__(self, session: AsyncSession, *, clock: Clock, buffer_events: bool = False) -> None:
         self.session = session
         self.clock = clock
+        self._buffer = buffer_events
+        self._events: list[CloudEvent[Any]] = []
+        self._leases: dict[str, Row[Any] | None] = {}
+        self._staff: dict[str, list[Row[Any]]] = {}
+        self._cursors: dict[str, str | None] = {}
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -35,7 +40,25 @@ class NotifierStore:
 
     async def stage(self, events: Sequence[CloudEvent[Any]]) -> None:
         """Stage events in the outbox (published after this transaction commits)."""
+        if self._buffer:
+            self._events.extend(events)
+        else:
+            await add_to_outbox(self.session, outbox, events, clock=self.clock)
+
+    async def flush_events(self) -> None:
+        """Write buffered events to the outbox in one statement (buffering stores only)."""
+        events, self._events = self._events, []
         await add_to_outbox(self.session, outbox, events, clock=self.clock)
+
+    async def prefetch_leases(self, lease_ids: Sequence[str]) -> None:
+        """Load many leases in one query for the `get_lease` calls that follow."""
+        wanted = [i for i in set(lease_ids) if i not in self._leases]
+        if not wanted:
+            return
+        rows = await self.session.execute(select(leases).where(leases.c.lease_id.in_(wanted)))
+        found = {row.lease_id: row for row in rows}
+        for lease_id in wanted:
+            self._leases[lease_id] = found.get(lease_id)
 
     # --- leases ---------------------------------------------------------------------
 
@@ -43,6 +66,7 @@ class NotifierStore:
         self, *, lease_id: str, org_id: str, team: str | None, tenant_ids: list[str], now: datetime
     ) -> None:
         """Remember a lease's org, team and tenant ids (from lease events)."""
+        self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
         stmt = self._insert(leases).values(lease_id=lease_id, ended=False, **values)
         await self.session.execute(
@@ -56,13 +80,16 @@ class NotifierStore:
         )
 
     async def get_lease(self, lease_id: str) -> Row[Any] | None:
-        """Return a known lease."""
+        """Return a known lease (prefetched rows are served from memory)."""
+        if lease_id in self._leases:
+            return self._leases[lease_id]
         return (
             await self.session.execute(select(leases).where(leases.c.lease_id == lease_id))
         ).first()
 
     async def mark_cleared(self, *, lease_id: str, org_id: str, at: datetime) -> None:
         """Record that the lease's arrears were cleared at `at`."""
+        self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
         stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
         await self.session.execute(
@@ -73,11 +100,10 @@ class NotifierStore:
 
     # --- notifications --------------------------------------------------------------
 
-    async def create_notification(self, values: Mapping[str, Any]) -> bool:
-        """Insert a notification unless its id exists; return whether it was inserted."""
+    async def create_notification(self, values: Mapping[str, Any]) -> Row[Any] | None:
+        """Insert a notification unless its id exists; return the new row (None if it existed)."""
         stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt.returning(N.id))
-        return result.first() is not None
+        return (await self.session.execute(stmt.returning(*notifications.c))).first()
 
     async def get_notification(self, notification_id: str) -> Row[Any] | None:
         """Return one notification."""
@@ -230,10 +256,10 @@ class NotifierStore:
 
     # --- tasks ----------------------------------------------------------------------
 
-    async def create_task(self, values: Mapping[str, Any]) -> bool:
-        """Insert a task unless its id exists; return whether it was inserted."""
+    async def create_task(self, values: Mapping[str, Any]) -> Row[Any] | None:
+        """Insert a task unless its id exists; return the new row (None if it existed)."""
         stmt = self._insert(tasks).values(**values).on_conflict_do_nothing()
-        return (await self.session.execute(stmt.returning(T.id))).first() is not None
+        return (await self.session.execute(stmt.returning(*tasks.c))).first()
 
     async def get_task(self, task_id: str) -> Row[Any] | None:
         """Return one task."""
@@ -318,6 +344,12 @@ class NotifierStore:
             stmt = stmt.where(staff.c.team == team)
         return list((await self.session.execute(stmt)).all())
 
+    async def team_members(self, team: str) -> list[Row[Any]]:
+        """Return a team's members, read once per store (one transaction)."""
+        if team not in self._staff:
+            self._staff[team] = await self.list_staff(team=team)
+        return self._staff[team]
+
     async def deactivate_staff(self, staff_id: str, *, now: datetime) -> bool:
         """Mark a staff member inactive; return whether they existed."""
         stmt = (
@@ -329,16 +361,21 @@ class NotifierStore:
         return (await self.session.execute(stmt)).first() is not None
 
     async def cursor(self, team: str) -> str | None:
-        """Return the last assignee of a team's round robin."""
+        """Return the last assignee of a team's round robin (row locked on PostgreSQL)."""
+        if team in self._cursors:
+            return self._cursors[team]
         stmt = (
             select(team_cursors.c.last_assignee_id)
             .where(team_cursors.c.team == team)
             .with_for_update()
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        value = (await self.session.execute(stmt)).scalar_one_or_none()
+        self._cursors[team] = value
+        return value
 
     async def set_cursor(self, team: str, staff_id: str) -> None:
         """Advance a team's round robin."""
+        self._cursors[team] = staff_id
         stmt = self._insert(team_cursors).values(team=team, last_assignee_id=staff_id)
         await self.session.execute(
             stmt.on_conflict_do_update(index_elements=["team"], set_={"last_assignee_id": staff_id})

@@ -75,9 +75,9 @@ async def queue_sms(
         "created_at": now,
         "updated_at": now,
     }
-    if not await store.create_notification(values):
+    row = await store.create_notification(values)
+    if row is None:
         return False
-    row = await store.get_notification(notification_id)
     await stage_notification(store, row, now)
     return True
 
@@ -178,7 +178,7 @@ async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, det
 async def _members(store: NotifierStore, team: str | None) -> list[engine.Member]:
     if team is None:
         return []
-    return [_member(row) for row in await store.list_staff(team=team)]
+    return [_member(row) for row in await store.team_members(team)]
 
 
 def _member(row: Any) -> engine.Member:
@@ -214,7 +214,7 @@ async def open_task(
         last = await store.cursor(team)
         members = await _members(store, team)
         assignee = engine.pick_assignee(members, last_assigned=last, now=now, tz=ctx.tz)
-    created = await store.create_task(
+    row = await store.create_task(
         {
             "id": task_id,
             "kind": kind,
@@ -232,11 +232,10 @@ async def open_task(
             "updated_at": now,
         }
     )
-    if not created:
+    if row is None:
         return False
     if assignee is not None and team is not None:
         await store.set_cursor(team, assignee.staff_id)
-    row = await store.get_task(task_id)
     await store.stage([task_event(row, at=now)])
     if alert and assignee is not None:
         await alert_staff(
