@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, Security
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest import examples as ex
 from ingest.batch import parse_batch, parse_csv
@@ -53,6 +55,7 @@ BEARER = HTTPBearer(auto_error=False, description="The service token (internal A
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
+        400: "The body cannot be parsed.",
         401: "Missing or wrong API key.",
         403: "The lease belongs to another organisation.",
         413: "Body over the size limit.",
@@ -62,7 +65,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 PATH_ERRORS = {**ERRORS, 404: {"model": ErrorBody, "description": "Unknown lease or complaint."}}
-BATCH_ERRORS = {**ERRORS, 400: {"model": ErrorBody, "description": "Body is not a batch."}}
+BATCH_ERRORS = ERRORS
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Render framework errors (e.g. an unparsable body) in the one error format."""
+    assert isinstance(exc, StarletteHTTPException)
+    name = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed"}.get(
+        exc.status_code, "Error"
+    )
+    return JSONResponse(
+        {"error": name, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def _ingestor(request: Request) -> Ingestor:
@@ -294,6 +308,7 @@ def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastA
     app = FastAPI(title="Bokvar ingest", version="1", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(
         BodyLimits,
         max_body=settings.ingest_max_body_bytes,
