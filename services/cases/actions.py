@@ -324,7 +324,27 @@ async def record_referral(
         outcome=values["outcome"],
     )
     await emit(_event(data, f"{values['id']}:recorded", now))
+    if values["notice"] == "termination_notice":
+        await _notice_step(store, case, values, actor=actor, now=now, emit=emit)
     return values
+
+
+async def _notice_step(
+    store: CasesStore, case: Row, referral: Row, *, actor: str, now: datetime, emit: Emit
+) -> None:
+    """The termination notice to social services (formulär 3) is also a legal step."""
+    steps = await store.step_views(case["id"])
+    if any(
+        s.step == "social_services_notice_sent" and s.step_date == referral["referred_on"]
+        for s in steps
+    ):
+        return
+    body = {
+        "step": "social_services_notice_sent",
+        "step_date": referral["referred_on"],
+        "amount_owed_ore": referral["amount_owed_ore"],
+    }
+    await record_legal_step(store, case, body=body, actor=actor, now=now, emit=emit)
 
 
 async def record_legal_step(

@@ -124,6 +124,13 @@ async def test_referral_gates_over_http(cases_app: App) -> None:
     )
     assert notice.status_code == 201, notice.text
     assert notice.json()["statutory"] is True and "12:44" in notice.json()["legal_basis"]
+    # The termination notice to social services is also the legal step rules follows.
+    steps = await cases_app.client.get(
+        f"/v1/cases/{case_id}/legal-steps", headers=cases_app.token("admin")
+    )
+    assert [(s["step"], s["amount_owed_ore"]) for s in steps.json()] == [
+        ("social_services_notice_sent", 1_234_500)
+    ]
     warning = await post(
         cases_app,
         case_id,
