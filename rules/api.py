@@ -115,7 +115,7 @@ async def lease_status(
         stage=staged[-1].signal if staged and arrears > 0 else None,
         next_deadline=deadlines[0] if deadlines else None,
         upcoming=deadlines,
-        risk=ev.risk,
+        risk=ev.risk.model(),
         charges=[
             ChargeRead(
                 period=c.period,

@@ -209,7 +209,7 @@ async def evaluate_leases(
                 lease_id=lease_id,
                 org_id=state.org_id,
                 version=policy.version,
-                risk=ev.risk,
+                risk=ev.risk.model(),
             )
     new = await store.claim_signals(claims)
     await store.replace_deadlines(list(states), deadlines)

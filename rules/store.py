@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,20 +113,45 @@ class RulesStore:
             grouped[row.lease_id].append(row)
         return grouped
 
+    async def _extras(self, ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Complaints, warnings, legal steps and plans of `ids` in one round trip."""
+        c, w, s, p = m.complaints.c, m.warnings.c, m.legal_steps.c, m.plans.c
+        query = union_all(
+            select(
+                c.lease_id,
+                literal("c").label("x_kind"),
+                c.complaint_id.label("x_id"),
+                c.category.label("x_a"),
+                c.occurred_on.label("x_d"),
+                c.resolution.label("x_b"),
+            ).where(c.lease_id.in_(ids)),
+            select(w.lease_id, literal("w"), w.warning_id, w.category, w.issued_on, null()).where(
+                w.lease_id.in_(ids)
+            ),
+            select(s.lease_id, literal("s"), s.step_id, s.step, s.step_date, null()).where(
+                s.lease_id.in_(ids)
+            ),
+            select(p.lease_id, literal("p"), p.plan_id, null(), p.agreed_on, p.installments).where(
+                p.lease_id.in_(ids)
+            ),
+        )
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for row in await self.session.execute(query):
+            grouped[row.lease_id].append(row)
+        return grouped
+
     async def _load_chunk(self, ids: Sequence[str]) -> dict[str, LeaseState]:
         leases = {
             r.lease_id: r for rows in (await self._rows(m.leases, ids)).values() for r in rows
         }
         entries = await self._rows(m.ledger_entries, ids, m.ledger_entries.c.id)
-        complaints = await self._rows(m.complaints, ids)
-        warnings = await self._rows(m.warnings, ids)
-        steps = await self._rows(m.legal_steps, ids)
-        plans = await self._rows(m.plans, ids)
+        extras = await self._extras(ids)
         out = {}
         for lease_id in ids:
             lease = leases.get(lease_id)
             if lease is None:
                 continue
+            more = extras.get(lease_id, [])
             out[lease_id] = LeaseState(
                 lease_id=lease_id,
                 org_id=lease.org_id,
@@ -134,17 +159,15 @@ class RulesStore:
                 ended_on=lease.ended_on,
                 entries=tuple(_entry(r) for r in entries.get(lease_id, ())),
                 complaints=tuple(
-                    Complaint(r.complaint_id, r.category, r.occurred_on, r.resolution)
-                    for r in complaints.get(lease_id, ())
+                    Complaint(r.x_id, r.x_a, _day(r.x_d), r.x_b) for r in more if r.x_kind == "c"
                 ),
                 warnings=tuple(
-                    Warning(r.warning_id, r.category, r.issued_on)
-                    for r in warnings.get(lease_id, ())
+                    Warning(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "w"
                 ),
                 legal_steps=tuple(
-                    LegalStep(r.step_id, r.step, r.step_date) for r in steps.get(lease_id, ())
+                    LegalStep(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "s"
                 ),
-                plans=tuple(_plan(r) for r in plans.get(lease_id, ())),
+                plans=tuple(_plan(r.x_id, _day(r.x_d), r.x_b) for r in more if r.x_kind == "p"),
             )
         return out
 
@@ -250,10 +273,11 @@ def _entry(row: Any) -> LedgerEntry:
     )
 
 
-def _plan(row: Any) -> Plan:
-    items = orjson.loads(row.installments)
-    return Plan(
-        row.plan_id,
-        row.agreed_on,
-        tuple((date.fromisoformat(d), int(a)) for d, a in items),
-    )
+def _day(value: Any) -> date:
+    # a UNION of DATE columns comes back as str from SQLite
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _plan(plan_id: str, agreed_on: date, installments: str) -> Plan:
+    items = orjson.loads(installments)
+    return Plan(plan_id, agreed_on, tuple((date.fromisoformat(d), int(a)) for d, a in items))

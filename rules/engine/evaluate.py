@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from rules.engine.ledger import ChargeStatus, Ledger, apply_entries
 from rules.engine.reasons import kronor, reasons
-from rules.engine.risk import factor_values, score
+from rules.engine.risk import Risk, factor_values, score
 from rules.engine.state import Deadline, LeaseState, SignalDraft
 from rules.policy import Policy, Stage
 from shared.calendar import add_working_days, is_working_day
 from shared.clock import local_date, local_midnight
-from shared.events.signal import RiskScore
 
 _LATE_STAGES = ("late_rent_detected", "personal_contact_needed", "forfeiture_possible")
 
@@ -24,7 +24,7 @@ class Evaluation:
 
     today: date
     ledger: Ledger
-    risk: RiskScore
+    risk: Risk
     signals: list[SignalDraft] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -33,11 +33,16 @@ class Evaluation:
 
 def stage_date(due: date, stage: Stage) -> date:
     """Return the day a stage is reached for a charge due on `due`."""
-    if stage.unit == "calendar":
-        return due + timedelta(days=stage.offset_days)
-    if stage.offset_days >= 0:
-        return add_working_days(due, stage.offset_days)
-    day, left = due, -stage.offset_days
+    return _offset(due, stage.offset_days, stage.unit)
+
+
+@lru_cache(maxsize=4096)
+def _offset(due: date, offset: int, unit: str) -> date:
+    if unit == "calendar":
+        return due + timedelta(days=offset)
+    if offset >= 0:
+        return add_working_days(due, offset)
+    day, left = due, -offset
     while left:
         day -= timedelta(days=1)
         left -= is_working_day(day)

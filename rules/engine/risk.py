@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rules.engine.ledger import Ledger
@@ -33,7 +34,35 @@ def factor_values(
     }
 
 
-def score(values: dict[str, float], policy: Policy) -> RiskScore:
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """One factor's input value, weight and points."""
+
+    name: str
+    value: float
+    weight: float
+    points: float
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """A 0–100 score and its factors (plain data; `model()` gives the event schema)."""
+
+    score: int
+    factors: tuple[Factor, ...]
+
+    def model(self) -> RiskScore:
+        """Return the score as the `RiskScore` of the event contract."""
+        return RiskScore(
+            score=self.score,
+            factors=tuple(
+                RiskFactor(name=f.name, value=f.value, weight=f.weight, points=f.points)
+                for f in self.factors
+            ),
+        )
+
+
+def score(values: dict[str, float], policy: Policy) -> Risk:
     """Weigh the factor values into a 0–100 score, keeping every factor's contribution."""
     factors = []
     total = 0.0
@@ -41,5 +70,5 @@ def score(values: dict[str, float], policy: Policy) -> RiskScore:
         value = values.get(name, 0.0)
         points = round(fw.weight * min(value / fw.saturation, 1.0), 2)
         total += points
-        factors.append(RiskFactor(name=name, value=value, weight=fw.weight, points=points))
-    return RiskScore(score=max(0, min(100, round(total))), factors=tuple(factors))
+        factors.append(Factor(name, value, fw.weight, points))
+    return Risk(max(0, min(100, round(total))), tuple(factors))

@@ -1,0 +1,285 @@
+"""Rules service on PostgreSQL: ledger events/s through the store, and the deadline sweep.
+
+    python bench/rules.py [--events 100000] [--leases 100000] [--late-share 0.05]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+
+Creates a scratch database (dropped afterwards) and measures, in one run:
+1. ledger: N ledger events (charges, then payments) applied the way the consumer does it
+   (`apply_events` + `evaluate_leases` per batch of 500, one transaction per batch),
+   next to the raw asyncpg `executemany` insert of the same rows into a bare table;
+2. sweep: L leases bulk-loaded with COPY (a charge each; all but `late-share` paid), their
+   open deadlines due; then `sweep_once` over them in chunks, with wall time, peak Python
+   heap (tracemalloc) and RSS growth (psutil).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/rules.py` puts bench/ first on sys.path, where this file shadows the package
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import asyncio
+import gc
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import psutil
+from sqlalchemy.engine import make_url
+
+from rules.consumer import apply_events, evaluate_leases
+from rules.policy import PolicySet
+from rules.store import RulesStore
+from rules.sweep import sweep_once
+from shared.clock import ManualClock, local_midnight
+from shared.db import Database
+from shared.db.migrate import migrate
+from shared.logging import configure_logging
+from shared.events import CloudEvent, EventData, PaymentReceived, RentCharged, new_event
+
+DUE = date(2026, 2, 27)  # March rent (JB 12:20)
+BATCH = 500
+ORG = "org1"
+RENT = 800_000
+OFFSET = 100_000_000  # ids of bulk-loaded rows stay clear of the ledger part's rows
+
+
+def ledger_events(n: int, leases: int) -> list[CloudEvent[EventData]]:
+    """Half charges, half payments, spread over `leases` leases."""
+    t = datetime(2026, 2, 20, 9, tzinfo=UTC)
+    out: list[CloudEvent[EventData]] = []
+    half = max(1, n // 2)
+    for i in range(n):
+        lease = f"B-{(i % half) % leases}"  # each charge is later paid by a payment
+        data: EventData
+        if i < n // 2:
+            data = RentCharged(
+                lease_id=lease,
+                org_id=ORG,
+                invoice_id=f"inv-{i}",
+                period="2026-03",
+                amount_ore=RENT,
+                due_date=DUE,
+                due_date_source="jb_12_20",
+            )
+        else:
+            data = PaymentReceived(
+                lease_id=lease,
+                org_id=ORG,
+                payment_id=f"pay-{i}",
+                amount_ore=RENT,
+                booked_date=date(2026, 2, 26),
+            )
+        out.append(new_event(data, id=f"e-{i}", source="bench", time=t))
+    return out
+
+
+async def bench_ledger(db: Database, dsn: str, n: int, leases: int) -> None:
+    """Apply ledger events through the store; compare with raw asyncpg executemany."""
+    events = ledger_events(n, leases)
+    policies = PolicySet.load()
+    clock = ManualClock(datetime(2026, 2, 26, 12, tzinfo=UTC))
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        chunk = events[start : start + BATCH]
+        async with db.sessionmaker() as session, session.begin():
+            store = RulesStore(session)
+            touched = await apply_events(store, chunk)
+            await evaluate_leases(store, policies, sorted(touched), clock.now())
+    store_s = time.perf_counter() - t0
+
+    rows = [
+        (
+            e.data.lease_id,
+            "charge" if isinstance(e.data, RentCharged) else "payment",
+            getattr(e.data, "invoice_id", None) or getattr(e.data, "payment_id", ""),
+            RENT,
+            date(2026, 2, 26),
+            "2026-03",
+            DUE,
+        )
+        for e in events
+    ]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE raw_entries (id bigserial primary key, lease_id text, kind text,"
+            " entry_id text, amount_ore bigint, booked_on date, period text, due_date date,"
+            " UNIQUE (kind, entry_id))"
+        )
+        t0 = time.perf_counter()
+        for start in range(0, n, BATCH):
+            async with conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO raw_entries (lease_id, kind, entry_id, amount_ore, booked_on,"
+                    " period, due_date) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                    rows[start : start + BATCH],
+                )
+        raw_s = time.perf_counter() - t0
+    finally:
+        await conn.close()
+    print(f"ledger: {n} events over {leases} leases, batches of {BATCH}")
+    print(
+        f"  rules store+engine (apply, evaluate, deadlines): {n / store_s:,.0f} events/s ({store_s:.2f} s)"
+    )
+    print(
+        f"  raw asyncpg executemany of the same rows:        {n / raw_s:,.0f} rows/s ({raw_s:.2f} s)"
+    )
+    print(f"  ratio rules/raw: {raw_s / store_s:.2f}")
+
+
+def _records(leases: int, late_every: int, kind: str) -> Iterator[tuple[object, ...]]:
+    due_at = local_midnight(date(2026, 3, 2))  # working day 1 after the due date
+    for i in range(leases):
+        lease = f"S-{i}"
+        late = i % late_every == 0
+        if kind == "leases":
+            yield (lease, ORG, RENT, None, None)
+        elif kind == "charges":
+            yield (
+                OFFSET + i * 2 + 1,
+                lease,
+                "charge",
+                f"sinv-{i}",
+                RENT,
+                DUE - timedelta(days=14),
+                "2026-03",
+                DUE,
+                f"sinv-{i}",
+                None,
+            )
+        elif kind == "payments" and not late:
+            yield (
+                OFFSET + i * 2 + 2,
+                lease,
+                "payment",
+                f"spay-{i}",
+                RENT,
+                date(2026, 2, 26),
+                None,
+                None,
+                None,
+                None,
+            )
+        elif kind == "deadlines" and late:
+            yield (
+                OFFSET + i + 1,
+                lease,
+                "late_rent_detected",
+                "2026-03",
+                "late_rent_detected",
+                due_at,
+                True,
+            )
+
+
+async def load_sweep_data(dsn: str, leases: int, late_share: float) -> float:
+    """Bulk-load leases, charges, payments and due deadlines with COPY; return seconds."""
+    late_every = max(1, round(1 / late_share))
+    entry_cols = [
+        "id",
+        "lease_id",
+        "kind",
+        "entry_id",
+        "amount_ore",
+        "booked_on",
+        "period",
+        "due_date",
+        "invoice_id",
+        "payment_id",
+    ]
+    conn = await asyncpg.connect(dsn)
+    t0 = time.perf_counter()
+    try:
+        for kind, table, cols in (
+            ("leases", "leases", ["lease_id", "org_id", "monthly_rent_ore", "due_day", "ended_on"]),
+            ("charges", "ledger_entries", entry_cols),
+            ("payments", "ledger_entries", entry_cols),
+            (
+                "deadlines",
+                "deadlines",
+                ["id", "lease_id", "kind", "ref", "stage", "due_at", "open"],
+            ),
+        ):
+            await conn.copy_records_to_table(
+                table, records=_records(leases, late_every, kind), columns=cols, schema_name="rules"
+            )
+        await conn.execute(
+            "ANALYZE rules.leases; ANALYZE rules.ledger_entries; ANALYZE rules.deadlines"
+        )
+        for seq in ("ledger_entries_id_seq", "deadlines_id_seq"):
+            await conn.execute(f"SELECT setval('rules.{seq}', {OFFSET + 3 * leases})")
+    finally:
+        await conn.close()
+    return time.perf_counter() - t0
+
+
+async def bench_sweep(db: Database, dsn: str, leases: int, late_share: float, chunk: int) -> None:
+    """Sweep every due deadline; report time, signals and memory."""
+    load_s = await load_sweep_data(dsn, leases, late_share)
+    print(f"sweep: {leases:,} leases, {late_share:.0%} late (COPY load {load_s:.1f} s)")
+    policies = PolicySet.load()
+    clock = ManualClock(local_midnight(date(2026, 3, 2)) + timedelta(minutes=1))
+    gc.collect()
+    rss0 = psutil.Process().memory_info().rss
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    result = await sweep_once(db, policies, clock, chunk=chunk)
+    sweep_s = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss1 = psutil.Process().memory_info().rss
+    print(
+        f"  swept {result.leases:,} due leases in {result.chunks} chunks of {chunk}: {sweep_s:.2f} s"
+    )
+    print(f"  signals staged in the outbox: {result.signals:,}")
+    print(
+        f"  peak Python heap during the sweep: {peak / 2**20:.1f} MiB; RSS growth {(rss1 - rss0) / 2**20:.1f} MiB"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--ledger-leases", type=int, default=20_000)
+    parser.add_argument("--leases", type=int, default=100_000)
+    parser.add_argument("--late-share", type=float, default=0.05)
+    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    configure_logging("warning")
+    base = make_url(args.database_url)
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"bokvar_bench_rules_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    dsn = base.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    db = Database(url, "rules")
+    try:
+        await migrate(db)
+        if args.events:
+            await bench_ledger(
+                db, dsn + "?options=-csearch_path%3Drules", args.events, args.ledger_leases
+            )
+        if args.leases:
+            await bench_sweep(db, dsn, args.leases, args.late_share, args.chunk)
+    finally:
+        await db.dispose()
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
