@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,12 +96,14 @@ async def _probe(service: str, env: dict[str, str]) -> bool:
     return await proc.wait() == 0
 
 
-async def _run_job(args: list[str], env: dict[str, str]) -> None:
+async def _run_job(args: list[str], env: dict[str, str]) -> str:
     proc = await asyncio.create_subprocess_exec(
         str(BOKVAR), *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode == 0, f"bokvar {' '.join(args)}:\n{out.decode()[-3000:]}"
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, f"bokvar {' '.join(args)}:\n{text[-3000:]}"
+    return text
 
 
 async def test_compose_commands_boot_every_service_and_stop_on_sigterm(
@@ -140,6 +143,17 @@ async def test_compose_commands_boot_every_service_and_stop_on_sigterm(
                 await wait_for(ready, timeout=60, what=f"{name} ready")
                 metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
                 assert metrics.status_code == 200
+
+        # the documented `docker compose run --rm ingest bokvar simulate ...`: the ingest
+        # container's settings are enough to create a key, push, and read the results
+        simulate = [
+            "simulate",
+            *("--leases", "20", "--months", "1", "--settle", "3", "--timeout", "120"),
+            *("--ingest-url", f"http://127.0.0.1:{ports['ingest']}"),
+        ]
+        out = await _run_job(simulate, envs["ingest"])
+        pushed = re.search(r"pushing (\d+) events for (\d+) leases", out)
+        assert pushed and int(pushed[1]) > 0 and pushed[2] == "20", out[-3000:]
 
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
