@@ -232,3 +232,55 @@ def test_prepare_phase_holds_the_namespace_config_and_jobs_only() -> None:
         ("Job", "bokvar-migrate"),
         ("Job", "bokvar-topics"),
     }
+
+
+# Field names of the Kubernetes API objects as these manifests use them (a typo such as
+# `readinesProbe` would be dropped by a lenient apply, not rejected).
+CONTAINER_KEYS = {
+    "name",
+    "image",
+    "imagePullPolicy",
+    "command",
+    "args",
+    "ports",
+    "env",
+    "envFrom",
+    "startupProbe",
+    "readinessProbe",
+    "livenessProbe",
+    "resources",
+    "securityContext",
+    "volumeMounts",
+}
+POD_KEYS = {
+    "containers",
+    "restartPolicy",
+    "securityContext",
+    "terminationGracePeriodSeconds",
+    "topologySpreadConstraints",
+    "volumes",
+}
+PROBE_KEYS = {"httpGet", "periodSeconds", "timeoutSeconds", "failureThreshold"}
+DEPLOYMENT_SPEC_KEYS = {"replicas", "revisionHistoryLimit", "strategy", "selector", "template"}
+JOB_SPEC_KEYS = {"backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "template"}
+
+
+def test_workloads_use_known_fields_and_declared_volumes() -> None:
+    for kind, spec_keys in (("Deployment", DEPLOYMENT_SPEC_KEYS), ("Job", JOB_SPEC_KEYS)):
+        for workload in _find(kind):
+            name = workload["metadata"]["name"]
+            assert set(workload["spec"]) <= spec_keys, (name, set(workload["spec"]) - spec_keys)
+            pod = workload["spec"]["template"]["spec"]
+            assert set(pod) <= POD_KEYS, (name, set(pod) - POD_KEYS)
+            container = _container(workload)
+            assert set(container) <= CONTAINER_KEYS, (name, set(container) - CONTAINER_KEYS)
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if probe in container:
+                    assert set(container[probe]) <= PROBE_KEYS, (name, probe)
+            volumes = {v["name"] for v in pod.get("volumes", [])}
+            mounts = {m["name"] for m in container.get("volumeMounts", [])}
+            assert mounts == volumes, name
+            if kind == "Job":
+                assert pod["restartPolicy"] in {"OnFailure", "Never"}
+            else:
+                assert "restartPolicy" not in pod
