@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpx import URL
 
 from shared.config import CommonSettings
 from tests.deploy.support import (
@@ -284,3 +285,10 @@ def test_workloads_use_known_fields_and_declared_volumes() -> None:
                 assert pod["restartPolicy"] in {"OnFailure", "Never"}
             else:
                 assert "restartPolicy" not in pod
+
+
+def test_notifier_reaches_the_ingest_service() -> None:
+    url = URL(_one("ConfigMap", "bokvar-settings")["data"]["BOKVAR_NOTIFIER_INGEST_URL"])
+    svc = _one("Service", url.host.split(".")[0])
+    assert svc["metadata"]["name"] == "ingest"
+    assert url.port == svc["spec"]["ports"][0]["port"]

@@ -422,3 +422,9 @@ def test_compose_uses_only_known_keys_and_valid_values(
             assert set(entry) <= {"path", "required", "format"}
         for port in spec.get("ports", []):
             assert re.fullmatch(r"(127\.0\.0\.1:)?\d+:\d+", port), port
+
+
+def test_notifier_reaches_ingest_on_the_compose_network(services: dict[str, Any]) -> None:
+    env = compose_environment(services["notifier"])
+    assert env["BOKVAR_NOTIFIER_INGEST_URL"] == f"http://ingest:{default_port('ingest')}"
+    assert services["notifier"]["depends_on"]["ingest"] == {"condition": "service_healthy"}
