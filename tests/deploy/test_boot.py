@@ -162,9 +162,9 @@ async def test_compose_commands_boot_every_service_and_stop_on_sigterm(
             # uvicorn re-raises the signal after its graceful shutdown: -SIGTERM (143 in a
             # shell) is the clean exit; the lifespan's runtime.stopped proves the drain ran.
             assert code in (0, -signal.SIGTERM), f"{name} exited {code} on SIGTERM"
-            log = (tmp_path / f"{name}.log").read_text()
-            stopped = '"event": "runtime.stopped"' in log
-            assert stopped, f"{name} did not stop cleanly:\n{log[-3000:]}"
+            output = (tmp_path / f"{name}.log").read_text()
+            stopped = '"event": "runtime.stopped"' in output
+            assert stopped, f"{name} did not stop cleanly:\n{output[-3000:]}"
     finally:
         for proc in procs.values():
             if proc.returncode is None:
