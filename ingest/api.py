@@ -79,6 +79,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+def _json(body: bytes) -> Response:
+    return Response(body, status_code=202, media_type="application/json")
+
+
 def _ingestor(request: Request) -> Ingestor:
     ingestor: Ingestor = request.app.state.ingestor
     return ingestor
@@ -202,8 +206,14 @@ def _events_router() -> APIRouter:
         """Record a warning (tillsägelse) given to the tenant."""
         return await _single(ing, org, "warning", body)
 
-    @r.post("/events/batch", status_code=202, responses=BATCH_ERRORS, openapi_extra=_BATCH_BODY)
-    async def batch(request: Request, org: Org, ing: Ing) -> BatchResult:
+    @r.post(
+        "/events/batch",
+        status_code=202,
+        response_model=BatchResult,
+        responses=BATCH_ERRORS,
+        openapi_extra=_BATCH_BODY,
+    )
+    async def batch(request: Request, org: Org, ing: Ing) -> Response:
         """Ingest up to 10,000 events (JSON array or NDJSON), answered item by item."""
         settings: IngestSettings = request.app.state.settings
         items = parse_batch(
@@ -211,14 +221,20 @@ def _events_router() -> APIRouter:
             media_type(request.headers.get("content-type", "")),
             max_events=settings.ingest_max_batch_events,
         )
-        return batch_result(items, await ing.ingest(org, items))
+        return _json(batch_result(items, await ing.ingest(org, items)))
 
-    @r.post("/ledger/import", status_code=202, responses=BATCH_ERRORS, openapi_extra=_CSV_BODY)
-    async def ledger_import(request: Request, org: Org, ing: Ing) -> BatchResult:
+    @r.post(
+        "/ledger/import",
+        status_code=202,
+        response_model=BatchResult,
+        responses=BATCH_ERRORS,
+        openapi_extra=_CSV_BODY,
+    )
+    async def ledger_import(request: Request, org: Org, ing: Ing) -> Response:
         """Import ledger rows from CSV (see docs/ingest.md for the columns), row by row."""
         settings: IngestSettings = request.app.state.settings
         items = parse_csv(await request.body(), max_events=settings.ingest_max_batch_events)
-        return batch_result(items, await ing.ingest(org, items))
+        return _json(batch_result(items, await ing.ingest(org, items)))
 
     return r
 

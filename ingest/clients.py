@@ -6,10 +6,14 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
+from pydantic import TypeAdapter
+
 from ingest.store import IngestStore
 from shared.db import Database
+from shared.events.base import OrgId
 
 KEY_PREFIX = "bkv_"
+OrgIdAdapter: TypeAdapter[str] = TypeAdapter(OrgId)
 
 
 def hash_key(key: str) -> str:
@@ -26,6 +30,7 @@ async def create_client(
     database: Database, org_id: str, name: str, *, now: datetime | None = None
 ) -> str:
     """Create an API client for `org_id` and return its key (the only time it is shown)."""
+    OrgIdAdapter.validate_python(org_id)
     key = new_key()
     async with database.sessionmaker() as session, session.begin():
         await IngestStore(session).create_client(

@@ -10,6 +10,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from shared.calendar import is_working_day, next_working_day, parse_period, rent_due_date
@@ -138,6 +139,7 @@ def normalize_phone(raw: str, *, default_country: str = "46") -> str:
     return compact
 
 
+@lru_cache(maxsize=4096)
 def lease_due_date(period: str, due_day: int) -> date:
     """Return the due date a lease's own due day gives for `period` (next working day if not one).
 
@@ -156,5 +158,11 @@ def charge_due_date(
         return invoice_due, "invoice"
     if lease_due_day is not None:
         return lease_due_date(period, lease_due_day), "lease"
+    return jb_due_date(period), "jb_12_20"
+
+
+@lru_cache(maxsize=1024)
+def jb_due_date(period: str) -> date:
+    """Return the JB 12:20 due date of `period` (the last working day before it begins)."""
     year, month = parse_period(period)
-    return rent_due_date(year, month), "jb_12_20"
+    return rent_due_date(year, month)

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from shared.events import RentCharged, decode
 from shared.topics import LEASE_EVENTS, LEDGER_EVENTS
 from tests.helpers import header, read_topic
 from tests.ingest.conftest import Ingest, lease_body
@@ -74,6 +75,8 @@ async def test_batch_answers_item_by_item_and_keeps_good_rows(ingest: Ingest) ->
     assert results[7]["errors"][0]["field"] == "period"
     ledger = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=1)
     assert [header(r, "ce_id") for r in ledger] == ["org1:c1"]
+    event = decode(ledger[0].value, ledger[0].headers)  # the full contract validates
+    assert isinstance(event.data, RentCharged) and event.data.due_date_source == "jb_12_20"
     leases = await read_topic(ingest.broker.bootstrap_servers, LEASE_EVENTS, count=1)
     assert leases[0].key == b"L-1"
 
@@ -163,6 +166,8 @@ async def test_csv_import(ingest: Ingest) -> None:
     assert results[3]["errors"][0]["field"] == "amount_ore"
     records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=2)
     by_id = {header(r, "ce_id"): orjson.loads(r.value) for r in records}
+    for record in records:
+        decode(record.value, record.headers)  # constructed events still satisfy the contract
     assert by_id["org1:v1"]["due_date"] == "2026-03-31"  # Tuesday 31 March 2026
     assert by_id["org1:v2"]["invoice_id"] == "INV-4"
 

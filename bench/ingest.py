@@ -1,0 +1,257 @@
+"""Ingest throughput: events/s through the batch endpoint vs raw aiokafka produce.
+
+    python bench/ingest.py [--events 100000] [--batch 5000] [--leases 2000]
+                           [--database-url sqlite+aiosqlite:///TMP/bench.db]
+
+Starts an embedded broker and, in one run, sends the same kind of events (rent charges
+and payments for `--leases` leases, registered first) three ways:
+1. raw: the finished CloudEvents produced with aiokafka (acks=all), no HTTP, no database;
+2. asgi: POST /v1/events/batch (JSON array) in-process through httpx's ASGITransport;
+3. socket: the same over a real socket to `bokvar serve ingest` (uvicorn) in a child
+   process, with an httpx client.
+Each batch is validated, deduplicated against the database, published with acks=all
+and recorded before it is answered. Prints events/s and the ratios to raw.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# this script is named like the package it measures: keep bench/ off the import path
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, date, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaProducer  # noqa: E402
+
+from ingest.api import create_app  # noqa: E402
+from ingest.clients import create_client  # noqa: E402
+from ingest.config import IngestSettings  # noqa: E402
+from shared.bus import create_topics  # noqa: E402
+from shared.bus.broker import EmbeddedBroker, free_port  # noqa: E402
+from shared.db import Database  # noqa: E402
+from shared.db.migrate import migrate  # noqa: E402
+from shared.events import PaymentReceived, RentCharged, encode, new_event  # noqa: E402
+from shared.logging import configure_logging  # noqa: E402
+
+
+def with_check(nine: str) -> str:
+    """Return nine digits plus their Luhn check digit."""
+    total = 0
+    for i, ch in enumerate(reversed(nine)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return nine + str((10 - total % 10) % 10)
+
+
+def lease_items(run: str, leases: int) -> list[dict[str, Any]]:
+    """Return lease registrations (one tenant each) for `leases` leases."""
+    return [
+        {
+            "type": "lease",
+            "event_id": f"{run}-lease-{i}",
+            "lease_id": f"{run}-L{i}",
+            "property_id": f"P{i % 97}",
+            "municipality_code": "0180",
+            "monthly_rent_ore": 850_000,
+            "start_date": "2024-04-01",
+            "team": "team-north",
+            "tenants": [
+                {
+                    "tenant_id": f"T{i}",
+                    "personnummer": with_check(f"8{i % 10}0101{i % 1000:03d}"),
+                    "phone": f"+4670{i % 10_000_000:07d}",
+                    "language": "sv",
+                }
+            ],
+        }
+        for i in range(leases)
+    ]
+
+
+def ledger_items(run: str, events: int, leases: int) -> list[dict[str, Any]]:
+    """Return alternating charges and payments spread over the leases."""
+    items: list[dict[str, Any]] = []
+    for i in range(events):
+        lease = f"{run}-L{i % leases}"
+        if i % 2 == 0:
+            items.append(
+                {
+                    "type": "charge",
+                    "event_id": f"{run}-{i}",
+                    "lease_id": lease,
+                    "invoice_id": f"INV-{i}",
+                    "period": "2026-03",
+                    "amount_ore": 850_000,
+                }
+            )
+        else:
+            items.append(
+                {
+                    "type": "payment",
+                    "event_id": f"{run}-{i}",
+                    "payment_id": f"BG-{i}",
+                    "amount_ore": 850_000,
+                    "booked_date": "2026-02-27",
+                    "reference": lease,
+                }
+            )
+    return items
+
+
+def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, Any]]:
+    """Return the CloudEvents the ledger items become, encoded (key, value, headers)."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(events):
+        lease = f"{run}-L{i % leases}"
+        data: Any
+        if i % 2 == 0:
+            data = RentCharged(
+                lease_id=lease,
+                org_id="bench",
+                invoice_id=f"INV-{i}",
+                period="2026-03",
+                amount_ore=850_000,
+                due_date=date(2026, 2, 27),
+                due_date_source="jb_12_20",
+            )
+        else:
+            data = PaymentReceived(
+                lease_id=lease,
+                org_id="bench",
+                payment_id=f"BG-{i}",
+                amount_ore=850_000,
+                booked_date=date(2026, 2, 27),
+            )
+        out.append(encode(new_event(data, id=f"bench:{run}-{i}", source="bench", time=now)))
+    return out
+
+
+async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> float:
+    """Produce the records with aiokafka (acks=all); return events/s."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks="all", linger_ms=2, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    t0 = time.perf_counter()
+    futures = [
+        await producer.send("ledger.events", value=v, key=k, headers=h) for k, v, h in records
+    ]
+    await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - t0
+    await producer.stop()
+    return len(records) / elapsed
+
+
+async def post_all(
+    http: httpx.AsyncClient, key: str, items: list[dict[str, Any]], batch: int
+) -> float:
+    """POST `items` in batches; return events/s (every event must be accepted)."""
+    bodies = [orjson.dumps(items[i : i + batch]) for i in range(0, len(items), batch)]
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    t0 = time.perf_counter()
+    for body in bodies:
+        resp = await http.post("/v1/events/batch", content=body, headers=headers, timeout=120)
+        resp.raise_for_status()
+        answer = orjson.loads(resp.content)
+        if answer["rejected"] or answer["duplicates"]:
+            raise SystemExit(f"unexpected answer: {answer['results'][:3]}")
+    return len(items) / (time.perf_counter() - t0)
+
+
+async def bench_asgi(
+    settings: IngestSettings, key: str, run: str, args: argparse.Namespace
+) -> float:
+    """Send the events through the batch endpoint in-process (ASGI)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
+            await post_all(http, key, lease_items(run, args.leases), args.batch)
+            return await post_all(
+                http, key, ledger_items(run, args.events, args.leases), args.batch
+            )
+
+
+async def bench_socket(env: dict[str, str], key: str, run: str, args: argparse.Namespace) -> float:
+    """Send the events to `bokvar serve ingest` (uvicorn) over a real socket."""
+    port = free_port()
+    env = {**os.environ, **env, "BOKVAR_INGEST_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "ingest"], env=env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            await post_all(http, key, lease_items(run, args.leases), args.batch)
+            return await post_all(
+                http, key, ledger_items(run, args.events, args.leases), args.batch
+            )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+async def main(args: argparse.Namespace) -> None:
+    configure_logging("warning", "console")
+    broker = EmbeddedBroker()
+    broker.start()
+    tmp = tempfile.mkdtemp(prefix="bench-ingest-")
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+    try:
+        await create_topics(broker.bootstrap_servers, partitions=6)
+        database = Database(url, "ingest")
+        await migrate(database)
+        key = await create_client(database, "bench", "bench")
+        await database.dispose()
+        env = {
+            "BOKVAR_DATABASE_URL": url,
+            "BOKVAR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "BOKVAR_VAR_DIR": tmp,
+            "BOKVAR_LOG_LEVEL": "warning",
+        }
+        settings = IngestSettings(
+            database_url=url,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            var_dir=Path(tmp),
+            log_level="warning",
+        )
+        stamp = str(int(time.time()))
+        raw = await bench_raw(
+            broker.bootstrap_servers, raw_records(f"r{stamp}", args.events, args.leases)
+        )
+        asgi = await bench_asgi(settings, key, f"a{stamp}", args)
+        sock = await bench_socket(env, key, f"s{stamp}", args)
+        print(
+            f"events={args.events} batch={args.batch} leases={args.leases} database={url.split(':')[0]}"
+        )
+        print(f"raw aiokafka produce (acks=all):   {raw:>10,.0f} events/s")
+        print(f"batch endpoint, in-process ASGI:   {asgi:>10,.0f} events/s  ratio {asgi / raw:.2f}")
+        print(f"batch endpoint, uvicorn socket:    {sock:>10,.0f} events/s  ratio {sock / raw:.2f}")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--leases", type=int, default=2_000)
+    parser.add_argument("--database-url", default=None)
+    asyncio.run(main(parser.parse_args()))
