@@ -64,6 +64,7 @@ async def on_signal(
         raised = engine.raise_priority(case["priority"], wanted)
         if raised != case["priority"]:
             await store.update(case["id"], priority=raised, updated_at=now)
+            case["priority"] = raised
     await store.add_entry(
         lease_id=signal.lease_id,
         org_id=signal.org_id,

@@ -28,7 +28,8 @@ def make_handler(clock: Clock) -> Handler:
     """Return the batch handler: every event applied in the batch's one transaction."""
 
     async def handle(batch: Batch) -> None:
-        store = CasesStore(batch.session)
+        store = CasesStore(batch.session, batched=True)
+        await store.prefetch_open([item.event.data.lease_id for item in batch.events])
 
         async def emit(event: CloudEvent[EventData]) -> None:
             await batch.emit(event)
@@ -44,6 +45,7 @@ def make_handler(clock: Clock) -> Handler:
                 await actions.on_lease(store, data, now=now)
             else:
                 log.debug("cases.event_ignored", type=item.event.type)
+        await store.flush_entries()
         log.info("cases.batch_applied", events=len(batch.events), emitted=len(batch.emitted))
 
     return handle

@@ -26,13 +26,37 @@ from shared.clock import local_date
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
+_ENTRY_DEFAULTS: Row = {c.name: None for c in timeline.columns if c.name != "id"}
 
 
 class CasesStore:
     """The cases service's tables, through one session."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, batched: bool = False) -> None:
         self.session = session
+        # The consumer batches: open cases are looked up once per batch and timeline rows
+        # are inserted together (flushed before anything reads or re-links them).
+        self._batched = batched
+        self._open: dict[str, Row | None] = {}
+        self._pending: list[Row] = []
+
+    async def prefetch_open(self, lease_ids: Sequence[str]) -> None:
+        """Look up the open cases of many leases in one query (batched mode)."""
+        wanted = [lid for lid in set(lease_ids) if lid not in self._open]
+        if not wanted:
+            return
+        result = await self.session.execute(
+            select(cases).where(cases.c.lease_id.in_(wanted), _OPEN)
+        )
+        found = {r.lease_id: dict(r._mapping) for r in result}
+        for lid in wanted:
+            self._open[lid] = found.get(lid)
+
+    async def flush_entries(self) -> None:
+        """Insert the buffered timeline rows."""
+        if self._pending:
+            rows, self._pending = self._pending, []
+            await self.session.execute(insert(timeline), rows)
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
@@ -42,6 +66,8 @@ class CasesStore:
 
     async def open_case(self, lease_id: str) -> Row | None:
         """Return the lease's open case, or None."""
+        if self._batched and lease_id in self._open:
+            return self._open[lease_id]
         result = await self.session.execute(
             select(cases).where(cases.c.lease_id == lease_id, _OPEN)
         )
@@ -75,6 +101,8 @@ class CasesStore:
         """Insert a case (the partial unique index refuses a second open one)."""
         await self.session.execute(insert(cases).values(**values))
         await self.session.flush()
+        if self._batched:
+            self._open[values["lease_id"]] = dict(values)
 
     async def update(self, case_id: str, **values: Any) -> None:
         """Update columns of a case."""
@@ -83,10 +111,14 @@ class CasesStore:
     async def add_entry(self, **values: Any) -> None:
         """Append a timeline entry."""
         values.setdefault("data", {})
+        if self._batched:
+            self._pending.append({**_ENTRY_DEFAULTS, **values})
+            return
         await self.session.execute(insert(timeline).values(**values))
 
     async def attach_history(self, lease_id: str, case_id: str) -> None:
         """Attach the lease's earlier, unattached activity to a newly opened case."""
+        await self.flush_entries()
         await self.session.execute(
             update(timeline)
             .where(timeline.c.lease_id == lease_id, timeline.c.case_id.is_(None))
@@ -95,6 +127,7 @@ class CasesStore:
 
     async def entries(self, case_id: str) -> list[Row]:
         """Return a case's timeline, oldest first."""
+        await self.flush_entries()
         result = await self.session.execute(
             select(timeline)
             .where(timeline.c.case_id == case_id)
@@ -104,6 +137,7 @@ class CasesStore:
 
     async def arrears_cleared_on(self, lease_id: str) -> date | None:
         """Return the local date of the lease's latest arrears_cleared signal, if any."""
+        await self.flush_entries()
         result = await self.session.execute(
             select(func.max(timeline.c.at)).where(
                 timeline.c.lease_id == lease_id,
