@@ -7,6 +7,7 @@ whose fields are read at test time (the settings grow while the services are bui
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -428,3 +430,21 @@ def test_notifier_reaches_ingest_on_the_compose_network(services: dict[str, Any]
     env = compose_environment(services["notifier"])
     assert env["BOKVAR_NOTIFIER_INGEST_URL"] == f"http://ingest:{default_port('ingest')}"
     assert services["notifier"]["depends_on"]["ingest"] == {"condition": "service_healthy"}
+
+
+def test_compose_spec_schema_accepts_the_file(tmp_path: Path) -> None:
+    """check-jsonschema's vendored Compose Specification, when installed (not required)."""
+    tool = shutil.which("check-jsonschema")
+    if tool is None:
+        pytest.skip("check-jsonschema is not installed")
+    # anchors and merge keys resolved, as Compose sees the file
+    resolved = tmp_path / "docker-compose.json"
+    resolved.write_text(json.dumps(compose()))
+    result = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(resolved)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
