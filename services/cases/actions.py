@@ -351,7 +351,14 @@ async def _notice_step(
 async def record_legal_step(
     store: CasesStore, case: Row, *, body: dict[str, Any], actor: str, now: datetime, emit: Emit
 ) -> Row:
-    """Record a legal step; publish LegalStepRecorded (rules follows the recovery period)."""
+    """Record a legal step; publish LegalStepRecorded (rules follows the recovery period).
+
+    The same step on the same date again (e.g. after the termination notice recorded it)
+    returns the recorded one and publishes nothing.
+    """
+    for existing in await store.legal_steps(case["id"]):
+        if existing["step"] == body["step"] and existing["step_date"] == body["step_date"]:
+            return existing
     values: Row = {
         "id": new_id("L"),
         "case_id": case["id"],

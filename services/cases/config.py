@@ -12,7 +12,7 @@ class CasesSettings(CommonSettings):
 
     cases_port: int = Field(8004, description="HTTP port of the cases service.")
     cases_jwt_secret: SecretStr = Field(
-        SecretStr("dev-cases-jwt-secret-change-me-32b"),
+        SecretStr("dev-cases-jwt-secret-change-me"),
         description="HS256 signing key of the bearer JWTs the cases API accepts.",
     )
     cases_retention_days: int = Field(

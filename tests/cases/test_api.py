@@ -131,6 +131,13 @@ async def test_referral_gates_over_http(cases_app: App) -> None:
     assert [(s["step"], s["amount_owed_ore"]) for s in steps.json()] == [
         ("social_services_notice_sent", 1_234_500)
     ]
+    same = await post(
+        cases_app,
+        case_id,
+        "legal-steps",
+        {"step": "social_services_notice_sent", "step_date": today, "amount_owed_ore": 1},
+    )
+    assert same.json()["id"] == steps.json()[0]["id"]
     warning = await post(
         cases_app,
         case_id,
