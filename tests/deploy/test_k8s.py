@@ -169,10 +169,12 @@ def test_every_bokvar_variable_is_a_setting_and_secrets_stay_in_secrets() -> Non
         env = [item["name"] for item in _container(workload).get("env", [])]
         used |= set(env)
         assert not set(secrets) & set(env)
-    assert used - known == set(), "not a field of any settings class"
+    assert used - known == set(), "not a field of any settings class (renamed or removed?)"
     assert not set(secrets) & set(config), "a secret in the ConfigMap"
     in_secrets = {name for secret in _find("Secret") for name in secret["stringData"]}
-    assert set(secrets) - in_secrets == set(), "a secret setting has no place in a Secret"
+    assert set(secrets) - in_secrets == set(), (
+        "a new secret setting: add it to the service's Secret in deploy/k8s/secret.example.yaml"
+    )
 
 
 @pytest.mark.parametrize("service", list(SERVICES))

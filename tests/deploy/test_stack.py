@@ -176,7 +176,7 @@ def test_every_bokvar_variable_in_compose_is_a_setting(services: dict[str, Any])
             if path.exists():
                 used |= {k for k in read_env_file(path) if k.startswith("BOKVAR_")}
     assert used, "no BOKVAR_* variable found"
-    assert used - known == set(), "not a field of any settings class"
+    assert used - known == set(), "not a field of any settings class (renamed or removed?)"
 
 
 def test_env_files_exist_and_secrets_stay_out_of_the_compose_file(
@@ -192,8 +192,9 @@ def test_env_files_exist_and_secrets_stay_out_of_the_compose_file(
     example = ROOT / "deploy" / "secrets.example.env"
     provided = read_env_file(example)
     must_set = {name for name, needed in secrets.items() if needed}
-    assert must_set - set(provided) == set(), "a secret setting has no placeholder"
-    assert set(secrets) - mentioned_in_env_file(example) == set(), "optional secret not shown"
+    hint = "a new secret setting: add a placeholder to deploy/secrets.example.env"
+    assert must_set - set(provided) == set(), hint
+    assert set(secrets) - mentioned_in_env_file(example) == set(), hint + " (commented out)"
 
 
 @pytest.mark.parametrize("service", [*SERVICES, *JOBS])
