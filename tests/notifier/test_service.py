@@ -122,3 +122,30 @@ async def test_arrears_cleared_cancels_deferred_send_end_to_end(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_deferred_send_goes_out_at_08_on_an_accelerated_clock(
+    broker: EmbeddedBroker,
+    producer: Producer,
+    db: Database,
+    twilio: FakeTwilio,
+    ingest: IngestStub,
+) -> None:
+    import time as _time
+
+    from shared.clock import AcceleratedClock
+
+    # 20:30 Monday; 3,600x: the 11.5 h until 08:00 pass in about 12 s
+    clock = AcceleratedClock(local(2026, 3, 2, 20, 30), _time.time(), 3600)
+    app = create_app(_settings(db, broker, twilio, ingest), clock=clock)
+    async with running(app):
+        await producer.publish(new_event(make_signal(), id="e1", source="t", time=clock.now()))
+        await wait_for(lambda: _async(len(twilio.messages) == 1), timeout=40, what="the SMS")
+        records = await read_topic(
+            broker.bootstrap_servers, NOTIFICATION_EVENTS, until=_has("sent")
+        )
+    sent = [orjson.loads(r.value) for r in records if orjson.loads(r.value)["status"] == "sent"]
+    from datetime import datetime as _dt
+
+    at = _dt.fromisoformat(sent[0]["at"]).astimezone(local(2026, 3, 3, 8, 0).tzinfo)
+    assert at >= local(2026, 3, 3, 8, 0) and at.hour == 8
