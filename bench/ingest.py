@@ -10,7 +10,9 @@ and payments for `--leases` leases, registered first) three ways:
 3. socket: the same over a real socket to `bokvar serve ingest` (uvicorn) in a child
    process, with an httpx client.
 Each batch is validated, deduplicated against the database, published with acks=all
-and recorded before it is answered. Prints events/s and the ratios to raw.
+and recorded before it is answered. The endpoint runs are made once with one client
+(batches one after another) and once with `--concurrency` clients. Prints events/s and
+the ratios to raw.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, date, datetime  # noqa: E402
@@ -80,12 +81,13 @@ def lease_items(run: str, leases: int) -> list[dict[str, Any]]:
     ]
 
 
-def ledger_items(run: str, events: int, leases: int) -> list[dict[str, Any]]:
+def ledger_items(run: str, events: int, leases: int, tag: str = "") -> list[dict[str, Any]]:
     """Return alternating charges and payments spread over the leases."""
     items: list[dict[str, Any]] = []
-    for i in range(events):
-        lease = f"{run}-L{i % leases}"
-        if i % 2 == 0:
+    for n in range(events):
+        i = f"{tag}{n}"
+        lease = f"{run}-L{n % leases}"
+        if n % 2 == 0:
             items.append(
                 {
                     "type": "charge",
@@ -156,40 +158,60 @@ async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> fl
 
 
 async def post_all(
-    http: httpx.AsyncClient, key: str, items: list[dict[str, Any]], batch: int
+    http: httpx.AsyncClient,
+    key: str,
+    items: list[dict[str, Any]],
+    batch: int,
+    concurrency: int = 1,
 ) -> float:
     """POST `items` in batches; return events/s (every event must be accepted)."""
     bodies = [orjson.dumps(items[i : i + batch]) for i in range(0, len(items), batch)]
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
+
+    async def sender(queue: list[bytes]) -> None:
+        while queue:
+            body = queue.pop(0)
+            resp = await http.post("/v1/events/batch", content=body, headers=headers, timeout=120)
+            resp.raise_for_status()
+            answer = orjson.loads(resp.content)
+            if answer["rejected"] or answer["duplicates"]:
+                raise SystemExit(f"unexpected answer: {answer['results'][:3]}")
+
     t0 = time.perf_counter()
-    for body in bodies:
-        resp = await http.post("/v1/events/batch", content=body, headers=headers, timeout=120)
-        resp.raise_for_status()
-        answer = orjson.loads(resp.content)
-        if answer["rejected"] or answer["duplicates"]:
-            raise SystemExit(f"unexpected answer: {answer['results'][:3]}")
+    await asyncio.gather(*(sender(bodies) for _ in range(concurrency)))
     return len(items) / (time.perf_counter() - t0)
 
 
 async def bench_asgi(
     settings: IngestSettings, key: str, run: str, args: argparse.Namespace
-) -> float:
+) -> tuple[float, float]:
     """Send the events through the batch endpoint in-process (ASGI)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
-            await post_all(http, key, lease_items(run, args.leases), args.batch)
-            return await post_all(
-                http, key, ledger_items(run, args.events, args.leases), args.batch
-            )
+            return await _runs(http, key, run, args)
 
 
-async def bench_socket(env: dict[str, str], key: str, run: str, args: argparse.Namespace) -> float:
+async def _runs(
+    http: httpx.AsyncClient, key: str, run: str, args: argparse.Namespace
+) -> tuple[float, float]:
+    """Register the leases, then send the ledger events sequentially and concurrently."""
+    await post_all(http, key, lease_items(run, args.leases), args.batch)
+    one = await post_all(http, key, ledger_items(run, args.events, args.leases, "a"), args.batch)
+    many = await post_all(
+        http, key, ledger_items(run, args.events, args.leases, "b"), args.batch, args.concurrency
+    )
+    return one, many
+
+
+async def bench_socket(
+    env: dict[str, str], key: str, run: str, args: argparse.Namespace
+) -> tuple[float, float]:
     """Send the events to `bokvar serve ingest` (uvicorn) over a real socket."""
     port = free_port()
     env = {**os.environ, **env, "BOKVAR_INGEST_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "ingest"], env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ingest", env=env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             for _ in range(300):
@@ -199,13 +221,10 @@ async def bench_socket(env: dict[str, str], key: str, run: str, args: argparse.N
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            await post_all(http, key, lease_items(run, args.leases), args.batch)
-            return await post_all(
-                http, key, ledger_items(run, args.events, args.leases), args.batch
-            )
+            return await _runs(http, key, run, args)
     finally:
         proc.terminate()
-        proc.wait(30)
+        await asyncio.wait_for(proc.wait(), 30)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -238,12 +257,17 @@ async def main(args: argparse.Namespace) -> None:
         )
         asgi = await bench_asgi(settings, key, f"a{stamp}", args)
         sock = await bench_socket(env, key, f"s{stamp}", args)
-        print(
-            f"events={args.events} batch={args.batch} leases={args.leases} database={url.split(':')[0]}"
-        )
-        print(f"raw aiokafka produce (acks=all):   {raw:>10,.0f} events/s")
-        print(f"batch endpoint, in-process ASGI:   {asgi:>10,.0f} events/s  ratio {asgi / raw:.2f}")
-        print(f"batch endpoint, uvicorn socket:    {sock:>10,.0f} events/s  ratio {sock / raw:.2f}")
+        db_kind = url.split(":")[0]
+        print(f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}")
+        c = args.concurrency
+        print(f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s")
+        for name, (one, many) in (("in-process ASGI", asgi), ("uvicorn socket ", sock)):
+            print(
+                f"batch endpoint, {name}, 1 client:  {one:>9,.0f} events/s  ratio {one / raw:.2f}"
+            )
+            print(
+                f"batch endpoint, {name}, {c} clients: {many:>9,.0f} events/s  ratio {many / raw:.2f}"
+            )
     finally:
         broker.stop()
 
@@ -253,5 +277,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--leases", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=4, help="clients in the second pass")
     parser.add_argument("--database-url", default=None)
     asyncio.run(main(parser.parse_args()))

@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from ingest.clients import hash_key
 from ingest.config import IngestSettings
 from ingest.processing import Context, Item, Outcome, process, referenced
+from ingest.publisher import publish_batched
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from shared.http import NotFound, ServiceUnavailable, Unauthorized
@@ -92,7 +93,7 @@ class Ingestor:
             raise ServiceUnavailable("the event broker is unreachable", headers=retry_after)
         try:
             await asyncio.wait_for(
-                self.rt.producer.publish_many(outcome.events),
+                publish_batched(self.rt.producer, outcome.events),
                 timeout=self.settings.ingest_publish_timeout_seconds,
             )
         except Exception as exc:

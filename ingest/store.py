@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ingest.models import api_clients, complaints, invoices, leases, seen_events, tenant_contacts
 from ingest.processing import ContactRow, Known, LeaseRow, Writes
 
-CHUNK = 500
+CHUNK = 5000  # bound parameters per statement (SQLite and asyncpg allow 32,767)
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
