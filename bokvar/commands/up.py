@@ -79,6 +79,9 @@ class Supervisor:
         await migrate_all(self.settings.database_url, list(SERVICES))
         print("migrations applied", flush=True)
         env = {**os.environ, "BOKVAR_KAFKA_BOOTSTRAP_SERVERS": self.servers}
+        # The notifier looks tenants' phones up at ingest: follow a changed ingest port.
+        ingest_port = env.get("BOKVAR_INGEST_PORT", "8001")
+        env.setdefault("BOKVAR_NOTIFIER_INGEST_URL", f"http://127.0.0.1:{ingest_port}")
         for service in self.args.only:
             proc = ServiceProcess(service, env, log_dir=var / "logs")
             proc.start()
