@@ -14,12 +14,13 @@ from shared.events import (
     TaskChanged,
     TenantRef,
     decode,
+    encode,
     new_event,
 )
-from shared.topics import CASE_EVENTS
+from shared.topics import CASE_EVENTS, RISK_SIGNALS
 from tests.cases.conftest import NOW, ORG, App, database_url, running_app, signal
 from tests.conftest import MakeDatabase
-from tests.helpers import read_topic, wait_for
+from tests.helpers import header, read_topic, wait_for
 
 LEASE = "L-100"
 
@@ -164,12 +165,55 @@ async def test_case_events_reach_the_topic_for_rules(
             headers=staff,
         )
         assert plan.status_code == 201
-        records = await read_topic(broker.bootstrap_servers, CASE_EVENTS, count=3)
+        moved = await app.client.post(
+            f"/v1/cases/{case['id']}/status",
+            json={"status": "payment_plan", "reason": "plan agreed"},
+            headers=staff,
+        )
+        assert moved.status_code == 200
+        notice = await app.client.post(
+            f"/v1/cases/{case['id']}/referrals",
+            json={
+                "recipient": "social_services",
+                "notice": "disturbance_warning",
+                "referred_on": "2026-03-20",
+            },
+            headers=staff,
+        )
+        assert notice.status_code == 201
+        records = await read_topic(broker.bootstrap_servers, CASE_EVENTS, count=5)
         events = [decode(r.value, r.headers) for r in records]
         types = sorted(e.type for e in events)
         assert types == [
             "se.bokvar.case.legal_step_recorded.v1",
             "se.bokvar.case.opened.v1",
             "se.bokvar.case.payment_plan_agreed.v1",
+            "se.bokvar.case.referral_recorded.v1",
+            "se.bokvar.case.status_changed.v1",
         ]
+        plan_event = next(e for e in events if e.type.endswith("payment_plan_agreed.v1"))
+        assert plan_event.data.installments[0].amount_ore == 50_000  # type: ignore[attr-defined]
         assert all(r.key == LEASE.encode() for r in records)
+
+
+async def test_a_bad_record_goes_to_the_dlq_and_the_consumer_moves_on(
+    make_database: MakeDatabase,
+    test_database_url: str,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    producer: Producer,
+) -> None:
+    await make_database("cases")
+    async with running_app(
+        database_url(test_database_url, tmp_path), broker.bootstrap_servers, consume=True
+    ) as app:
+        good = signal(LEASE, "complaint_pattern")
+        _, value, headers = encode(good)
+        broken = value.replace(b'"complaint_pattern"', b'"no_such_signal"')
+        await producer.send_raw([(RISK_SIGNALS, LEASE.encode(), broken, headers)])
+        await producer.publish(good)
+        case = await _await_case(app)
+        assert case["lease_id"] == LEASE and case["priority"] == "normal"
+        dead = await read_topic(broker.bootstrap_servers, f"{RISK_SIGNALS}.dlq", count=1)
+        reason = header(dead[0], "dlq_reason") or ""
+        assert "signal" in reason and header(dead[0], "dlq_consumer_group") == "cases"
