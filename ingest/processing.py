@@ -218,7 +218,7 @@ def _charge(body: ChargeIn, ctx: Context, known: Known, writes: Writes) -> Event
     )
     if body.ocr is not None:
         known.ocr[body.ocr] = writes.invoices[body.ocr] = (body.lease_id, body.invoice_id)
-    return RentCharged.model_construct(  # fields validated by the input model
+    return RentCharged(
         lease_id=body.lease_id,
         org_id=ctx.org_id,
         invoice_id=body.invoice_id,
@@ -246,7 +246,7 @@ def _payment(body: PaymentIn, ctx: Context, known: Known) -> EventData:
             "reference", "unknown reference: neither a lease id nor the OCR of a known invoice"
         )
     _owned_lease(lease_id, ctx, known)
-    return PaymentReceived.model_construct(  # fields validated by the input model
+    return PaymentReceived(
         lease_id=lease_id,
         org_id=ctx.org_id,
         payment_id=body.payment_id,
@@ -258,7 +258,7 @@ def _payment(body: PaymentIn, ctx: Context, known: Known) -> EventData:
 
 def _reversal(body: ReversalIn, ctx: Context, known: Known) -> EventData:
     _owned_lease(body.lease_id, ctx, known)
-    return PaymentReversed.model_construct(  # fields validated by the input model
+    return PaymentReversed(
         lease_id=body.lease_id,
         org_id=ctx.org_id,
         reversal_id=body.reversal_id,
@@ -271,7 +271,7 @@ def _reversal(body: ReversalIn, ctx: Context, known: Known) -> EventData:
 
 def _credit(body: CreditIn, ctx: Context, known: Known) -> EventData:
     _owned_lease(body.lease_id, ctx, known)
-    return CreditIssued.model_construct(  # fields validated by the input model
+    return CreditIssued(
         lease_id=body.lease_id,
         org_id=ctx.org_id,
         credit_id=body.credit_id,
