@@ -193,7 +193,8 @@ async def evaluate_leases(
     for lease_id, state in states.items():
         policy = policies.for_org(state.org_id)
         ev = evaluate(state, policy, now, emitted.get(lease_id, frozenset()))
-        deadlines[lease_id] = ev.deadlines
+        # only the earliest matters: the sweep re-evaluates then and stores the next one
+        deadlines[lease_id] = sorted(ev.deadlines, key=lambda d: (d.due_at, d.stage))[:1]
         for draft in ev.signals:
             claims.append(
                 {

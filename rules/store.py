@@ -8,7 +8,19 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, func, literal, null, select, union_all, update
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +44,13 @@ def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
+def _in(column: Any, ids: Sequence[str], sqlite: bool) -> Any:
+    """`column IN ids`; on PostgreSQL one array parameter (no thousand binds to compile)."""
+    if sqlite:
+        return column.in_(ids)
+    return column.in_(select(func.unnest(bindparam(None, list(ids), type_=ARRAY(String())))))
+
+
 class RulesStore:
     """Reads and writes the rules service's tables inside the caller's transaction."""
 
@@ -39,6 +58,7 @@ class RulesStore:
         self.session = session
         dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
         self._insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        self._sqlite = dialect == "sqlite"
 
     async def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -107,7 +127,7 @@ class RulesStore:
     async def _rows(self, table: Table, ids: Sequence[str], *order: Any) -> dict[str, list[Any]]:
         grouped: dict[str, list[Any]] = defaultdict(list)
         result = await self.session.execute(
-            select(table).where(table.c.lease_id.in_(ids)).order_by(*order)
+            select(table).where(_in(table.c.lease_id, ids, self._sqlite)).order_by(*order)
         )
         for row in result:
             grouped[row.lease_id].append(row)
@@ -124,15 +144,15 @@ class RulesStore:
                 c.category.label("x_a"),
                 c.occurred_on.label("x_d"),
                 c.resolution.label("x_b"),
-            ).where(c.lease_id.in_(ids)),
+            ).where(_in(c.lease_id, ids, self._sqlite)),
             select(w.lease_id, literal("w"), w.warning_id, w.category, w.issued_on, null()).where(
-                w.lease_id.in_(ids)
+                _in(w.lease_id, ids, self._sqlite)
             ),
             select(s.lease_id, literal("s"), s.step_id, s.step, s.step_date, null()).where(
-                s.lease_id.in_(ids)
+                _in(s.lease_id, ids, self._sqlite)
             ),
             select(p.lease_id, literal("p"), p.plan_id, null(), p.agreed_on, p.installments).where(
-                p.lease_id.in_(ids)
+                _in(p.lease_id, ids, self._sqlite)
             ),
         )
         grouped: dict[str, list[Any]] = defaultdict(list)
@@ -177,7 +197,7 @@ class RulesStore:
         t = m.emitted_signals
         for chunk in _chunks(sorted(set(lease_ids))):
             result = await self.session.execute(
-                select(t.c.lease_id, t.c.signal_id).where(t.c.lease_id.in_(chunk))
+                select(t.c.lease_id, t.c.signal_id).where(_in(t.c.lease_id, chunk, self._sqlite))
             )
             for lease_id, signal_id in result:
                 grouped[lease_id].add(signal_id)
@@ -198,7 +218,9 @@ class RulesStore:
         """Drop the open deadlines of `lease_ids` and store their new ones."""
         t = m.deadlines
         for chunk in _chunks(sorted(set(lease_ids))):
-            await self.session.execute(delete(t).where(t.c.lease_id.in_(chunk), t.c.open))
+            await self.session.execute(
+                delete(t).where(_in(t.c.lease_id, chunk, self._sqlite), t.c.open)
+            )
         rows = [
             {
                 "lease_id": lease_id,
@@ -215,14 +237,21 @@ class RulesStore:
             await self.session.execute(t.insert(), rows)
 
     async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
-        """Return leases with an open deadline due at `now` (index on due_at where open)."""
+        """Return leases with an open deadline due at `now` (index on due_at where open).
+
+        On PostgreSQL the rows are locked and locked ones skipped, so concurrent sweepers
+        (tasks or instances) take disjoint chunks.
+        """
         t = m.deadlines
-        result = await self.session.execute(
+        query = (
             select(t.c.lease_id)
             .where(t.c.open, t.c.due_at <= now)
-            .order_by(t.c.due_at, t.c.id)
+            .order_by(t.c.due_at)  # exactly the partial index: no sort of every due row
             .limit(limit)
         )
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)
+        result = await self.session.execute(query)
         return list(dict.fromkeys(result.scalars().all()))
 
     async def list_deadlines(self, lease_id: str) -> list[Any]:

@@ -29,22 +29,36 @@ class SweepResult:
 
 
 async def sweep_once(
-    database: Database, policies: PolicySet, clock: Clock, *, chunk: int = 1000
+    database: Database,
+    policies: PolicySet,
+    clock: Clock,
+    *,
+    chunk: int = 1000,
+    workers: int = 2,
 ) -> SweepResult:
-    """Process every deadline due now, `chunk` leases per transaction."""
+    """Process every deadline due now, `chunk` leases per transaction.
+
+    On PostgreSQL `workers` chunks run concurrently (rows are claimed with SKIP LOCKED),
+    so one chunk's database round trips overlap another's engine work.
+    """
     now = clock.now()
-    leases = signals = chunks = 0
-    while True:
-        async with database.sessionmaker() as session, session.begin():
-            store = RulesStore(session)
-            due = await store.due_leases(now, limit=chunk)
-            if not due:
-                break
-            events = await evaluate_leases(store, policies, due, now)
-            await add_to_outbox(session, outbox, events, clock=clock)
-        leases += len(due)
-        signals += len(events)
-        chunks += 1
+    totals = [0, 0, 0]
+
+    async def worker() -> None:
+        while True:
+            async with database.sessionmaker() as session, session.begin():
+                store = RulesStore(session)
+                due = await store.due_leases(now, limit=chunk)
+                if not due:
+                    return
+                events = await evaluate_leases(store, policies, due, now)
+                await add_to_outbox(session, outbox, events, clock=clock)
+            totals[0] += len(due)
+            totals[1] += len(events)
+            totals[2] += 1
+
+    await asyncio.gather(*(worker() for _ in range(1 if database.sqlite else max(1, workers))))
+    leases, signals, chunks = totals
     if leases:
         log.info("rules.sweep_done", leases=leases, signals=signals, chunks=chunks)
     return SweepResult(leases, signals, chunks)
@@ -59,12 +73,13 @@ async def sweep_loop(
     interval: float,
     relay: OutboxRelay | None = None,
     chunk: int = 1000,
+    workers: int = 2,
 ) -> None:
     """Sweep every `interval` real seconds, and right away when the local date changes."""
     last_day = None
     while not stopping.is_set():
         try:
-            result = await sweep_once(database, policies, clock, chunk=chunk)
+            result = await sweep_once(database, policies, clock, chunk=chunk, workers=workers)
             if result.signals and relay is not None:
                 relay.wake()
         except Exception as exc:  # database down: try again next round

@@ -75,8 +75,13 @@ def _sid(state: LeaseState, ref: str, stage: str) -> str:
     return f"{state.lease_id}:{ref}:{stage}"
 
 
+@lru_cache(maxsize=4096)
+def _midnight(day: date) -> datetime:
+    return local_midnight(day)
+
+
 def _deadline(ev: Evaluation, kind: str, ref: str, stage: str, due_on: date) -> None:
-    ev.deadlines.append(Deadline(kind, ref, stage, due_on, local_midnight(due_on)))
+    ev.deadlines.append(Deadline(kind, ref, stage, due_on, _midnight(due_on)))
 
 
 def _ladder(
@@ -130,7 +135,7 @@ def _ladder_signal(
         signal_id=_sid(state, charge.period, stage.name),
         signal=stage.signal,
         rule=f"ladder.{stage.name}",
-        occurred_at=local_midnight(on),
+        occurred_at=_midnight(on),
         reason_sv=sv,
         reason_en=en,
         period=charge.period,
@@ -282,7 +287,7 @@ def _recovery_signal(
         signal_id=_sid(state, window["termination_step_id"], stage),
         signal=signal,
         rule=f"recovery.{stage}",
-        occurred_at=local_midnight(on),
+        occurred_at=_midnight(on),
         reason_sv=sv,
         reason_en=en,
         arrears_ore=owed,
