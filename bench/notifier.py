@@ -27,6 +27,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
@@ -230,6 +231,7 @@ async def latency(servers: str, url: str, m: int, rate: float) -> None:
     producer = Producer(servers)
     await producer.start()
     arrivals: dict[str, float] = {}
+    all_seen = asyncio.Event()
     watcher = AIOKafkaConsumer(
         NOTIFICATION_EVENTS,
         bootstrap_servers=servers,
@@ -244,6 +246,8 @@ async def latency(servers: str, url: str, m: int, rate: float) -> None:
             body = orjson.loads(record.value)
             if body.get("status") == "cancelled":
                 arrivals.setdefault(body["lease_id"], time.perf_counter())
+                if len(arrivals) >= m:
+                    all_seen.set()
 
     watch_task = asyncio.create_task(watch())
     async with app.router.lifespan_context(app):
@@ -280,9 +284,8 @@ async def latency(servers: str, url: str, m: int, rate: float) -> None:
             sent_at[lease] = time.perf_counter()
             await producer.publish(ev)  # type: ignore[arg-type]
             await asyncio.sleep(1 / rate)
-        deadline = time.perf_counter() + 30
-        while len(arrivals) < m and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_seen.wait(), timeout=30)
     watch_task.cancel()
     await watcher.stop()
     await producer.stop()

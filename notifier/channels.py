@@ -10,6 +10,7 @@ the SDK's default, most-used transport.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -25,6 +26,9 @@ from twilio.rest import Client
 from notifier.engine import body_hash, mask_phone
 
 log = structlog.get_logger(__name__)
+#: The SDK logs request URLs and query parameters (a `To` number on a lookup) at INFO.
+_sdk_log = logging.getLogger("notifier.twilio_sdk")
+_sdk_log.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """The SDK's own HTTP client, sending to another host (the SDK's `http_client` hook)."""
 
     def __init__(self, base_url: str, *, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=_sdk_log)
         self._base = urlsplit(base_url)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
@@ -116,10 +120,12 @@ class TwilioChannel:
     ) -> None:
         if not (messaging_service_sid or from_number):
             raise ValueError("Twilio needs a messaging service SID or a from-number")
+        # urllib3 logs every request line (with `?To=<number>` on a lookup) at DEBUG
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
         http_client = (
             BaseUrlHttpClient(api_base_url, timeout=timeout)
             if api_base_url
-            else TwilioHttpClient(timeout=timeout)
+            else TwilioHttpClient(timeout=timeout, logger=_sdk_log)
         )
         self._client = Client(account_sid, auth_token, http_client=http_client)
         self._sender: dict[str, str] = (

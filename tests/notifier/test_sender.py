@@ -343,3 +343,32 @@ async def test_new_lease_gets_a_welcome_sms_in_the_tenants_language(
     assert msg["body"].startswith("Welcome") and "payment plan" in msg["body"]
     [row] = await _notifications(db, clock)
     assert row.language == "en" and row.template == "welcome"
+
+
+async def test_no_phone_number_reaches_the_logs(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Neither our logs nor the SDK's (which logs query strings at INFO) carry the number."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    await add_lease(db, clock)
+    await _signal(db, clock, ctx)
+
+    async def crash() -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        await make_sender(after_provider_call=crash).run_once()
+    clock.advance(timedelta(minutes=5))
+    await make_sender().run_once()  # reconcile: a GET with To=<number> at Twilio
+    assert any("To=" in url for method, url in twilio.requests if method == "GET")
+    out = capsys.readouterr()
+    for text in (caplog.text, out.out, out.err):
+        assert "701234567" not in text and "%2B46" not in text
