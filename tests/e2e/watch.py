@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,10 +43,8 @@ class Watcher:
         batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
         for msgs in batch.values():
             for record in msgs:
-                try:
+                with contextlib.suppress(EnvelopeError):
                     self.events.append(decode(record.value, record.headers))
-                except EnvelopeError:
-                    pass
 
     def matching(self, predicate: Callable[[Any], bool]) -> list[Any]:
         """Return the bodies of the events seen so far that match."""
