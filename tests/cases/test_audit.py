@@ -12,7 +12,10 @@ from sqlalchemy import func, select, update
 
 from services.cases.models import audit_log, cases, consents, meetings, timeline
 from services.cases.store import AuditStore
-from tests.cases.conftest import App, database_url, open_case
+from shared.bus.broker import EmbeddedBroker
+from tests.cases.conftest import App, database_url, open_case, running_app
+from tests.conftest import MakeDatabase
+from tests.helpers import wait_for
 
 BOKVAR = str(Path(sys.executable).with_name("bokvar"))
 
@@ -171,3 +174,35 @@ async def test_retention_purges_personal_data_and_keeps_statistics(cases_app: Ap
 async def _count(app: App) -> int:
     async with app.database.sessionmaker() as session:
         return int((await session.execute(select(func.count()).select_from(audit_log))).scalar())
+
+
+async def test_the_retention_loop_purges_on_its_schedule(
+    make_database: MakeDatabase,
+    test_database_url: str,
+    tmp_path: Path,
+    module_broker: EmbeddedBroker,
+) -> None:
+    await make_database("cases")
+    async with running_app(
+        database_url(test_database_url, tmp_path),
+        module_broker.bootstrap_servers,
+        cases_retention_days=1,
+        cases_retention_interval_seconds=0.05,
+    ) as app:
+        case_id = await open_case(app.database, "L-loop")
+        closed = await app.client.post(
+            f"/v1/cases/{case_id}/status",
+            json={"status": "resolved", "resolution": "moved_voluntarily", "reason": "moved"},
+            headers=app.token("admin"),
+        )
+        assert closed.status_code == 200
+        app.clock.advance(timedelta(days=1))
+
+        async def purged() -> bool:
+            async with app.database.sessionmaker() as session:
+                row = (
+                    await session.execute(select(cases.c.purged_at).where(cases.c.id == case_id))
+                ).one()
+            return row.purged_at is not None
+
+        await wait_for(purged, what="the scheduled purge")
