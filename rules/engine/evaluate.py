@@ -15,8 +15,6 @@ from rules.policy import Policy, Stage
 from shared.calendar import add_working_days, is_working_day
 from shared.clock import local_date, local_midnight
 
-_LATE_STAGES = ("late_rent_detected", "personal_contact_needed", "forfeiture_possible")
-
 
 @dataclass(slots=True)
 class Evaluation:
@@ -60,12 +58,17 @@ def evaluate(
     risk = score(factor_values(state, ledger, today, broken), policy)
     ev = Evaluation(today=today, ledger=ledger, risk=risk, plans=plans)
     out: list[SignalDraft] = []
-    out += _ladder(state, policy, ev, emitted)
+    # after the lease ended there is no home left to save: only arrears_cleared and plans
+    active = state.ended_on is None or today <= state.ended_on
+    if active:
+        out += _ladder(state, policy, ev, emitted)
     out += _arrears_cleared(state, policy, ev, emitted)
-    out += _recovery(state, policy, ev, emitted)
+    if active:
+        out += _recovery(state, policy, ev, emitted)
     out += _plans(state, ev)
-    out += _complaints(state, policy, today)
-    out += _high_risk(state, policy, ev)
+    if active:
+        out += _complaints(state, policy, today)
+        out += _high_risk(state, policy, ev)
     ev.signals = [s for s in out if s.signal_id not in emitted]
     ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
     return ev

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from rules.engine import (
@@ -318,3 +319,17 @@ def test_risk_score_lists_factors_and_crosses_the_high_risk_threshold() -> None:
     assert ev.risk.score >= 60
     assert any(s.endswith(":high_risk") for s in sc.order)
     assert sum(f.weight for f in ev.risk.factors) == 100
+
+
+def test_no_escalation_after_the_lease_ended() -> None:
+    state = LeaseState(
+        "L1", "org", 800_000, entries=(charge("2026-03", MARCH_DUE),), ended_on=date(2026, 2, 28)
+    )
+    ev = evaluate(state, POLICY, at(date(2026, 3, 20)), frozenset())
+    assert ev.signals == []
+    ev = evaluate(replace(state, ended_on=None), POLICY, at(date(2026, 3, 20)), frozenset())
+    assert [s.signal for s in ev.signals][:3] == [
+        "late_rent_detected",
+        "personal_contact_needed",
+        "forfeiture_possible",
+    ]
