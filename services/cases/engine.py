@@ -310,8 +310,10 @@ def timeline_visible(kind: str, statutory: bool | None, sections: frozenset[Sect
     section = TIMELINE_SECTION.get(kind, "timeline")
     if section not in sections:
         return False
-    # With only statutory access, only the statutory referrals are visible.
-    return not (kind == "referral" and sections == STATUTORY_SECTIONS and statutory is False)
+    if sections == STATUTORY_SECTIONS:
+        # A statutory notice covers the notices and the legal steps, nothing staff wrote.
+        return kind == "legal_step" or (kind == "referral" and statutory is True)
+    return True
 
 
 def purge_due(closed_at: datetime | None, now: datetime, retention_days: int) -> bool:

@@ -271,17 +271,14 @@ async def test_social_services_sees_only_what_covers_it(cases_app: App) -> None:
         },
     )
     await post(cases_app, case_id, "notes", {"text": "private note"})
-    assert (await cases_app.client.get(f"/v1/cases/{case_id}", headers=social)).status_code == 200
+    seen = await cases_app.client.get(f"/v1/cases/{case_id}", headers=social)
+    assert seen.status_code == 200 and seen.json()["reason"] == ""
     listed = await cases_app.client.get("/v1/cases", headers=social)
-    assert [c["id"] for c in listed.json()["items"]] == [case_id]
+    assert [(c["id"], c["reason"]) for c in listed.json()["items"]] == [(case_id, "")]
     notes = await cases_app.client.get(f"/v1/cases/{case_id}/notes", headers=social)
     assert notes.status_code == 403
     timeline = (await cases_app.client.get(f"/v1/cases/{case_id}/timeline", headers=social)).json()
-    assert {e["kind"] for e in timeline["entries"]} <= {
-        "referral",
-        "status",
-        "opened",
-        "legal_step",
-    }
+    # The termination notice and the legal step it records; no signals, notes or status.
+    assert {e["kind"] for e in timeline["entries"]} == {"referral", "legal_step"}
     other = cases_app.token("social_services", org=None, municipality="1480")
     assert (await cases_app.client.get(f"/v1/cases/{case_id}", headers=other)).status_code == 403

@@ -39,10 +39,9 @@ async def _visible(ctx: Ctx, rows: list[Row]) -> list[Row]:
     consents = await ctx.store.consent_views_for(ids)
     statutory = await ctx.store.statutory_notice_cases(ids)
     today = local_date(ctx.now)
-    return [
-        r
-        for r in rows
-        if engine.case_sections(
+    out: list[Row] = []
+    for r in rows:
+        sections = engine.case_sections(
             ctx.principal,
             org_id=r["org_id"],
             municipality_code=r["municipality_code"],
@@ -51,7 +50,16 @@ async def _visible(ctx: Ctx, rows: list[Row]) -> list[Row]:
             today=today,
             now=ctx.now,
         )
-    ]
+        if sections:
+            out.append(_limited(r, sections))
+    return out
+
+
+def _limited(case: Row, sections: frozenset[engine.Section]) -> Row:
+    """Blank staff free text and names when only a statutory notice covers the case."""
+    if sections == engine.STATUTORY_SECTIONS:
+        return {**case, "reason": "", "assignee": None}
+    return case
 
 
 @router.get("", response_model=CaseList)
@@ -86,8 +94,8 @@ async def list_cases(
 @router.get("/{case_id}", response_model=CaseRead)
 async def get_case(ctx: Anyone, case_id: CaseId) -> CaseRead:
     """Read one case."""
-    case, _ = await case_for(ctx, case_id, section="case", action="case.read")
-    return case_read(case)
+    case, sections = await case_for(ctx, case_id, section="case", action="case.read")
+    return case_read(_limited(case, sections))
 
 
 @router.post("/{case_id}/status", response_model=CaseRead)
