@@ -104,6 +104,24 @@ async def test_second_opening_signal_attaches_to_the_open_case(cases_app: App) -
     assert first == second
 
 
+async def test_listing_is_scoped_to_the_callers_organisation(cases_app: App) -> None:
+    mine = await open_case(cases_app.database, "L-a")
+    theirs = await open_case(cases_app.database, "L-b", org="org2")
+
+    async def ids(role: str, query: str = "", **claims: str) -> list[str]:
+        got = await cases_app.client.get(
+            f"/v1/cases{query}", headers=cases_app.token(role, **claims)
+        )
+        return sorted(c["id"] for c in got.json()["items"])
+
+    assert await ids("landlord_staff") == [mine]
+    assert await ids("bosocial", org="org2") == [theirs]
+    assert await ids("admin") == sorted([mine, theirs])
+    assert await ids("admin", "?org_id=org2") == [theirs]
+    assert await ids("landlord_staff", "?org_id=org2") == [mine]
+    assert await ids("budget_debt_advice") == []
+
+
 async def post(app: App, case_id: str, path: str, body: object, role: str = "landlord_staff"):  # type: ignore[no-untyped-def]
     return await app.client.post(f"/v1/cases/{case_id}/{path}", json=body, headers=app.token(role))
 

@@ -66,6 +66,9 @@ def _limited(case: Row, sections: frozenset[engine.Section]) -> Row:
 async def list_cases(
     ctx: Anyone,
     status: CaseStatus | None = None,
+    org_id: Annotated[
+        str | None, Query(max_length=64, description="Admin only: one organisation's cases.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseList:
@@ -86,7 +89,7 @@ async def list_cases(
         ids = await ctx.store.cases_with_consent()
         rows = await ctx.store.list_cases(ids=ids, status=status, limit=limit, offset=offset)
     else:
-        rows = await ctx.store.list_cases(status=status, limit=limit, offset=offset)
+        rows = await ctx.store.list_cases(org_id=org_id, status=status, limit=limit, offset=offset)
     items = [case_read(r) for r in await _visible(ctx, rows)]
     return CaseList(items=items, total=len(items))
 
