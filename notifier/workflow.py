@@ -346,7 +346,7 @@ async def apply_provider_status(
         status=result,
         provider_sid=row.provider_sid or sid,
         detail=f"code_{error_code}" if error_code else row.detail,
-        sent_at=row.sent_at or now,
+        sent_at=row.sent_at or (now if result in ("sent", "delivered") else None),
         updated_at=now,
     )
     if updated is None:

@@ -75,3 +75,23 @@ def test_invalid_action_names_the_field(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(PolicyError, match="high_risk"):
         load_policy(path)
+
+
+def test_org_can_override_signal_actions_and_welcome(tmp_path: Path) -> None:
+    text = DEFAULT_POLICY.read_text() + (
+        "  quiet-org:\n"
+        "    welcome_sms: {enabled: false}\n"
+        "    weekly_cap_per_tenant: 1\n"
+        "    signals:\n"
+        "      late_rent_detected: {actions: [call_task, staff_alert_sms]}\n"
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    policy = load_policy(path)
+    assert policy.rule("quiet-org", "late_rent_detected").actions == (
+        "call_task",
+        "staff_alert_sms",
+    )
+    assert policy.rule("other", "late_rent_detected").actions == ("sms_tenant",)
+    assert not policy.welcome("quiet-org").enabled and policy.welcome("other").enabled
+    assert policy.weekly_cap("quiet-org") == 1 and policy.weekly_cap("other") == 3

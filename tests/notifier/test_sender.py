@@ -372,3 +372,55 @@ async def test_no_phone_number_reaches_the_logs(
     out = capsys.readouterr()
     for text in (caplog.text, out.out, out.err):
         assert "701234567" not in text and "%2B46" not in text
+
+
+async def test_ingest_refusing_the_token_postpones_and_unknown_lease_fails(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    ingest: IngestStub,
+) -> None:
+    await add_lease(db, clock)
+    await _signal(db, clock, ctx)
+    sender = make_sender()
+    ingest.token = "rotated"  # the sender's token is now wrong: 401
+    assert await sender.run_once() == 0
+    [row] = await _notifications(db, clock)
+    assert row.status == "queued" and row.due_at > clock.now()
+    assert twilio.messages == []
+    ingest.token = "test-service-token"
+    del ingest.leases["L-1"]  # ingest does not know the lease: 404
+    clock.set(row.due_at)
+    await sender.run_once()
+    [row] = await _notifications(db, clock)
+    assert row.status == "failed" and row.detail == "lease_unknown"
+    assert twilio.messages == []
+
+
+async def test_without_twilio_settings_the_log_channel_records_what_would_be_sent(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from notifier.api import build_channel
+    from notifier.channels import LogChannel
+    from notifier.config import NotifierSettings
+
+    channel = build_channel(NotifierSettings())
+    assert isinstance(channel, LogChannel)
+    await add_lease(db, clock)
+    await _signal(db, clock, ctx)
+    assert await make_sender(channel=channel).run_once() == 1
+    assert twilio.messages == [] and len(channel.sent) == 1
+    [row] = await _notifications(db, clock)
+    assert row.status == "sent" and row.channel == "log" and row.provider_sid.startswith("LOG")
+    async with db.sessionmaker() as session:
+        values = (await session.execute(select(outbox.c.value))).scalars().all()
+    assert any(b'"channel":"log"' in v and b'"sent"' in v for v in values)
+    out = capsys.readouterr().out
+    assert "notifier.log_channel.would_send" in out and "701234567" not in out
