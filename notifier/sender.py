@@ -27,6 +27,7 @@ import structlog
 from notifier import engine
 from notifier.channels import Channel, ChannelError, SendResult
 from notifier.contacts import ContactsUnavailable, IngestContacts, TenantContact
+from notifier.metrics import PROVIDER_SECONDS, SMS_OUTCOMES
 from notifier.store import PENDING, NotifierStore
 from notifier.workflow import ANY_TENANT, Context, fallback_task, open_task, stage_notification
 from shared.bus import OutboxRelay
@@ -232,6 +233,7 @@ class Sender:
             )
             if updated is not None and row.status != "deferred":
                 await stage_notification(store, updated, now)
+                SMS_OUTCOMES.labels(self.channel.name, "deferred").inc()
             return True
         return False
 
@@ -254,6 +256,7 @@ class Sender:
         await stage_notification(store, updated, now)
         if task is not None:
             await fallback_task(store, self.ctx, updated, kind=task, now=now)
+        SMS_OUTCOMES.labels(self.channel.name, status).inc()
         log.info("notifier.send_stopped", notification_id=row.id, status=status, reason=detail)
 
     async def _call_provider(self, notification_id: str, *, to: str, body: str) -> int:
@@ -263,7 +266,8 @@ class Sender:
         callback = f"{self.callback_url}?attempt={row.attempt_id}" if self.callback_url else None
         await self.limiter.acquire()  # per-sender rate: due rows wait here, in order
         try:
-            result = await self.channel.send(to=to, body=body, status_callback=callback)
+            with PROVIDER_SECONDS.labels(self.channel.name).time():
+                result = await self.channel.send(to=to, body=body, status_callback=callback)
         except ChannelError as exc:
             await self._failed(row, exc)
             return 0
@@ -288,6 +292,7 @@ class Sender:
                 await store.update_notification(row.id, provider_sid=result.sid, sent_at=now)
                 return
             await stage_notification(store, updated, now)
+        SMS_OUTCOMES.labels(self.channel.name, "sent").inc()
         log.info("notifier.sms_sent", notification_id=row.id, channel=self.channel.name)
 
     async def _failed(self, row: Any, exc: ChannelError) -> None:
@@ -306,6 +311,7 @@ class Sender:
                     detail=failure.detail,
                     updated_at=now,
                 )
+                SMS_OUTCOMES.labels(self.channel.name, "retry").inc()
                 log.info("notifier.send_retry", notification_id=row.id, detail=failure.detail)
                 return
             if failure.opted_out and row.phone_hash:
@@ -352,6 +358,7 @@ class Sender:
             log.warning("notifier.reconcile_lookup_failed", error=type(exc).__name__)
         if found is not None:
             await self._record_sent(row, found)
+            SMS_OUTCOMES.labels(self.channel.name, "reconciled").inc()
             log.info("notifier.reconciled_sent", notification_id=row.id)
             return
         now = self.clock.now()
@@ -380,4 +387,5 @@ class Sender:
                 now=now,
                 alert=False,
             )
+        SMS_OUTCOMES.labels(self.channel.name, "unknown").inc()
         log.warning("notifier.reconcile_task_opened", notification_id=row.id)

@@ -15,6 +15,7 @@ import structlog
 
 from notifier import engine
 from notifier.emit import notification_event, task_event
+from notifier.metrics import TASKS_CREATED, TASKS_ESCALATED
 from notifier.policy import Policy
 from notifier.store import NotifierStore
 from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised
@@ -241,6 +242,7 @@ async def open_task(
         await alert_staff(
             store, ctx, row, staff_id=assignee.staff_id, template="staff_alert", now=now
         )
+    TASKS_CREATED.labels(kind).inc()
     log.info(
         "notifier.task_created", task_id=task_id, kind=kind, team=team, assigned=bool(assignee)
     )
@@ -291,6 +293,7 @@ async def escalate_overdue(store: NotifierStore, ctx: Context, now: datetime) ->
         if row is None:
             continue
         await store.stage([task_event(row, at=now)])
+        TASKS_ESCALATED.inc()
         if lead is not None:
             await alert_staff(
                 store, ctx, row, staff_id=lead.staff_id, template="staff_escalation", now=now

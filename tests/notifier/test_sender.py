@@ -424,3 +424,26 @@ async def test_without_twilio_settings_the_log_channel_records_what_would_be_sen
     assert any(b'"channel":"log"' in v and b'"sent"' in v for v in values)
     out = capsys.readouterr().out
     assert "notifier.log_channel.would_send" in out and "701234567" not in out
+
+
+async def test_outcomes_are_counted_in_metrics(
+    db: Database, clock: ManualClock, ctx: Context, make_sender: SenderFactory, twilio: FakeTwilio
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(outcome: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "bokvar_notifier_sms_total", {"channel": "sms", "outcome": outcome}
+        )
+        return value or 0.0
+
+    before = sample("sent"), sample("retry")
+    await add_lease(db, clock)
+    await _signal(db, clock, ctx)
+    twilio.fail_next(503, 20500)
+    sender = make_sender()
+    await sender.run_once()
+    [row] = await _notifications(db, clock)
+    clock.set(row.due_at)
+    await sender.run_once()
+    assert (sample("sent"), sample("retry")) == (before[0] + 1, before[1] + 1)
