@@ -62,13 +62,25 @@ class Risk:
         )
 
 
+_SPECS: dict[int, tuple[Policy, tuple[tuple[str, float, float], ...]]] = {}
+
+
+def _specs(policy: Policy) -> tuple[tuple[str, float, float], ...]:
+    """(name, weight, saturation) per factor, memoised per policy object (hot path)."""
+    hit = _SPECS.get(id(policy))
+    if hit is None or hit[0] is not policy:
+        specs = tuple((n, f.weight, f.saturation) for n, f in policy.risk.factors.items())
+        hit = _SPECS[id(policy)] = (policy, specs)
+    return hit[1]
+
+
 def score(values: dict[str, float], policy: Policy) -> Risk:
     """Weigh the factor values into a 0–100 score, keeping every factor's contribution."""
     factors = []
     total = 0.0
-    for name, fw in policy.risk.factors.items():
+    for name, weight, saturation in _specs(policy):
         value = values.get(name, 0.0)
-        points = round(fw.weight * min(value / fw.saturation, 1.0), 2)
+        points = round(weight * min(value / saturation, 1.0), 2)
         total += points
-        factors.append(Factor(name, value, fw.weight, points))
+        factors.append(Factor(name, value, weight, points))
     return Risk(max(0, min(100, round(total))), tuple(factors))
