@@ -1,0 +1,323 @@
+"""The whole pipeline: ingest API -> rules (ledger applied, signals) -> notifier, as processes.
+
+    python bench/pipeline.py [--leases 5000] [--latency-samples 100]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+
+In one run, on one embedded broker and a fresh PostgreSQL database:
+1. raw broker: aiokafka produce + consume of the same number of events (the ceiling);
+2. sustained rate: leases, charges (rent already due) and payments for 90 % of them pushed
+   through ingest's batch API; measured until rules has applied all of them (its group
+   has no lag) and the signals for the 10 % who did not pay are on risk.signals;
+3. latency from a payment accepted by ingest (202) to the notifier's cancellation of the
+   tenant's pending SMS (deferred by quiet hours: the clock stands at 22:00), p50/p99;
+4. peak resident memory of each service process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bokvar.processes import group_lag
+from bokvar.simulate.generator import personnummer
+from shared.bus import create_topics
+from shared.bus.broker import EmbeddedBroker
+from shared.clock import STOCKHOLM
+from shared.events import NotificationStatusChanged, SignalRaised, decode
+from shared.topics import NOTIFICATION_EVENTS, RISK_SIGNALS
+from tests.e2e.conftest import api_key
+from tests.e2e.pipeline import Pipeline, drop_database, fresh_database_url
+
+FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 1000}
+RENT = 812_500
+RULES_TOPICS = ("lease.events", "ledger.events", "complaint.events", "case.events")
+
+
+def lease(i: int, rng: Any) -> dict[str, Any]:
+    return {
+        "type": "lease",
+        "event_id": f"lease-{i}",
+        "lease_id": f"B{i:07d}",
+        "property_id": "P",
+        "area": None,
+        "municipality_code": "0180",
+        "monthly_rent_ore": RENT,
+        "start_date": "2024-01-01",
+        "end_date": None,
+        "team": "team-a",
+        "household_type": "single_adult",
+        "due_day": None,
+        "tenants": [
+            {
+                "tenant_id": f"T{i}",
+                "personnummer": personnummer(rng),
+                "phone": f"+4670{i:07d}",
+                "language": "sv",
+                "name": "Bench Bänksson",
+            }
+        ],
+    }
+
+
+def charge(i: int) -> dict[str, Any]:
+    return {
+        "type": "charge",
+        "event_id": f"charge-{i}",
+        "lease_id": f"B{i:07d}",
+        "invoice_id": f"INV-{i}",
+        "ocr": None,
+        "period": "2026-03",
+        "amount_ore": RENT,
+    }
+
+
+def payment(i: int, booked: date) -> dict[str, Any]:
+    return {
+        "type": "payment",
+        "event_id": f"pay-{i}",
+        "lease_id": f"B{i:07d}",
+        "payment_id": f"PAY-{i}",
+        "amount_ore": RENT,
+        "booked_date": booked.isoformat(),
+        "reference": f"B{i:07d}",
+    }
+
+
+async def raw_rate(servers: str, n: int, size: int) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=2)
+    await producer.start()
+    t0 = time.perf_counter()
+    futures = [
+        await producer.send("bench.raw", b"x" * size, key=str(i % 500).encode()) for i in range(n)
+    ]
+    await asyncio.gather(*futures)
+    await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    consumer.assign(
+        [TopicPartition("bench.raw", p) for p in consumer.partitions_for_topic("bench.raw") or {0}]
+    )
+    await consumer.seek_to_beginning()
+    got = 0
+    while got < n:
+        for msgs in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
+            got += len(msgs)
+    await consumer.stop()
+    return n / (time.perf_counter() - t0)
+
+
+class MemorySampler:
+    """Samples the resident memory of each service process in a thread."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.peak = dict.fromkeys(pids, 0)
+        self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, proc in self._procs.items():
+                with contextlib.suppress(psutil.Error):
+                    self.peak[name] = max(self.peak[name], proc.memory_info().rss)
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def push(client: httpx.AsyncClient, items: list[dict[str, Any]], chunk: int = 5000) -> None:
+    for i in range(0, len(items), chunk):
+        response = await client.post("/v1/events/batch", json=items[i : i + chunk])
+        if response.status_code != 202 or response.json()["rejected"]:
+            raise RuntimeError(f"ingest: {response.status_code} {response.text[:300]}")
+
+
+async def count_signals(consumer: AIOKafkaConsumer, seen: dict[str, int]) -> None:
+    for msgs in (await consumer.getmany(timeout_ms=200, max_records=10000)).values():
+        for r in msgs:
+            data = decode(r.value, r.headers).data
+            if isinstance(data, SignalRaised):
+                seen[data.signal_id] = 1
+
+
+async def sustained(p: Pipeline, key: str, n: int) -> tuple[int, float, int]:
+    import random
+
+    rng = random.Random(1)
+    # Each household's lease, charge and (for 9 in 10) payment arrive together, as an ERP
+    # feed would send them; the 10 % who do not pay get the arrears ladder.
+    items = []
+    for i in range(n):
+        items += [lease(i, rng), charge(i)] + ([payment(i, date(2026, 2, 26))] if i % 10 else [])
+    consumer = AIOKafkaConsumer(
+        RISK_SIGNALS,
+        bootstrap_servers=p.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"b-{uuid.uuid4()}",
+        enable_auto_commit=False,
+        **FAST,
+    )
+    await consumer.start()
+    signals: dict[str, int] = {}
+    expected = (n // 10 + (1 if n % 10 else 0)) * 3  # late, contact, forfeiture for the 10 %
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(
+        base_url=p.url("ingest"), headers={"X-API-Key": key}, timeout=120
+    ) as client:
+        await push(client, items)
+    pushed = time.perf_counter() - t0
+    while True:
+        await count_signals(consumer, signals)
+        if sum(
+            1
+            for s in signals
+            if s.endswith(("late_rent_detected", "personal_contact_needed", "forfeiture_possible"))
+        ) >= expected and not await group_lag(p.bootstrap_servers, "rules", RULES_TOPICS):
+            break
+        if time.perf_counter() - t0 > 900:
+            raise RuntimeError(f"pipeline did not finish: {len(signals)} signals")
+    elapsed = time.perf_counter() - t0
+    await consumer.stop()
+    print(f"  pushed {len(items)} events in {pushed:.1f} s ({len(items) / pushed:,.0f}/s accepted)")
+    return len(items), elapsed, len(signals)
+
+
+async def latency(p: Pipeline, key: str, samples: int, offset: int) -> list[float]:
+    import random
+
+    rng = random.Random(2)
+    ids = range(offset, offset + samples)
+    consumer = AIOKafkaConsumer(
+        NOTIFICATION_EVENTS,
+        bootstrap_servers=p.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"l-{uuid.uuid4()}",
+        enable_auto_commit=False,
+        **FAST,
+    )
+    await consumer.start()
+    deferred: set[str] = set()
+    cancelled: dict[str, float] = {}
+    async with httpx.AsyncClient(
+        base_url=p.url("ingest"), headers={"X-API-Key": key}, timeout=60
+    ) as client:
+        await push(client, [lease(i, rng) for i in ids] + [charge(i) for i in ids])
+        wanted = {f"B{i:07d}" for i in ids}
+        while not wanted <= deferred:  # every late-rent SMS is waiting for 08:00
+            await _collect(consumer, deferred, cancelled)
+        accepted: dict[str, float] = {}
+        for i in ids:
+            r = await client.post("/v1/events/batch", json=[payment(i, date(2026, 3, 10))])
+            accepted[f"B{i:07d}"] = time.perf_counter()
+            assert r.status_code == 202, r.text
+            await _collect(consumer, deferred, cancelled, timeout_ms=0)
+    while not set(accepted) <= set(cancelled):
+        await _collect(consumer, deferred, cancelled)
+    await consumer.stop()
+    return [cancelled[lid] - accepted[lid] for lid in accepted]
+
+
+async def _collect(
+    consumer: AIOKafkaConsumer,
+    deferred: set[str],
+    cancelled: dict[str, float],
+    timeout_ms: int = 200,
+) -> None:
+    for msgs in (await consumer.getmany(timeout_ms=timeout_ms, max_records=5000)).values():
+        now = time.perf_counter()
+        for r in msgs:
+            d = decode(r.value, r.headers).data
+            if isinstance(d, NotificationStatusChanged) and d.signal == "late_rent_detected":
+                if d.status == "deferred":
+                    deferred.add(d.lease_id)
+                elif d.status == "cancelled":
+                    cancelled.setdefault(d.lease_id, now)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leases", type=int, default=5000)
+    parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    broker = EmbeddedBroker()
+    broker.start()
+    tmp = Path(tempfile.mkdtemp())
+    url, dbname = await fresh_database_url(args.database_url, tmp)
+    # Tuesday 10 March 2026 at 22:00: March rent is overdue and tenant SMS wait for 08:00.
+    p = Pipeline(
+        bootstrap_servers=broker.bootstrap_servers,
+        database_url=url,
+        var_dir=tmp,
+        clock_start=datetime(2026, 3, 10, 22, 0, tzinfo=STOCKHOLM),
+        clock_speed=1.0,
+        extra_env={
+            "BOKVAR_RULES_SWEEP_INTERVAL_SECONDS": "0.2",
+            "BOKVAR_NOTIFIER_SENDER_INTERVAL_SECONDS": "0.2",
+            "BOKVAR_LOG_LEVEL": "warning",
+        },
+    )
+    try:
+        await create_topics(broker.bootstrap_servers, partitions=6)
+        events = args.leases * 3 - args.leases // 10
+        raw = await raw_rate(broker.bootstrap_servers, events, 600)
+        await p.start()
+        key = await api_key(p, "bench")
+        pids = {name: proc.proc.pid for name, proc in p.procs.items() if proc.proc}
+        with MemorySampler(pids) as memory:
+            n, elapsed, signals = await sustained(p, key, args.leases)
+            lat = await latency(p, key, args.latency_samples, offset=args.leases)
+        rate = n / elapsed
+        print(f"raw broker produce+consume: {raw:,.0f} events/s")
+        print(
+            f"pipeline: {n} events -> ledger applied and {signals} signals in {elapsed:.1f} s "
+            f"= {rate:,.0f} events/s sustained (ratio to raw: {rate / raw:.3f})"
+        )
+        print(
+            f"payment accepted -> pending SMS cancelled, {len(lat)} samples: "
+            f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms"
+        )
+        print(
+            "peak RSS per service: "
+            + ", ".join(f"{name} {rss / 2**20:.0f} MiB" for name, rss in memory.peak.items())
+        )
+    finally:
+        p.stop()
+        broker.stop()
+        if dbname:
+            await drop_database(args.database_url, dbname)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
