@@ -16,8 +16,8 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
