@@ -36,6 +36,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
+from ingest.__main__ import tune_gc  # noqa: E402
 from ingest.api import create_app  # noqa: E402
 from ingest.clients import create_client  # noqa: E402
 from ingest.config import IngestSettings  # noqa: E402
@@ -229,6 +230,7 @@ async def bench_socket(
 
 async def main(args: argparse.Namespace) -> None:
     configure_logging("warning", "console")
+    tune_gc()  # as `python -m ingest` does; the socket run gets it from there
     broker = EmbeddedBroker()
     broker.start()
     tmp = tempfile.mkdtemp(prefix="bench-ingest-")
@@ -262,12 +264,9 @@ async def main(args: argparse.Namespace) -> None:
         c = args.concurrency
         print(f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s")
         for name, (one, many) in (("in-process ASGI", asgi), ("uvicorn socket ", sock)):
-            print(
-                f"batch endpoint, {name}, 1 client:  {one:>9,.0f} events/s  ratio {one / raw:.2f}"
-            )
-            print(
-                f"batch endpoint, {name}, {c} clients: {many:>9,.0f} events/s  ratio {many / raw:.2f}"
-            )
+            for clients, rate in ((1, one), (c, many)):
+                label = f"batch endpoint, {name}, {clients} client(s):"
+                print(f"{label:<42}{rate:>9,.0f} events/s  ratio {rate / raw:.2f}")
     finally:
         broker.stop()
 
