@@ -47,6 +47,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong service token."},
     422: {"model": ErrorBody, "description": "Invalid input: the field path and the reason."},
 }
+WHAT_HAPPENS = {
+    "pre_due_reminder": "a friendly reminder SMS before the due date",
+    "late_rent_detected": "an SMS to the tenant about the unpaid rent",
+    "personal_contact_needed": "a phone-call task for staff",
+    "forfeiture_possible": "a case is opened; payment plan and budget and debt advice offered",
+    "recovery_period_started": "the three-week recovery period (JB 12:44) starts",
+    "recovery_period_reminder": "a weekly recovery-period reminder",
+    "recovery_period_ending": "a warning that the recovery period ends in 3 days",
+    "recovery_period_ended": "the recovery period ends unpaid",
+    "enforcement_possible": "an application to Kronofogden becomes possible",
+    "plan_breached": "the payment plan is checked; a missed installment opens a case",
+}
 _STAGE_SIGNALS = (
     "late_rent_detected",
     "personal_contact_needed",
@@ -100,7 +112,14 @@ async def lease_status(
     staged = [r for r in emitted if r.signal in _STAGE_SIGNALS]
     upcoming = sorted(ev.deadlines, key=lambda d: (d.due_at, d.stage))
     deadlines = [
-        DeadlineRead(due_at=d.due_at, signal=d.kind, stage=d.stage, ref=d.ref) for d in upcoming
+        DeadlineRead(
+            due_at=d.due_at,
+            signal=d.kind,
+            stage=d.stage,
+            ref=d.ref,
+            what_happens=WHAT_HAPPENS.get(d.kind, d.kind),
+        )
+        for d in upcoming
     ]
     return LeaseStatus(
         lease_id=lease_id,

@@ -29,6 +29,7 @@ class DeadlineRead(BaseModel):
     signal: str
     stage: str
     ref: str
+    what_happens: str = Field(description="What the signal sets off downstream, if still unpaid.")
 
 
 class SignalRead(BaseModel):

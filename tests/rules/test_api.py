@@ -70,6 +70,7 @@ async def test_status_shows_ledger_stage_next_deadline_risk_and_history(
     assert body["months_of_rent_owed"] == 0.38
     assert body["stage"] == "personal_contact_needed"
     assert body["next_deadline"]["signal"] == "forfeiture_possible"
+    assert "case is opened" in body["next_deadline"]["what_happens"]
     assert body["next_deadline"]["due_at"].startswith("2026-03-06T23:00:00")  # 03-07 00:00 local
     assert body["charges"][0]["days_late"] == 6
     factors = {f["name"]: f for f in body["risk"]["factors"]}
