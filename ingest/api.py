@@ -27,7 +27,6 @@ from ingest.schemas import (
     ComplaintIn,
     ComplaintResolveIn,
     CreditIn,
-    ItemError,
     LeaseContacts,
     LeaseEndIn,
     LeaseIn,
@@ -96,6 +95,13 @@ Ing = Annotated[Ingestor, Depends(_ingestor)]
 Org = Annotated[str, Depends(_org)]
 
 
+def _location(field: str, path_id: str | None) -> str:
+    """Return where a rejected field was: the path (lease or complaint id) or the body."""
+    if path_id is not None and field in ("lease_id", "complaint_id"):
+        return f"path.{field}"
+    return f"body.{field}"
+
+
 async def _single(
     ing: Ingestor, org: str, kind: str, body: StrictIn, path_id: str | None = None
 ) -> Accepted:
@@ -105,13 +111,7 @@ async def _single(
     status = outcome.statuses[0]
     if status == "rejected":
         detail = [
-            ItemError(
-                field=f"body.{e.field}"
-                if e.field != "lease_id" or not path_id
-                else "path.lease_id",
-                reason=e.reason,
-            ).model_dump()
-            for e in outcome.errors[0]
+            {"field": _location(e.field, path_id), "reason": e.reason} for e in outcome.errors[0]
         ]
         error = {403: Forbidden, 404: NotFound}.get(outcome.http_status[0], Unprocessable)
         raise error(detail[0]["reason"], detail=detail)

@@ -66,6 +66,11 @@ async def test_another_orgs_lease_is_403(ingest: Ingest) -> None:
 async def test_unknown_lease_is_404_on_its_path_and_422_in_a_body(ingest: Ingest) -> None:
     end = await ingest.post("/v1/leases/L-9/end", {"event_id": "e1", "end_date": "2026-06-30"})
     assert end.status_code == 404
+    assert _fields(end) == ["path.lease_id"]
+    resolve = await ingest.post(
+        "/v1/complaints/K-9/resolve", {"event_id": "e2", "resolved_at": "2026-03-05T10:00:00Z"}
+    )
+    assert resolve.status_code == 404 and _fields(resolve) == ["path.complaint_id"]
     charge = await ingest.post("/v1/ledger/charges", {**CHARGE, "lease_id": "L-9"})
     assert charge.status_code == 422
     assert _fields(charge) == ["body.lease_id"]
