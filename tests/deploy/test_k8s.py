@@ -256,6 +256,7 @@ CONTAINER_KEYS = {
     "resources",
     "securityContext",
     "volumeMounts",
+    "lifecycle",
 }
 POD_KEYS = {
     "containers",
