@@ -164,6 +164,19 @@ def on_duty(member: Member, now: datetime, tz: ZoneInfo) -> bool:
     )
 
 
+def next_on_duty(member: Member, now: datetime, tz: ZoneInfo) -> datetime:
+    """Return `now` if `member` is on duty, else the start of their next shift (within 2 weeks)."""
+    if on_duty(member, now, tz):
+        return now
+    local = now.astimezone(tz)
+    for offset in range(15):
+        day = local.date() + timedelta(days=offset)
+        start = datetime.combine(day, member.work_start, tzinfo=tz)
+        if str(day.isoweekday()) in member.work_days and start > local:
+            return start.astimezone(now.tzinfo)
+    return now  # no shift at all: do not hold the alert back
+
+
 def pick_assignee(
     members: Sequence[Member], *, last_assigned: str | None, now: datetime, tz: ZoneInfo
 ) -> Member | None:

@@ -53,9 +53,10 @@ async def queue_sms(
     now: datetime,
     signal: SignalRaised | None = None,
     task_id: str | None = None,
+    due_at: datetime | None = None,
 ) -> bool:
     """Queue one SMS (deferred to the next allowed time for tenants); False if it exists."""
-    due = now
+    due = due_at or now
     if recipient_kind == "tenant":
         due = engine.next_allowed_send(now, ctx.policy.quiet(org_id))
     values = {
@@ -239,9 +240,7 @@ async def open_task(
         await store.set_cursor(team, assignee.staff_id)
     await store.stage([task_event(row, at=now)])
     if alert and assignee is not None:
-        await alert_staff(
-            store, ctx, row, staff_id=assignee.staff_id, template="staff_alert", now=now
-        )
+        await alert_staff(store, ctx, row, member=assignee, template="staff_alert", now=now)
     TASKS_CREATED.labels(kind).inc()
     log.info(
         "notifier.task_created", task_id=task_id, kind=kind, team=team, assigned=bool(assignee)
@@ -250,9 +249,16 @@ async def open_task(
 
 
 async def alert_staff(
-    store: NotifierStore, ctx: Context, task: Any, *, staff_id: str, template: str, now: datetime
+    store: NotifierStore,
+    ctx: Context,
+    task: Any,
+    *,
+    member: engine.Member,
+    template: str,
+    now: datetime,
 ) -> None:
-    """Queue an SMS alert about `task` to a staff member (no quiet hours for staff)."""
+    """Queue an SMS alert about `task` to a staff member, sent when they are next on duty."""
+    staff_id = member.staff_id
     await queue_sms(
         store,
         ctx,
@@ -272,6 +278,7 @@ async def alert_staff(
         },
         now=now,
         task_id=task.id,
+        due_at=engine.next_on_duty(member, now, ctx.tz),
     )
 
 
@@ -295,9 +302,7 @@ async def escalate_overdue(store: NotifierStore, ctx: Context, now: datetime) ->
         await store.stage([task_event(row, at=now)])
         TASKS_ESCALATED.inc()
         if lead is not None:
-            await alert_staff(
-                store, ctx, row, staff_id=lead.staff_id, template="staff_escalation", now=now
-            )
+            await alert_staff(store, ctx, row, member=lead, template="staff_escalation", now=now)
         else:
             log.warning("notifier.escalation_without_lead", task_id=task.id, team=task.team)
         count += 1

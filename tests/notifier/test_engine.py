@@ -158,3 +158,13 @@ def test_render_mask_and_keywords() -> None:
     assert engine.opt_keyword("START") == "start"
     assert engine.opt_keyword("stop sending me rent reminders") is None
     assert engine.opt_keyword("Jag betalar på fredag") is None
+
+
+def test_next_on_duty() -> None:
+    weekday = _member("s1")
+    tuesday_10 = local(2026, 3, 3, 10, 0)
+    assert engine.next_on_duty(weekday, tuesday_10, STHLM) == tuesday_10
+    assert engine.next_on_duty(weekday, local(2026, 3, 3, 18, 0), STHLM) == local(2026, 3, 4, 8)
+    assert engine.next_on_duty(weekday, local(2026, 3, 6, 18, 0), STHLM) == local(2026, 3, 9, 8)
+    weekend = _member("s2", days="67")
+    assert engine.next_on_duty(weekend, tuesday_10, STHLM) == local(2026, 3, 7, 8, 0)

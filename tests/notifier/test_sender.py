@@ -297,6 +297,9 @@ async def test_round_robin_assignment_and_escalation_to_lead(
     assert {t.escalated_to for t in await _tasks(db)} == {"lead"}
     assert {t.status for t in await _tasks(db)} == {"escalated"}
     await make_sender().run_once()
+    assert twilio.messages[3:] == []  # the lead works weekends: the alerts wait for Saturday
+    clock.set(local(2026, 3, 7, 8, 0))
+    await make_sender().run_once()
     assert [m["to"] for m in twilio.messages[3:]] == ["+46705550001"] * 3
     assert await in_tx(db, clock, lambda s: escalate_overdue(s, ctx, clock.now())) == 0
 
