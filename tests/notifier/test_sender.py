@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from notifier.api import build_channel
+from notifier.channels import LogChannel
+from notifier.config import NotifierSettings
 from notifier.models import outbox, tasks
 from notifier.sender import Sender
-from notifier.workflow import Context, escalate_overdue, on_signal
+from notifier.workflow import Context, escalate_overdue, on_lease, on_signal
 from shared.bus import SimulatedCrash
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.events import LeaseRegistered, TenantRef
 from tests.notifier.conftest import (
     CALLBACK,
     SenderFactory,
@@ -317,11 +323,6 @@ async def test_new_lease_gets_a_welcome_sms_in_the_tenants_language(
     twilio: FakeTwilio,
     ingest: IngestStub,
 ) -> None:
-    from datetime import date
-
-    from notifier.workflow import on_lease
-    from shared.events import LeaseRegistered, TenantRef
-
     ingest.add_lease(
         "L-1", tenants=[{"tenant_id": "T1", "phone": "+46701234567", "language": "en"}]
     )
@@ -358,8 +359,6 @@ async def test_no_phone_number_reaches_the_logs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Neither our logs nor the SDK's (which logs query strings at INFO) carry the number."""
-    import logging
-
     caplog.set_level(logging.DEBUG)
     await add_lease(db, clock)
     await _signal(db, clock, ctx)
@@ -410,10 +409,6 @@ async def test_without_twilio_settings_the_log_channel_records_what_would_be_sen
     twilio: FakeTwilio,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from notifier.api import build_channel
-    from notifier.channels import LogChannel
-    from notifier.config import NotifierSettings
-
     channel = build_channel(NotifierSettings())
     assert isinstance(channel, LogChannel)
     await add_lease(db, clock)
@@ -432,8 +427,6 @@ async def test_without_twilio_settings_the_log_channel_records_what_would_be_sen
 async def test_outcomes_are_counted_in_metrics(
     db: Database, clock: ManualClock, ctx: Context, make_sender: SenderFactory, twilio: FakeTwilio
 ) -> None:
-    from prometheus_client import REGISTRY
-
     def sample(outcome: str) -> float:
         value = REGISTRY.get_sample_value(
             "bokvar_notifier_sms_total", {"channel": "sms", "outcome": outcome}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,7 +17,7 @@ from notifier.api import create_app
 from notifier.config import NotifierSettings
 from shared.bus import Producer
 from shared.bus.broker import EmbeddedBroker
-from shared.clock import ManualClock
+from shared.clock import AcceleratedClock, ManualClock
 from shared.db import Database
 from shared.events import CloudEvent, EventData, new_event
 from shared.topics import NOTIFICATION_EVENTS
@@ -131,12 +133,8 @@ async def test_deferred_send_goes_out_at_08_on_an_accelerated_clock(
     twilio: FakeTwilio,
     ingest: IngestStub,
 ) -> None:
-    import time as _time
-
-    from shared.clock import AcceleratedClock
-
     # 20:30 Monday; 3,600x: the 11.5 h until 08:00 pass in about 12 s
-    clock = AcceleratedClock(local(2026, 3, 2, 20, 30), _time.time(), 3600)
+    clock = AcceleratedClock(local(2026, 3, 2, 20, 30), time.time(), 3600)
     app = create_app(_settings(db, broker, twilio, ingest), clock=clock)
     async with running(app):
         await producer.publish(new_event(make_signal(), id="e1", source="t", time=clock.now()))
@@ -145,7 +143,5 @@ async def test_deferred_send_goes_out_at_08_on_an_accelerated_clock(
             broker.bootstrap_servers, NOTIFICATION_EVENTS, until=_has("sent")
         )
     sent = [orjson.loads(r.value) for r in records if orjson.loads(r.value)["status"] == "sent"]
-    from datetime import datetime as _dt
-
-    at = _dt.fromisoformat(sent[0]["at"]).astimezone(local(2026, 3, 3, 8, 0).tzinfo)
+    at = datetime.fromisoformat(sent[0]["at"]).astimezone(local(2026, 3, 3, 8, 0).tzinfo)
     assert at >= local(2026, 3, 3, 8, 0) and at.hour == 8
