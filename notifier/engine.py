@@ -123,12 +123,14 @@ class SendFailure:
 
 
 def classify_error(status: int | None, code: int | None) -> SendFailure:
-    """Classify a provider error: 429/5xx/network retry; known codes and other 4xx permanent."""
+    """Classify a provider error: 429/5xx/401/403/network retry; codes and other 4xx permanent."""
     detail = f"http_{status}" + (f"_code_{code}" if code else "")
     if code in PERMANENT_CODES:
         return SendFailure("permanent", opted_out=code in OPTED_OUT_CODES, detail=detail)
     if status is None or status == 429 or status >= 500:
         return SendFailure("retry", detail=detail if status else "network")
+    if status in (401, 403):  # our credentials or account, not the tenant's number
+        return SendFailure("retry", detail=detail)
     return SendFailure("permanent", detail=detail)
 
 

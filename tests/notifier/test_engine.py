@@ -89,7 +89,9 @@ def test_apply_status_is_monotonic(current: str, new: str, result: str | None) -
         (400, 21211, "permanent", False),
         (400, 21610, "permanent", True),
         (400, 21408, "permanent", False),
-        (401, 20003, "permanent", False),
+        (401, 20003, "retry", False),  # our credentials: not the tenant's fault
+        (400, 21614, "permanent", False),
+        (404, 20404, "permanent", False),
     ],
 )
 def test_classify_error(status: int | None, code: int | None, kind: str, opted_out: bool) -> None:
