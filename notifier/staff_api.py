@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from notifier.deps import State, Store, require_service_token
 from notifier.emit import task_event
@@ -19,16 +19,18 @@ from notifier.schemas import (
     from_row,
 )
 from notifier.store import OPEN_TASK
-from shared.http import BadRequest, Conflict, NotFound
+from shared.events.notification import TaskStatus
+from shared.http import Conflict, NotFound
 
 router = APIRouter(prefix="/v1", tags=["staff"], dependencies=[Depends(require_service_token)])
 
 
+StaffId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
 @router.put("/staff/{staff_id}", response_model=StaffRead)
-async def put_staff(staff_id: str, body: StaffWrite, store: Store, state: State) -> StaffRead:
+async def put_staff(staff_id: StaffId, body: StaffWrite, store: Store, state: State) -> StaffRead:
     """Create or replace a staff member of the directory."""
-    if not staff_id or len(staff_id) > 64:
-        raise BadRequest("staff_id must be 1..64 characters")
     await store.upsert_staff(staff_id, body.model_dump(), now=state.rt.clock.now())
     row = await store.get_staff(staff_id)
     result: StaffRead = from_row(StaffRead, row)
@@ -64,7 +66,7 @@ async def list_tasks(
     store: Store,
     assignee: str | None = None,
     team: str | None = None,
-    status: str | None = None,
+    status: TaskStatus | None = None,
     lease_id: str | None = None,
     limit: int = Query(200, ge=1, le=1000),
 ) -> list[TaskRead]:

@@ -225,5 +225,11 @@ async def test_staff_directory_and_task_lifecycle(
     ).status_code == 404
     notes = (await client.get("/v1/leases/L-1/notifications", headers=AUTH)).json()
     assert [n["recipient_kind"] for n in notes] == ["staff"]  # the alert to s1
+    bad_status = await client.get("/v1/tasks", params={"status": "done"}, headers=AUTH)
+    assert (
+        bad_status.status_code == 422 and bad_status.json()["detail"][0]["field"] == "query.status"
+    )
+    bad_id = await client.put("/v1/staff/a b", json=member, headers=AUTH)
+    assert bad_id.status_code == 422 and bad_id.json()["detail"][0]["field"] == "path.staff_id"
     assert (await client.delete("/v1/staff/s1", headers=AUTH)).status_code == 204
     assert (await client.get("/v1/staff/s1", headers=AUTH)).json()["active"] is False
