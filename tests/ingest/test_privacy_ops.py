@@ -71,7 +71,7 @@ async def test_metrics_count_events_by_type_and_outcome(ingest: Ingest) -> None:
 
 
 async def test_health_and_readiness(ingest: Ingest) -> None:
-    assert (await ingest.http.get("/healthz")).json() == {"status": "ok", "checks": {}}
+    assert (await ingest.http.get("/healthz")).json()["status"] == "ok"
     ready = await ingest.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": True, "broker": True}
