@@ -177,8 +177,10 @@ class Sender:
                 log.info("notifier.send_not_claimed", notification_id=row.id)
                 return None
             body, language = self._render(row, recipient)
+            resolved = recipient.tenant_id if row.recipient_id == ANY_TENANT else None
             await store.update_notification(
                 row.id,
+                recipient_id=resolved or row.recipient_id,
                 channel=self.channel.name,
                 language=language,
                 phone_masked=engine.mask_phone(recipient.phone),
@@ -224,7 +226,10 @@ class Sender:
             return True
         allowed = engine.next_allowed_send(now, self.ctx.policy.quiet(row.org_id))
         if allowed <= now:
-            sent = await store.sent_times(row.recipient_id, since=now - timedelta(days=7))
+            tenant = recipient.tenant_id or row.recipient_id  # "*" resolved at send time
+            sent = await store.sent_times(
+                org_id=row.org_id, tenant_id=tenant, since=now - timedelta(days=7)
+            )
             cap = self.ctx.policy.weekly_cap(row.org_id)
             allowed = engine.week_cap_release(sent, now=now, cap=cap)
         if allowed > now:

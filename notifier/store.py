@@ -175,10 +175,13 @@ class NotifierStore:
         stmt = select(notifications).where(N.status == "sending", N.attempt_started_at <= before)
         return list((await self.session.execute(stmt)).all())
 
-    async def sent_times(self, recipient_id: str, *, since: datetime) -> list[datetime]:
-        """Return when SMS to this recipient were sent since `since` (for the weekly cap)."""
+    async def sent_times(self, *, org_id: str, tenant_id: str, since: datetime) -> list[datetime]:
+        """Return when SMS to this tenant of `org_id` were sent since `since` (weekly cap)."""
         stmt = select(N.sent_at).where(
-            N.recipient_id == recipient_id, N.recipient_kind == "tenant", N.sent_at > since
+            N.org_id == org_id,
+            N.recipient_id == tenant_id,
+            N.recipient_kind == "tenant",
+            N.sent_at > since,
         )
         return [t for t in (await self.session.execute(stmt)).scalars().all() if t is not None]
 

@@ -443,3 +443,24 @@ async def test_outcomes_are_counted_in_metrics(
     clock.set(row.due_at)
     await sender.run_once()
     assert (sample("sent"), sample("retry")) == (before[0] + 1, before[1] + 1)
+
+
+async def test_weekly_cap_is_per_tenant_even_when_the_lease_was_not_yet_known(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    ingest: IngestStub,
+) -> None:
+    """A signal can arrive before its lease event: the tenant is resolved at send time."""
+    capped = Context(policy=ctx.policy.model_copy(update={"weekly_cap_per_tenant": 1}), tz=ctx.tz)
+    for n in range(3):
+        ingest.add_lease(f"U-{n}", tenants=[{"tenant_id": f"TU{n}", "phone": f"+4670555000{n}"}])
+        sig = make_signal(f"U-{n}")
+        await in_tx(db, clock, lambda s, sig=sig: on_signal(s, capped, sig, clock.now()))
+    await make_sender(ctx=capped).run_once()
+    assert sorted(m["to"] for m in twilio.messages) == [f"+4670555000{n}" for n in range(3)]
+    rows = [r for n in range(3) for r in await _notifications(db, clock, f"U-{n}")]
+    assert sorted(r.recipient_id for r in rows) == ["TU0", "TU1", "TU2"]
+    assert {r.status for r in rows} == {"sent"}
