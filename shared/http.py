@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -101,10 +102,12 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
 class Health(BaseModel):
-    """Health or readiness, with the result of each check."""
+    """Health or readiness, with the result of each check and the service's clock."""
 
     status: str
     checks: dict[str, bool] = {}
+    now: datetime | None = None
+    clock_speed: float | None = None
 
 
 def health_router(checks: Callable[[Request], Mapping[str, ReadinessCheck]]) -> APIRouter:
@@ -112,9 +115,13 @@ def health_router(checks: Callable[[Request], Mapping[str, ReadinessCheck]]) -> 
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", response_model=Health)
-    async def healthz() -> Health:
-        """Tell that the process is alive."""
-        return Health(status="ok")
+    async def healthz(request: Request) -> Health:
+        """Tell that the process is alive, and what its (possibly simulated) clock shows."""
+        rt = getattr(request.app.state, "rt", None)
+        if rt is None:
+            return Health(status="ok")
+        speed = rt.settings.clock_speed if rt.settings.clock_start is not None else 1.0
+        return Health(status="ok", now=rt.clock.now(), clock_speed=speed)
 
     @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(request: Request, response: Response) -> Health:

@@ -1,20 +1,34 @@
-"""`bokvar simulate`: push a synthetic ERP history through ingest and summarise the outcome.
+"""`bokvar simulate`: a synthetic ERP pushing through ingest, and a summary of the outcome.
 
-The simulator walks through `--months` rent periods ending today, day by day in time
-order (an accelerated clock: each simulated day takes as long as ingest needs to accept
-it), sending lease, charge, payment and complaint events through ingest's batch API. It
-then reads risk.signals, notification.events and case.events until the consumer groups
-have drained and nothing new arrives, and prints a summary.
+Two modes, chosen from the clock the services report on ingest's /healthz:
+- live (services started with `bokvar up --clock-speed N`): the next `--months` rent
+  periods are played on the services' accelerated clock, each event sent when that clock
+  reaches it, so the rules see rent become late and payments arrive in real order;
+- backfill (services on the real clock): the `--months` periods up to today are sent
+  household by household, as an ERP sends its history when it is connected; households
+  still owing get the arrears ladder at once.
+Then it reads risk.signals, notification.events and case.events until the consumer
+groups have drained and nothing new arrives, and prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime, time, timedelta
 
-from bokvar.simulate.generator import Shares, history, households
-from bokvar.simulate.run import observe, period_labels, push, summary, today_local
+from bokvar.simulate.generator import Shares, history, households, periods_ahead, plan
+from bokvar.simulate.run import (
+    observe,
+    period_labels,
+    push_backfill,
+    push_live,
+    service_clock,
+    summary,
+)
 from shared.bus.broker import resolve_bootstrap_servers
+from shared.calendar import rent_due_date
+from shared.clock import STOCKHOLM
 from shared.config import CommonSettings
 
 
@@ -42,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settle", type=float, default=8.0, help="seconds without new output before the summary"
     )
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="send past history even when the services run a simulated clock",
+    )
 
 
 async def _api_key(settings: CommonSettings, org: str) -> str:
@@ -58,15 +77,32 @@ async def _api_key(settings: CommonSettings, org: str) -> str:
 async def _main(args: argparse.Namespace) -> int:
     settings = CommonSettings()
     shares = Shares(args.late, args.partial, args.stops_paying, args.disturbance)
-    today = today_local()
-    homes = households(args.leases, seed=args.seed, shares=shares, org=args.org, start=today)
-    events = history(homes, months=args.months, today=today, seed=args.seed)
+    clock = await service_clock(args.ingest_url)
+    live = clock.speed > 1.0 and not args.backfill
+    start = clock.now().astimezone(STOCKHOLM).date()
+    homes = households(args.leases, seed=args.seed, shares=shares, org=args.org, start=start)
+    if live:
+        ps = periods_ahead(args.months, start)
+        events = [e for e in plan(homes, ps, seed=args.seed) if e.at >= clock.now()]
+        until = datetime.combine(
+            rent_due_date(*ps[-1]) + timedelta(days=12), time(12), tzinfo=STOCKHOLM
+        )
+    else:
+        events = history(homes, months=args.months, today=start, seed=args.seed)
     api_key = args.api_key or await _api_key(settings, args.org)
     servers = args.bootstrap_servers or resolve_bootstrap_servers(
         settings.kafka_bootstrap_servers, settings.var_dir
     )
-    print(f"pushing {len(events)} events for {len(homes)} leases to {args.ingest_url}", flush=True)
-    pushed = await push(args.ingest_url, api_key, events)
+    mode = (
+        f"live on the services' clock ({clock.speed:g}x)"
+        if live
+        else "backfill: the services run on the real clock"
+    )
+    print(f"{len(events)} events for {len(homes)} leases -> {args.ingest_url}; {mode}", flush=True)
+    if live:
+        pushed = await push_live(args.ingest_url, api_key, events, clock, until)
+    else:
+        pushed = await push_backfill(args.ingest_url, api_key, events)
     seen = await observe(servers, args.org, settle=args.settle, timeout=args.timeout)
     print(summary(homes, pushed, seen, period_labels(events)), flush=True)
     return 0 if pushed.rejected == 0 else 1

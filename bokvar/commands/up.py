@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import time
+from datetime import UTC, datetime
 
 from bokvar.commands.migrate import migrate_all
 from bokvar.processes import ServiceProcess, wait_drained
@@ -33,6 +34,18 @@ MAX_RESTARTS_PER_MINUTE = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=None,
+        help="run every service on one simulated clock this many times faster than real "
+        "time (e.g. 86400: a day per second), for `bokvar simulate`",
+    )
+    parser.add_argument(
+        "--clock-start",
+        default=None,
+        help="ISO instant the simulated clock starts at (default: now)",
+    )
     parser.add_argument(
         "--broker-port",
         type=int,
@@ -82,6 +95,18 @@ class Supervisor:
         # The notifier looks tenants' phones up at ingest: follow a changed ingest port.
         ingest_port = env.get("BOKVAR_INGEST_PORT", "8001")
         env.setdefault("BOKVAR_NOTIFIER_INGEST_URL", f"http://127.0.0.1:{ingest_port}")
+        if self.args.clock_speed:
+            start = self.args.clock_start or datetime.now(UTC).isoformat()
+            env.update(
+                {
+                    "BOKVAR_CLOCK_START": start,
+                    "BOKVAR_CLOCK_EPOCH": repr(time.time()),
+                    "BOKVAR_CLOCK_SPEED": repr(self.args.clock_speed),
+                }
+            )
+            print(
+                f"simulated clock: from {start}, {self.args.clock_speed:g}x real time", flush=True
+            )
         for service in self.args.only:
             proc = ServiceProcess(service, env, log_dir=var / "logs")
             proc.start()

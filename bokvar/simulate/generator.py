@@ -148,12 +148,28 @@ def periods(months: int, today: date) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+def periods_ahead(months: int, start: date) -> list[tuple[int, int]]:
+    """Return the next `months` rent periods whose invoice (25 days before due) is after `start`."""
+    year, month = start.year, start.month
+    out: list[tuple[int, int]] = []
+    while len(out) < months:
+        if rent_due_date(year, month) - timedelta(days=25) > start:
+            out.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
 def history(homes: list[Household], *, months: int, today: date, seed: int) -> list[SimEvent]:
-    """Return every event of `months` rent periods up to `today`, in time order."""
+    """Return every event of the `months` rent periods up to `today`, in time order."""
+    events = plan(homes, periods(months, today), seed=seed)
+    return [e for e in events if e.at.astimezone(STOCKHOLM).date() <= today]
+
+
+def plan(homes: list[Household], ps: list[tuple[int, int]], *, seed: int) -> list[SimEvent]:
+    """Return every event of the rent periods `ps`, in time order."""
     rng = random.Random(seed + 1)
     events: list[SimEvent] = []
     seq = iter(range(10**9))
-    ps = periods(months, today)
     first_due = rent_due_date(*ps[0])
     for h in homes:
         events.append(SimEvent(_at(first_due - timedelta(days=40), 9, rng), next(seq), h.lease))
@@ -161,7 +177,7 @@ def history(homes: list[Household], *, months: int, today: date, seed: int) -> l
             events.extend(_period_events(h, year, month, rng, seq))
         if h.disturbs:
             events.extend(_complaints(h, first_due, rng, seq))
-    return sorted(e for e in events if e.at.astimezone(STOCKHOLM).date() <= today)
+    return sorted(events)
 
 
 def _period_events(

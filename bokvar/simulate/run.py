@@ -7,8 +7,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
-from itertools import groupby
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -42,27 +41,92 @@ class Pushed:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
-async def push(ingest_url: str, api_key: str, events: list[SimEvent]) -> Pushed:
-    """Send events day by day, in time order, through the batch endpoint."""
+def by_household(events: list[SimEvent], max_items: int = 2000) -> list[list[dict[str, Any]]]:
+    """Bundle each household's whole history into one request, as an ERP backfill sends it."""
+    per_lease: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        per_lease[e.item["lease_id"]].append(e.item)
+    batches: list[list[dict[str, Any]]] = [[]]
+    for items in per_lease.values():
+        if len(batches[-1]) + len(items) > max_items:
+            batches.append([])
+        batches[-1].extend(items)
+    return [b for b in batches if b]
+
+
+async def push_backfill(ingest_url: str, api_key: str, events: list[SimEvent]) -> Pushed:
+    """Send the history household by household (services on the real clock)."""
     result = Pushed()
-    days = [
-        (d, list(g)) for d, g in groupby(events, key=lambda e: e.at.astimezone(STOCKHOLM).date())
-    ]
     async with httpx.AsyncClient(
         base_url=ingest_url, timeout=60, headers={"X-API-Key": api_key}
     ) as client:
-        for _day, todays in tqdm(days, desc="simulated days", unit="day"):
-            for i in range(0, len(todays), CHUNK):
-                body = [e.item for e in todays[i : i + CHUNK]]
-                response = await _post_with_retry(client, body)
-                data = response.json()
-                result.accepted += data["accepted"]
-                result.duplicates += data["duplicates"]
-                result.rejected += data["rejected"]
-                for item in data["results"]:
-                    for err in item.get("errors") or ():
-                        result.reasons[f"{err['field']}: {err['reason']}"] += 1
+        for batch in tqdm(by_household(events), desc="households' histories", unit="batch"):
+            _count(result, await _post_with_retry(client, batch))
     return result
+
+
+async def push_live(
+    ingest_url: str, api_key: str, events: list[SimEvent], clock: SimClock, until: datetime
+) -> Pushed:
+    """Send each event when the services' simulated clock reaches it, then run on to `until`."""
+    result = Pushed()
+    total_days = max(1, (until - clock.now()).days)
+    async with httpx.AsyncClient(
+        base_url=ingest_url, timeout=60, headers={"X-API-Key": api_key}
+    ) as client:
+        with tqdm(total=total_days, desc="simulated days", unit="day") as bar:
+            start, i = clock.now(), 0
+            while clock.now() < until:
+                due = []
+                while i < len(events) and events[i].at <= clock.now():
+                    due.append(events[i].item)
+                    i += 1
+                for k in range(0, len(due), CHUNK):
+                    _count(result, await _post_with_retry(client, due[k : k + CHUNK]))
+                bar.n = min(total_days, (clock.now() - start).days)
+                bar.refresh()
+                next_at = events[i].at if i < len(events) else until
+                await clock.sleep_until(min(next_at, until))
+    return result
+
+
+def _count(result: Pushed, response: httpx.Response) -> None:
+    data = response.json()
+    result.accepted += data["accepted"]
+    result.duplicates += data["duplicates"]
+    result.rejected += data["rejected"]
+    for item in data["results"]:
+        for err in item.get("errors") or ():
+            result.reasons[f"{err['field']}: {err['reason']}"] += 1
+
+
+@dataclass(frozen=True)
+class SimClock:
+    """The services' clock as their /healthz reports it: `now` at real `epoch`, `speed`x."""
+
+    at: datetime
+    epoch: float
+    speed: float
+
+    def now(self) -> datetime:
+        """Return what the services' clock shows now."""
+        return self.at + timedelta(seconds=(time.time() - self.epoch) * self.speed)
+
+    async def sleep_until(self, instant: datetime) -> None:
+        """Wait (in real time) until the services' clock reaches `instant`."""
+        seconds = (instant - self.now()).total_seconds() / self.speed
+        if seconds > 0:
+            await asyncio.sleep(min(seconds, 1.0))
+
+
+async def service_clock(ingest_url: str) -> SimClock:
+    """Read the services' clock from ingest's /healthz."""
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=10) as client:
+        t0 = time.time()
+        body = (await client.get("/healthz")).json()
+        t1 = time.time()
+    now = datetime.fromisoformat(body["now"]) if body.get("now") else datetime.now(UTC)
+    return SimClock(now, (t0 + t1) / 2, float(body.get("clock_speed") or 1.0))
 
 
 async def _post_with_retry(client: httpx.AsyncClient, body: list[dict[str, Any]]) -> httpx.Response:
@@ -205,6 +269,4 @@ def period_labels(events: list[SimEvent]) -> list[str]:
 
 def today_local() -> date:
     """Return today's date in Swedish time."""
-    from datetime import datetime
-
     return datetime.now(STOCKHOLM).date()
