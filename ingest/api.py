@@ -18,7 +18,7 @@ from ingest import examples as ex
 from ingest.batch import parse_batch, parse_csv
 from ingest.config import IngestSettings
 from ingest.limits import BodyLimits, media_type
-from ingest.processing import Item
+from ingest.pipeline import Item
 from ingest.schemas import (
     Accepted,
     BatchItem,

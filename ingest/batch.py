@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ingest.processing import Item
+from ingest.pipeline import Item
 from ingest.schemas import ITEM_TYPES, ItemError, StrictIn
 from shared.http import BadRequest, PayloadTooLarge
 

@@ -15,7 +15,8 @@ from prometheus_client import Counter
 
 from ingest.clients import hash_key
 from ingest.config import IngestSettings
-from ingest.processing import Context, Item, Outcome, process, referenced
+from ingest.pipeline import Item, Outcome, process, referenced
+from ingest.processing import Context
 from ingest.publisher import publish_batched
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
