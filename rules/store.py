@@ -9,11 +9,15 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    DateTime,
+    Insert,
     String,
     Table,
     bindparam,
+    cast,
     delete,
     func,
+    insert,
     literal,
     null,
     select,
@@ -24,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from rules import models as m
 from rules.engine import (
@@ -35,6 +40,7 @@ from rules.engine import (
     Plan,
     Warning,
 )
+from shared.events import CloudEvent, EventData, encode
 
 CHUNK = 1000
 
@@ -51,6 +57,38 @@ def _in(column: Any, ids: Sequence[str], sqlite: bool) -> Any:
     return column.in_(select(func.unnest(bindparam(None, list(ids), type_=ARRAY(String())))))
 
 
+def _array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
+    """The PostgreSQL array type of a column's values (a TypeDecorator's own impl)."""
+    if isinstance(col_type, TypeDecorator):
+        impl = col_type.impl
+        return ARRAY(impl if isinstance(impl, TypeEngine) else DateTime(timezone=True))
+    return ARRAY(col_type)
+
+
+_UNNEST: dict[tuple[str, tuple[str, ...], bool, str | None], Insert] = {}
+
+
+def _unnest_insert(
+    table: Table, cols: tuple[str, ...], *, ignore: bool, returning: str | None
+) -> Insert:
+    """`INSERT INTO t (cols) SELECT * FROM unnest($1::a[], $2::b[], ...)`: one statement,
+    one array parameter per column, whatever the number of rows (built once, then cached)."""
+    key = (table.name, cols, ignore, returning)
+    stmt = _UNNEST.get(key)
+    if stmt is None:
+        arrays = [
+            cast(bindparam(f"u_{c}", type_=_array_of(table.c[c].type)), _array_of(table.c[c].type))
+            for c in cols
+        ]
+        source = func.unnest(*arrays).table_valued(*cols).render_derived()
+        pg = pg_insert(table).from_select(list(cols), select(*source.c))
+        stmt = pg.on_conflict_do_nothing() if ignore else pg
+        if returning is not None:
+            stmt = stmt.returning(table.c[returning])
+        _UNNEST[key] = stmt
+    return stmt
+
+
 class RulesStore:
     """Reads and writes the rules service's tables inside the caller's transaction."""
 
@@ -62,7 +100,32 @@ class RulesStore:
 
     async def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(self._insert(table).on_conflict_do_nothing(), rows)
+            await self._bulk_insert(table, rows, ignore=True)
+
+    async def _bulk_insert(
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        *,
+        ignore: bool = False,
+        returning: str | None = None,
+    ) -> list[Any]:
+        """Insert `rows` (same keys each); on PostgreSQL as one unnest statement.
+
+        `ignore`: ON CONFLICT DO NOTHING; `returning`: the column to return of new rows.
+        """
+        if self._sqlite:
+            stmt = self._insert(table).on_conflict_do_nothing() if ignore else insert(table)
+            if returning is not None:
+                stmt = stmt.returning(table.c[returning])
+                return list((await self.session.execute(stmt, rows)).scalars().all())
+            await self.session.execute(stmt, rows)
+            return []
+        cols = tuple(rows[0])
+        params = {f"u_{c}": [r[c] for r in rows] for c in cols}
+        stmt = _unnest_insert(table, cols, ignore=ignore, returning=returning)
+        result = await self.session.execute(stmt, params)
+        return list(result.scalars().all()) if returning is not None else []
 
     async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
         """Insert or update lease terms (a full snapshot wins)."""
@@ -129,7 +192,7 @@ class RulesStore:
         result = await self.session.execute(
             select(table).where(_in(table.c.lease_id, ids, self._sqlite)).order_by(*order)
         )
-        for row in result:
+        for row in result.all():
             grouped[row.lease_id].append(row)
         return grouped
 
@@ -156,7 +219,7 @@ class RulesStore:
             ),
         )
         grouped: dict[str, list[Any]] = defaultdict(list)
-        for row in await self.session.execute(query):
+        for row in (await self.session.execute(query)).all():
             grouped[row.lease_id].append(row)
         return grouped
 
@@ -199,7 +262,7 @@ class RulesStore:
             result = await self.session.execute(
                 select(t.c.lease_id, t.c.signal_id).where(_in(t.c.lease_id, chunk, self._sqlite))
             )
-            for lease_id, signal_id in result:
+            for lease_id, signal_id in result.all():
                 grouped[lease_id].add(signal_id)
         return {lease_id: frozenset(ids) for lease_id, ids in grouped.items()}
 
@@ -207,10 +270,9 @@ class RulesStore:
         """Record signals as emitted; return the ids that were new (the ones to publish)."""
         if not rows:
             return set()
-        t = m.emitted_signals
-        stmt = self._insert(t).on_conflict_do_nothing().returning(t.c.signal_id)
-        result = await self.session.execute(stmt, rows)
-        return set(result.scalars().all())
+        return set(
+            await self._bulk_insert(m.emitted_signals, rows, ignore=True, returning="signal_id")
+        )
 
     async def replace_deadlines(
         self, lease_ids: Sequence[str], deadlines: dict[str, list[Deadline]]
@@ -234,7 +296,26 @@ class RulesStore:
             for d in items
         ]
         if rows:
-            await self.session.execute(t.insert(), rows)
+            await self._bulk_insert(t, rows)
+
+    async def stage_outbox(self, events: Sequence[CloudEvent[EventData]], now: datetime) -> None:
+        """Stage events in the outbox (the rows `shared.bus.add_to_outbox` writes), one insert."""
+        rows = []
+        for ev in events:
+            key, value, headers = encode(ev)
+            rows.append(
+                {
+                    "event_id": ev.id,
+                    "topic": ev.topic,
+                    "key": key.decode(),
+                    "value": value,
+                    "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
+                    "created_at": now,
+                    "attempts": 0,
+                }
+            )
+        if rows:
+            await self._bulk_insert(m.outbox, rows)
 
     async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
         """Return leases with an open deadline due at `now` (index on due_at where open).

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import structlog
 
 from rules.consumer import evaluate_leases
-from rules.models import outbox
 from rules.policy import PolicySet
 from rules.store import RulesStore
-from shared.bus import OutboxRelay, add_to_outbox
+from shared.bus import OutboxRelay
 from shared.clock import Clock, local_date
 from shared.db import Database
 
@@ -52,7 +51,7 @@ async def sweep_once(
                 if not due:
                     return
                 events = await evaluate_leases(store, policies, due, now)
-                await add_to_outbox(session, outbox, events, clock=clock)
+                await store.stage_outbox(events, clock.now())
             totals[0] += len(due)
             totals[1] += len(events)
             totals[2] += 1
