@@ -23,9 +23,12 @@ from bokvar.simulate.run import (
     period_labels,
     push_backfill,
     push_live,
+    report_line,
     service_clock,
     summary,
 )
+from services.cases.config import CasesSettings
+from shared.auth import encode_token
 from shared.bus.broker import resolve_bootstrap_servers
 from shared.calendar import rent_due_date
 from shared.clock import STOCKHOLM
@@ -38,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--org", default="sim", help="organisation of the simulated ERP")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ingest-url", default="http://127.0.0.1:8001")
+    parser.add_argument(
+        "--cases-url",
+        default="http://127.0.0.1:8004",
+        help="where to fetch the report figures (admin token from BOKVAR_CASES_JWT_SECRET)",
+    )
     parser.add_argument(
         "--api-key",
         default=None,
@@ -83,7 +91,7 @@ async def _main(args: argparse.Namespace) -> int:
     homes = households(args.leases, seed=args.seed, shares=shares, org=args.org, start=start)
     if live:
         ps = periods_ahead(args.months, start)
-        events = [e for e in plan(homes, ps, seed=args.seed) if e.at >= clock.now()]
+        events = plan(homes, ps, seed=args.seed)  # leases dated earlier go out first
         until = datetime.combine(
             rent_due_date(*ps[-1]) + timedelta(days=12), time(12), tzinfo=STOCKHOLM
         )
@@ -103,8 +111,17 @@ async def _main(args: argparse.Namespace) -> int:
         pushed = await push_live(args.ingest_url, api_key, events, clock, until)
     else:
         pushed = await push_backfill(args.ingest_url, api_key, events)
-    seen = await observe(servers, args.org, settle=args.settle, timeout=args.timeout)
+    seen = await observe(servers, args.org, settle=args.settle, timeout=args.timeout, live=live)
     print(summary(homes, pushed, seen, period_labels(events)), flush=True)
+    first = min(e.at for e in events).astimezone(STOCKHOLM).date()
+    end = clock.now().astimezone(STOCKHOLM).date()
+    token = encode_token(
+        {"sub": "bokvar-simulate", "role": "admin"},
+        CasesSettings().cases_jwt_secret.get_secret_value(),
+        now=clock.now() - timedelta(hours=1),
+        ttl=timedelta(days=3650),
+    )
+    print(await report_line(args.cases_url, args.org, token, first, end), flush=True)
     return 0 if pushed.rejected == 0 else 1
 
 

@@ -97,6 +97,10 @@ class Supervisor:
         env.setdefault("BOKVAR_NOTIFIER_INGEST_URL", f"http://127.0.0.1:{ingest_port}")
         if self.args.clock_speed:
             start = self.args.clock_start or datetime.now(UTC).isoformat()
+            # Loops run on real-time intervals: keep them short against simulated days.
+            env.setdefault("BOKVAR_RULES_SWEEP_INTERVAL_SECONDS", "0.1")
+            env.setdefault("BOKVAR_NOTIFIER_SENDER_INTERVAL_SECONDS", "0.1")
+            env.setdefault("BOKVAR_NOTIFIER_ESCALATION_INTERVAL_SECONDS", "0.2")
             env.update(
                 {
                     "BOKVAR_CLOCK_START": start,

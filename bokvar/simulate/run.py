@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -155,8 +154,14 @@ class Observed:
     records: int = 0
 
 
-async def observe(servers: str, org: str, *, settle: float, timeout: float) -> Observed:
-    """Read the output topics until nothing new arrives for `settle` s and the groups drained."""
+async def observe(
+    servers: str, org: str, *, settle: float, timeout: float, live: bool = False
+) -> Observed:
+    """Read the output topics until the groups drained and, unless `live`, output went quiet.
+
+    On a live simulated clock time runs on after the simulated period and so does a trickle
+    of output: there, having drained and read everything is the end.
+    """
     seen = Observed()
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
@@ -180,7 +185,7 @@ async def observe(servers: str, org: str, *, settle: float, timeout: float) -> O
                 bar.update(n)
                 if n:
                     quiet_since = time.monotonic()
-                elif time.monotonic() - quiet_since > settle and await _drained(servers):
+                elif (live or time.monotonic() - quiet_since > settle) and await _drained(servers):
                     break
     finally:
         await consumer.stop()
@@ -243,23 +248,56 @@ def summary(homes: list[Household], pushed: Pushed, seen: Observed, periods: lis
         f"  cases opened: {len(seen.cases)}; referrals: "
         f"{dict(Counter(r.recipient for r in seen.referrals)) or 'none'}"
     )
-    flagged = {s.lease_id for s in seen.signals.values() if s.signal == "late_rent_detected"}
-    lines.append(
-        f"  report: households flagged late {len(flagged)}; median days from due date "
-        f"to first SMS {_median_days_to_sms(seen)}"
-    )
+    lines.append(late_payers_line(homes, seen))
     return "\n".join(lines)
 
 
-def _median_days_to_sms(seen: Observed) -> str:
-    days = []
-    for events in seen.sms.values():
-        sent = [e for e in events if e.status in ("sent", "delivered")]
-        signal = seen.signals.get(events[0].signal_id or "")
-        if sent and signal is not None and signal.due_date is not None:
-            first = min(e.at for e in sent).astimezone(STOCKHOLM).date()
-            days.append((first - signal.due_date).days)
-    return f"{statistics.median(days):.1f}" if days else "n/a (no SMS sent yet)"
+def late_payers_line(homes: list[Household], seen: Observed) -> str:
+    """Say how many households that paid late, in part or not at all got each kind of help."""
+    late = {h.lease_id for h in homes if h.behaviour != "on_time"}
+    sms = {
+        v[0].lease_id
+        for v in seen.sms.values()
+        if v[0].signal in ("late_rent_detected", "plan_breached")
+        and any(e.status in ("sent", "delivered") for e in v)
+    }
+    calls = {v[0].lease_id for v in seen.tasks.values() if v[0].kind == "phone_call"}
+    cases = {c.lease_id for c in seen.cases.values()}
+    flagged = {s.lease_id for s in seen.signals.values() if s.signal == "late_rent_detected"}
+    return (
+        f"  late payers ({len(late)}): {len(late & flagged)} flagged late, "
+        f"{len(late & sms)} got a late-rent SMS, {len(late & calls)} a phone-call task, "
+        f"{len(late & cases)} a case; on-time payers flagged: {len(flagged - late)}"
+    )
+
+
+REPORT_FIELDS = (
+    "households_flagged_late",
+    "median_days_due_to_first_sms",
+    "median_days_due_to_first_reached_call",
+    "cases_active",
+    "share_with_payment_plan",
+    "evictions",
+    "evictions_per_1000_homes",
+)
+
+
+async def report_line(cases_url: str, org: str, token: str, start: date, end: date) -> str:
+    """Fetch the cases service's report for the simulated period."""
+    try:
+        async with httpx.AsyncClient(base_url=cases_url, timeout=30) as client:
+            response = await client.get(
+                f"/v1/orgs/{org}/report",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+                headers={"Authorization": f"Bearer {token}", "X-Audit-Reason": "simulation"},
+            )
+    except httpx.HTTPError as exc:
+        return f"  report: cases service unreachable ({type(exc).__name__})"
+    if response.status_code != 200:
+        return f"  report: cases answered {response.status_code}: {response.text[:200]}"
+    body = response.json()
+    shown = ", ".join(f"{k} {body.get(k)}" for k in REPORT_FIELDS)
+    return f"  report {start}..{end}: {shown}"
 
 
 def period_labels(events: list[SimEvent]) -> list[str]:

@@ -312,6 +312,7 @@ async def test_round_robin_assignment_and_escalation_to_lead(
 
 def test_sender_rate_limit_is_from_policy(ctx: Context, make_sender: SenderFactory) -> None:
     sender: Sender = make_sender()
+    assert sender.limiter is not None
     assert sender.limiter.rate == ctx.policy.sender_rate_per_second
 
 
