@@ -40,7 +40,8 @@ from rules.engine import (
     Plan,
     Warning,
 )
-from shared.events import CloudEvent, EventData, encode
+from shared.events import CloudEvent, EventData
+from shared.events.envelope import CONTENT_TYPE, SPECVERSION
 
 CHUNK = 1000
 
@@ -224,33 +225,40 @@ class RulesStore:
         return grouped
 
     async def _load_chunk(self, ids: Sequence[str]) -> dict[str, LeaseState]:
-        leases = {
-            r.lease_id: r for rows in (await self._rows(m.leases, ids)).values() for r in rows
-        }
-        entries = await self._rows(m.ledger_entries, ids, m.ledger_entries.c.id)
+        lc, ec = m.leases.c, m.ledger_entries.c
+        result = await self.session.execute(
+            select(lc.lease_id, lc.org_id, lc.monthly_rent_ore, lc.ended_on).where(
+                _in(lc.lease_id, ids, self._sqlite)
+            )
+        )
+        leases = {r[0]: r for r in result.all()}
+        if not leases:
+            return {}
+        entries: dict[str, list[LedgerEntry]] = defaultdict(list)
+        result = await self.session.execute(
+            select(ec.lease_id, *(ec[name] for name in _ENTRY_COLUMNS))
+            .where(_in(ec.lease_id, ids, self._sqlite))
+            .order_by(ec.id)
+        )
+        rows: Sequence[Any] = result.all()
+        for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
+            entries[lease_id].append(
+                LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
+            )
         extras = await self._extras(ids)
         out = {}
         for lease_id in ids:
             lease = leases.get(lease_id)
             if lease is None:
                 continue
-            more = extras.get(lease_id, [])
+            more = extras.get(lease_id)
             out[lease_id] = LeaseState(
                 lease_id=lease_id,
-                org_id=lease.org_id,
-                monthly_rent_ore=lease.monthly_rent_ore,
-                ended_on=lease.ended_on,
-                entries=tuple(_entry(r) for r in entries.get(lease_id, ())),
-                complaints=tuple(
-                    Complaint(r.x_id, r.x_a, _day(r.x_d), r.x_b) for r in more if r.x_kind == "c"
-                ),
-                warnings=tuple(
-                    Warning(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "w"
-                ),
-                legal_steps=tuple(
-                    LegalStep(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "s"
-                ),
-                plans=tuple(_plan(r.x_id, _day(r.x_d), r.x_b) for r in more if r.x_kind == "p"),
+                org_id=lease[1],
+                monthly_rent_ore=lease[2],
+                ended_on=lease[3],
+                entries=tuple(entries.get(lease_id, ())),
+                **(_extra_fields(more) if more else {}),
             )
         return out
 
@@ -300,22 +308,8 @@ class RulesStore:
 
     async def stage_outbox(self, events: Sequence[CloudEvent[EventData]], now: datetime) -> None:
         """Stage events in the outbox (the rows `shared.bus.add_to_outbox` writes), one insert."""
-        rows = []
-        for ev in events:
-            key, value, headers = encode(ev)
-            rows.append(
-                {
-                    "event_id": ev.id,
-                    "topic": ev.topic,
-                    "key": key.decode(),
-                    "value": value,
-                    "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
-                    "created_at": now,
-                    "attempts": 0,
-                }
-            )
-        if rows:
-            await self._bulk_insert(m.outbox, rows)
+        if events:
+            await self._bulk_insert(m.outbox, [outbox_row(ev, now) for ev in events])
 
     async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
         """Return leases with an open deadline due at `now` (index on due_at where open).
@@ -369,18 +363,58 @@ class RulesStore:
         )
 
 
-def _entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(
-        entry_id=row.entry_id,
-        kind=row.kind,
-        amount_ore=row.amount_ore,
-        booked_on=row.booked_on,
-        period=row.period,
-        due_date=row.due_date,
-        invoice_id=row.invoice_id,
-        payment_id=row.payment_id,
-        seq=row.id,
-    )
+def outbox_row(ev: CloudEvent[EventData], now: datetime) -> dict[str, Any]:
+    """The outbox row of `ev`, as `shared.events.encode` + `add_to_outbox` would write it.
+
+    The body comes from pydantic-core's JSON serializer (same JSON as encode's
+    model_dump + orjson, about 5x cheaper); tests/rules check that it decodes alike.
+    """
+    headers = [
+        ["ce_specversion", SPECVERSION],
+        ["ce_id", ev.id],
+        ["ce_source", ev.source],
+        ["ce_type", ev.type],
+        ["ce_time", ev.time.isoformat()],
+        ["ce_subject", ev.key],
+        ["content-type", CONTENT_TYPE],
+    ]
+    return {
+        "event_id": ev.id,
+        "topic": ev.topic,
+        "key": ev.key,
+        "value": ev.data.model_dump_json().encode(),
+        "headers": orjson.dumps(headers),
+        "created_at": now,
+        "attempts": 0,
+    }
+
+
+# ledger_entries columns as `_load_chunk` unpacks them (`id` is LedgerEntry.seq)
+_ENTRY_COLUMNS = (
+    "entry_id",
+    "kind",
+    "amount_ore",
+    "booked_on",
+    "period",
+    "due_date",
+    "invoice_id",
+    "payment_id",
+    "id",
+)
+
+
+def _extra_fields(more: list[Any]) -> dict[str, Any]:
+    """Complaints, warnings, legal steps and plans of one lease from `_extras` rows."""
+    return {
+        "complaints": tuple(
+            Complaint(r.x_id, r.x_a, _day(r.x_d), r.x_b) for r in more if r.x_kind == "c"
+        ),
+        "warnings": tuple(Warning(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "w"),
+        "legal_steps": tuple(
+            LegalStep(r.x_id, r.x_a, _day(r.x_d)) for r in more if r.x_kind == "s"
+        ),
+        "plans": tuple(_plan(r.x_id, _day(r.x_d), r.x_b) for r in more if r.x_kind == "p"),
+    }
 
 
 def _day(value: Any) -> date:
