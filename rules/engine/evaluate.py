@@ -42,11 +42,17 @@ def _offset(due: date, offset: int, unit: str) -> date:
     return day
 
 
+@lru_cache(maxsize=64)
+def _local_date(now: datetime) -> date:
+    # a batch or sweep chunk evaluates every lease at the same instant
+    return local_date(now)
+
+
 def evaluate(
     state: LeaseState, policy: Policy, now: datetime, emitted: frozenset[str]
 ) -> Evaluation:
     """Decide which signals are due for `state` at `now` (those in `emitted` are skipped)."""
-    today = local_date(now)
+    today = _local_date(now)
     ledger = apply_entries(state.entries, today)
     plans = plan_status(state, policy, today)
     broken = sum(1 for p in plans.values() if p["status"] == "breached")

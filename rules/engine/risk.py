@@ -52,14 +52,25 @@ class Risk:
     factors: tuple[Factor, ...]
 
     def model(self) -> RiskScore:
-        """Return the score as the `RiskScore` of the event contract."""
-        return RiskScore(
-            score=self.score,
-            factors=tuple(
-                RiskFactor(name=f.name, value=f.value, weight=f.weight, points=f.points)
-                for f in self.factors
-            ),
-        )
+        """Return the score as the `RiskScore` of the event contract (frozen, so shared)."""
+        hit = _MODELS.get(self)
+        if hit is None:
+            if len(_MODELS) >= _CACHE_SIZE:
+                _MODELS.clear()
+            hit = _MODELS[self] = RiskScore(
+                score=self.score,
+                factors=tuple(
+                    RiskFactor(name=f.name, value=f.value, weight=f.weight, points=f.points)
+                    for f in self.factors
+                ),
+            )
+        return hit
+
+
+# Few distinct scores occur in a sweep (same days late, same arrears): validate each once.
+_CACHE_SIZE = 4096
+_MODELS: dict[Risk, RiskScore] = {}
+_SCORES: dict[tuple[int, tuple[tuple[str, float], ...]], tuple[Policy, Risk]] = {}
 
 
 _SPECS: dict[int, tuple[Policy, tuple[tuple[str, float, float], ...]]] = {}
@@ -76,6 +87,18 @@ def _specs(policy: Policy) -> tuple[tuple[str, float, float], ...]:
 
 def score(values: dict[str, float], policy: Policy) -> Risk:
     """Weigh the factor values into a 0–100 score, keeping every factor's contribution."""
+    key = (id(policy), tuple(values.items()))
+    hit = _SCORES.get(key)
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    if len(_SCORES) >= _CACHE_SIZE:
+        _SCORES.clear()
+    risk = _score(values, policy)
+    _SCORES[key] = (policy, risk)
+    return risk
+
+
+def _score(values: dict[str, float], policy: Policy) -> Risk:
     factors = []
     total = 0.0
     for name, weight, saturation in _specs(policy):

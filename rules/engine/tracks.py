@@ -13,6 +13,8 @@ from rules.policy import Policy
 
 def recovery_window(state: LeaseState, policy: Policy) -> dict[str, Any] | None:
     """Return the JB 12:44 recovery period of the latest termination (start None: not yet)."""
+    if not state.legal_steps:
+        return None
     steps = sorted(state.legal_steps, key=lambda s: (s.step_date, s.step_id))
     terminations = [s for s in steps if s.step == "termination_sent"]
     if not terminations:
@@ -115,6 +117,8 @@ def _recovery_signal(
 
 def plan_status(state: LeaseState, policy: Policy, today: date) -> dict[str, dict[str, Any]]:
     """Track each payment plan installment by installment: kept, breached or running."""
+    if not state.plans:
+        return {}
     money = [e for e in state.entries if e.kind in ("payment", "credit") and e.booked_on <= today]
     out: dict[str, dict[str, Any]] = {}
     for plan in state.plans:
@@ -179,6 +183,8 @@ def plan_signals(state: LeaseState, ev: Evaluation) -> list[SignalDraft]:
 
 
 def complaint_signals(state: LeaseState, policy: Policy, today: date) -> list[SignalDraft]:
+    if not state.complaints and not state.warnings:
+        return []
     out = []
     for rule in policy.complaint_patterns:
         hits = sorted(
