@@ -34,6 +34,7 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import make_url
 
+from rules.__main__ import tune_gc
 from rules.consumer import apply_events, evaluate_leases
 from rules.policy import PolicySet
 from rules.store import RulesStore
@@ -279,10 +280,18 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="concurrent sweep chunks")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap")
     parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's GC thresholds (the service process tunes them: rules.__main__)",
+    )
+    parser.add_argument(
         "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )
     args = parser.parse_args()
     configure_logging("warning")
+    if not args.default_gc:
+        tune_gc()  # as `python -m rules` does
+    print(f"gc thresholds: {gc.get_threshold()}")
     base = make_url(args.database_url)
     admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
     name = f"bokvar_bench_rules_{uuid.uuid4().hex[:8]}"

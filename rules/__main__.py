@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+
 from rules.api import create_app
 from rules.config import RulesSettings
 from shared.serve import serve
 
 
+def tune_gc() -> None:
+    """Freeze import-time objects and collect young objects less often.
+
+    A sweep chunk or a consumer batch builds tens of thousands of short-lived objects
+    (lease states, ledger views, drafts); with the default thresholds the cyclic collector
+    rescans the heap many times per chunk (bench/RESULTS.md, rules section).
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def main() -> None:
     """Run the rules service until SIGTERM."""
     settings = RulesSettings()
+    tune_gc()
     serve(create_app(settings), settings, port=settings.rules_port)
 
 
