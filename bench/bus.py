@@ -37,9 +37,16 @@ def events(n: int, run: str) -> list:  # type: ignore[type-arg]
     now = datetime.now(UTC)
     return [
         new_event(
-            PaymentReceived(lease_id=f"L-{i % 5000}", org_id="org1", payment_id=f"p{i}",
-                            amount_ore=812_500, booked_date=date(2026, 3, 2)),
-            id=f"{run}:{i}", source="bench", time=now,
+            PaymentReceived(
+                lease_id=f"L-{i % 5000}",
+                org_id="org1",
+                payment_id=f"p{i}",
+                amount_ore=812_500,
+                booked_date=date(2026, 3, 2),
+            ),
+            id=f"{run}:{i}",
+            source="bench",
+            time=now,
         )
         for i in range(n)
     ]
@@ -47,16 +54,23 @@ def events(n: int, run: str) -> list:  # type: ignore[type-arg]
 
 async def raw(servers: str, topic: str, evs: list) -> tuple[float, float]:  # type: ignore[type-arg]
     encoded = [encode(e) for e in evs]
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=2,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks="all", linger_ms=2, max_batch_size=256 * 1024
+    )
     await producer.start()
     t0 = time.perf_counter()
     futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in encoded]
     await asyncio.gather(*futures)
     produce_s = time.perf_counter() - t0
     await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, group_id=f"raw-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False, **FAST)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        group_id=f"raw-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **FAST,
+    )
     await consumer.start()
     got = 0
     t0 = time.perf_counter()
@@ -73,8 +87,12 @@ async def raw(servers: str, topic: str, evs: list) -> tuple[float, float]:  # ty
 async def through_runner(servers: str, db: Database, evs: list) -> tuple[float, float]:  # type: ignore[type-arg]
     md = new_metadata()
     inbox = inbox_table(md)
-    applied = Table("applied", md, Column("event_id", String(200), primary_key=True),
-                    Column("amount_ore", Integer))
+    applied = Table(
+        "applied",
+        md,
+        Column("event_id", String(200), primary_key=True),
+        Column("amount_ore", Integer),
+    )
     async with db.engine.begin() as conn:
         await conn.run_sync(md.create_all)
     producer = Producer(servers)
@@ -84,20 +102,35 @@ async def through_runner(servers: str, db: Database, evs: list) -> tuple[float, 
     produce_s = time.perf_counter() - t0
 
     async def handle(batch: Batch) -> None:
-        await batch.session.execute(insert(applied), [
-            {"event_id": r.event.id, "amount_ore": r.event.data.amount_ore}  # type: ignore[attr-defined]
-            for r in batch.events])
+        await batch.session.execute(
+            insert(applied),
+            [
+                {"event_id": r.event.id, "amount_ore": r.event.data.amount_ore}  # type: ignore[attr-defined]
+                for r in batch.events
+            ],
+        )
 
     runner = ConsumerRunner(
-        service="bench", group_id="bench", topics=[LEDGER_EVENTS], bootstrap_servers=servers,
-        database=db, inbox=inbox, handler=handle, producer=producer, clock=SystemClock(),
-        batch_size=1000, poll_ms=100, **FAST)
+        service="bench",
+        group_id="bench",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=servers,
+        database=db,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=SystemClock(),
+        batch_size=1000,
+        poll_ms=100,
+        **FAST,
+    )
     await runner.start()
     task = asyncio.create_task(runner.run())
     t0 = time.perf_counter()
     while True:
         async with db.engine.connect() as conn:
             from sqlalchemy import func, select
+
             n = (await conn.execute(select(func.count()).select_from(applied))).scalar_one()
         if n >= len(evs):
             break
@@ -113,8 +146,9 @@ async def through_runner(servers: str, db: Database, evs: list) -> tuple[float, 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--database-url",
-                        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
     args = parser.parse_args()
     broker = EmbeddedBroker()
     broker.start()
@@ -132,12 +166,18 @@ async def main() -> None:
         raw_rate = n / (rp + rc)
         runner_rate = n / (bp + bc)
         print(f"events: {n}")
-        print(f"raw aiokafka:  produce {n / rp:,.0f}/s  consume+commit {n / rc:,.0f}/s  "
-              f"end-to-end {raw_rate:,.0f}/s")
-        print(f"bokvar runner: produce {n / bp:,.0f}/s  apply into PostgreSQL {n / bc:,.0f}/s  "
-              f"end-to-end {runner_rate:,.0f}/s")
-        print(f"ratio runner/raw (end-to-end): {runner_rate / raw_rate:.2f}; "
-              f"apply/raw consume: {(n / bc) / (n / rc):.2f}")
+        print(
+            f"raw aiokafka:  produce {n / rp:,.0f}/s  consume+commit {n / rc:,.0f}/s  "
+            f"end-to-end {raw_rate:,.0f}/s"
+        )
+        print(
+            f"bokvar runner: produce {n / bp:,.0f}/s  apply into PostgreSQL {n / bc:,.0f}/s  "
+            f"end-to-end {runner_rate:,.0f}/s"
+        )
+        print(
+            f"ratio runner/raw (end-to-end): {runner_rate / raw_rate:.2f}; "
+            f"apply/raw consume: {(n / bc) / (n / rc):.2f}"
+        )
     finally:
         await db.dispose()
         await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
