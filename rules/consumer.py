@@ -213,7 +213,7 @@ async def evaluate_leases(
                 risk=ev.risk.model(),
             )
     new = await store.claim_signals(claims)
-    await store.replace_deadlines(list(states), deadlines)
+    await store.replace_deadlines(list(states), deadlines, await store.open_deadlines(list(states)))
     out = [events[sid] for sid in events if sid in new]
     for event in out:
         log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id)

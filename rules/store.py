@@ -21,6 +21,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     union_all,
     update,
 )
@@ -28,6 +29,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from rules import models as m
@@ -56,6 +59,35 @@ def _in(column: Any, ids: Sequence[str], sqlite: bool) -> Any:
     if sqlite:
         return column.in_(ids)
     return column.in_(select(func.unnest(bindparam(None, list(ids), type_=ARRAY(String())))))
+
+
+def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> TextClause:
+    """PostgreSQL: rows of `table` for each id of the `:ids` array, one index lookup per id.
+
+    The LATERAL subquery (kept apart by OFFSET 0) makes the plan an index scan per lease
+    whatever the table statistics say: right after a burst of inserts, before autovacuum
+    has analyzed the table, `lease_id IN (...)` was planned as a sequential scan.
+    """
+    sql = (
+        f"SELECT x.* FROM unnest(CAST(:ids AS VARCHAR[])) AS u(key)"
+        f" CROSS JOIN LATERAL (SELECT {columns} FROM {table}"
+        f" WHERE {table}.lease_id = u.key {where} OFFSET 0) AS x {order}"
+    )
+    return text(sql).bindparams(bindparam("ids", type_=ARRAY(String())))
+
+
+_LEASES = "lease_id, org_id, monthly_rent_ore, ended_on"
+_ENTRIES = (
+    "lease_id, entry_id, kind, amount_ore, booked_on, period, due_date, invoice_id, payment_id, id"
+)
+_PG_LEASES = _per_lease("leases", _LEASES)
+_PG_ENTRIES = _per_lease("ledger_entries", _ENTRIES, order="ORDER BY x.id")
+_PG_EMITTED = _per_lease("emitted_signals", "lease_id, signal_id")
+_PG_OPEN_DEADLINES = _per_lease("deadlines", "lease_id, id, kind, ref, stage, due_at", "AND open")
+_PG_DROP_DEADLINES = text("DELETE FROM deadlines WHERE id = ANY(CAST(:ids AS BIGINT[])) AND open")
+
+# an open deadline as stored: (id, kind, ref, stage, due_at)
+StoredDeadline = tuple[int, str, str, str, datetime]
 
 
 def _array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
@@ -188,15 +220,6 @@ class RulesStore:
             out.update(await self._load_chunk(chunk))
         return out
 
-    async def _rows(self, table: Table, ids: Sequence[str], *order: Any) -> dict[str, list[Any]]:
-        grouped: dict[str, list[Any]] = defaultdict(list)
-        result = await self.session.execute(
-            select(table).where(_in(table.c.lease_id, ids, self._sqlite)).order_by(*order)
-        )
-        for row in result.all():
-            grouped[row.lease_id].append(row)
-        return grouped
-
     async def _extras(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         """Complaints, warnings, legal steps and plans of `ids` in one round trip."""
         c, w, s, p = m.complaints.c, m.warnings.c, m.legal_steps.c, m.plans.c
@@ -226,20 +249,24 @@ class RulesStore:
 
     async def _load_chunk(self, ids: Sequence[str]) -> dict[str, LeaseState]:
         lc, ec = m.leases.c, m.ledger_entries.c
-        result = await self.session.execute(
-            select(lc.lease_id, lc.org_id, lc.monthly_rent_ore, lc.ended_on).where(
-                _in(lc.lease_id, ids, self._sqlite)
+        if self._sqlite:
+            lease_query: Executable = select(
+                lc.lease_id, lc.org_id, lc.monthly_rent_ore, lc.ended_on
+            ).where(lc.lease_id.in_(ids))
+            entry_query: Executable = (
+                select(ec.lease_id, *(ec[name] for name in _ENTRY_COLUMNS))
+                .where(ec.lease_id.in_(ids))
+                .order_by(ec.id)
             )
-        )
+        else:
+            lease_query, entry_query = _PG_LEASES, _PG_ENTRIES
+        params = None if self._sqlite else {"ids": list(ids)}
+        result = await self.session.execute(lease_query, params)
         leases = {r[0]: r for r in result.all()}
         if not leases:
             return {}
         entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-        result = await self.session.execute(
-            select(ec.lease_id, *(ec[name] for name in _ENTRY_COLUMNS))
-            .where(_in(ec.lease_id, ids, self._sqlite))
-            .order_by(ec.id)
-        )
+        result = await self.session.execute(entry_query, params)
         rows: Sequence[Any] = result.all()
         for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
             entries[lease_id].append(
@@ -267,9 +294,13 @@ class RulesStore:
         grouped: dict[str, set[str]] = defaultdict(set)
         t = m.emitted_signals
         for chunk in _chunks(sorted(set(lease_ids))):
-            result = await self.session.execute(
-                select(t.c.lease_id, t.c.signal_id).where(_in(t.c.lease_id, chunk, self._sqlite))
+            query: Executable = (
+                select(t.c.lease_id, t.c.signal_id).where(t.c.lease_id.in_(chunk))
+                if self._sqlite
+                else _PG_EMITTED
             )
+            params = None if self._sqlite else {"ids": list(chunk)}
+            result = await self.session.execute(query, params)
             for lease_id, signal_id in result.all():
                 grouped[lease_id].add(signal_id)
         return {lease_id: frozenset(ids) for lease_id, ids in grouped.items()}
@@ -282,27 +313,55 @@ class RulesStore:
             await self._bulk_insert(m.emitted_signals, rows, ignore=True, returning="signal_id")
         )
 
-    async def replace_deadlines(
-        self, lease_ids: Sequence[str], deadlines: dict[str, list[Deadline]]
-    ) -> None:
-        """Drop the open deadlines of `lease_ids` and store their new ones."""
+    async def open_deadlines(self, lease_ids: Sequence[str]) -> dict[str, list[StoredDeadline]]:
+        """Return the open deadlines of `lease_ids` as (id, kind, ref, stage, due_at)."""
         t = m.deadlines
+        out: dict[str, list[StoredDeadline]] = defaultdict(list)
         for chunk in _chunks(sorted(set(lease_ids))):
-            await self.session.execute(
-                delete(t).where(_in(t.c.lease_id, chunk, self._sqlite), t.c.open)
-            )
-        rows = [
-            {
-                "lease_id": lease_id,
-                "kind": d.kind,
-                "ref": d.ref,
-                "stage": d.stage,
-                "due_at": d.due_at,
-                "open": True,
-            }
-            for lease_id, items in deadlines.items()
-            for d in items
-        ]
+            if self._sqlite:
+                cols = (t.c.lease_id, t.c.id, t.c.kind, t.c.ref, t.c.stage, t.c.due_at)
+                query = select(*cols).where(t.c.lease_id.in_(chunk), t.c.open)
+                result = await self.session.execute(query)
+            else:
+                result = await self.session.execute(_PG_OPEN_DEADLINES, {"ids": list(chunk)})
+            for lease_id, *rest in result.all():
+                out[lease_id].append(tuple(rest))
+        return out
+
+    async def replace_deadlines(
+        self,
+        lease_ids: Sequence[str],
+        deadlines: dict[str, list[Deadline]],
+        current: dict[str, list[StoredDeadline]],
+    ) -> None:
+        """Make the open deadlines of `lease_ids` be `deadlines`; `current`: open_deadlines().
+
+        Rows that stay the same are left alone; only changed ones are deleted or inserted.
+        """
+        t = m.deadlines
+        drop: list[int] = []
+        rows = []
+        for lease_id in lease_ids:
+            old = {(k, r, s, due): id_ for id_, k, r, s, due in current.get(lease_id, ())}
+            for d in deadlines.get(lease_id, ()):
+                if old.pop((d.kind, d.ref, d.stage, d.due_at), None) is None:
+                    rows.append(
+                        {
+                            "lease_id": lease_id,
+                            "kind": d.kind,
+                            "ref": d.ref,
+                            "stage": d.stage,
+                            "due_at": d.due_at,
+                            "open": True,
+                        }
+                    )
+            drop += old.values()
+        for start in range(0, len(drop), CHUNK):
+            ids = drop[start : start + CHUNK]
+            if self._sqlite:
+                await self.session.execute(delete(t).where(t.c.id.in_(ids), t.c.open))
+            else:
+                await self.session.execute(_PG_DROP_DEADLINES, {"ids": ids})
         if rows:
             await self._bulk_insert(t, rows)
 
