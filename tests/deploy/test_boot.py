@@ -145,15 +145,19 @@ async def test_compose_commands_boot_every_service_and_stop_on_sigterm(
                 assert metrics.status_code == 200
 
         # the documented `docker compose run --rm ingest bokvar simulate ...`: the ingest
-        # container's settings are enough to create a key, push, and read the results
+        # container's settings are enough to create a key, push, read the results and get
+        # the report from cases (a staff token signed with the stack's cases secret)
         simulate = [
             "simulate",
             *("--leases", "20", "--months", "1", "--settle", "3", "--timeout", "120"),
             *("--ingest-url", f"http://127.0.0.1:{ports['ingest']}"),
+            *("--cases-url", f"http://127.0.0.1:{ports['cases']}"),
         ]
         out = await _run_job(simulate, envs["ingest"])
-        pushed = re.search(r"pushing (\d+) events for (\d+) leases", out)
+        pushed = re.search(r"(\d+) events for (\d+) leases", out)
         assert pushed and int(pushed[1]) > 0 and pushed[2] == "20", out[-3000:]
+        report = re.search(r"^ *report.*$", out, re.MULTILINE)
+        assert report and "unreachable" not in report[0] and "answered" not in report[0], out
 
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
