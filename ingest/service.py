@@ -17,7 +17,6 @@ from ingest.clients import hash_key
 from ingest.config import IngestSettings
 from ingest.pipeline import Item, Outcome, process, referenced
 from ingest.processing import Context
-from ingest.publisher import publish_batched
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from shared.http import NotFound, ServiceUnavailable, Unauthorized
@@ -94,7 +93,7 @@ class Ingestor:
             raise ServiceUnavailable("the event broker is unreachable", headers=retry_after)
         try:
             await asyncio.wait_for(
-                publish_batched(self.rt.producer, outcome.events),
+                self.rt.producer.publish_many(outcome.events),
                 timeout=self.settings.ingest_publish_timeout_seconds,
             )
         except Exception as exc:

@@ -6,8 +6,11 @@ import asyncio
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events import CloudEvent, EventData, encode
+
+_PARTITIONER = DefaultPartitioner()
 
 
 class Producer:
@@ -38,13 +41,33 @@ class Producer:
         await self.publish_many([event])
 
     async def publish_many(self, events: Sequence[CloudEvent[EventData]]) -> None:
-        """Publish events (in order per key) and wait until the broker acknowledged all."""
-        futures = []
+        """Publish events (in order per key) and wait until the broker acknowledged all.
+
+        Events are grouped per partition and handed to aiokafka as whole record batches:
+        per-message `send` costs a future, a partition lookup and an accumulator append
+        each, and batching roughly halves the produce cost (measured in bench/ingest.py).
+        Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key),
+        so one lease's events stay on one partition and in order.
+        """
+        grouped: dict[tuple[str, int], list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
+        partitions: dict[str, list[int]] = {}
         for ev in events:
             key, value, headers = encode(ev)
-            futures.append(
-                await self._producer.send(ev.topic, value=value, key=key, headers=headers)
-            )
+            if ev.topic not in partitions:
+                partitions[ev.topic] = sorted(await self._producer.partitions_for(ev.topic))
+            choice = _PARTITIONER(key, partitions[ev.topic], partitions[ev.topic])
+            grouped.setdefault((ev.topic, choice), []).append((key, value, headers))
+        futures = []
+        for (topic, partition), records in grouped.items():
+            batch = self._producer.create_batch()
+            for key, value, headers in records:
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(
+                        await self._producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = self._producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None, headers=headers)
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
     async def send_raw(

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-import orjson
 from pydantic import ValidationError
 
 from shared.events.base import REGISTRY, EventData
@@ -64,7 +63,8 @@ def encode(event: CloudEvent[EventData]) -> tuple[bytes, bytes, list[tuple[str, 
         ("ce_subject", event.key.encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
-    value = orjson.dumps(event.data.model_dump(mode="json"))
+    # pydantic-core writes the same JSON as orjson over model_dump(mode="json"), faster
+    value = event.data.__pydantic_serializer__.to_json(event.data)
     return event.key.encode(), value, headers
 
 

@@ -74,3 +74,13 @@ def test_generated_docs_match_the_code() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_body_is_the_json_of_the_model() -> None:
+    """The wire format: pydantic's JSON mode, whatever serialiser writes it."""
+    import orjson
+
+    event = new_event(_charge(), id="e1", source="s", time=T)
+    _, value, _ = encode(event)
+    assert orjson.loads(value) == orjson.loads(orjson.dumps(event.data.model_dump(mode="json")))
+    assert orjson.loads(value)["due_date"] == "2026-02-27"
