@@ -28,12 +28,14 @@ def test_json_mode_renders_our_and_library_lines_as_json_without_personal_data(
 ) -> None:
     configure_logging("info", "json")
     structlog.get_logger("t").info("ingest.lease_registered", lease_id="L-1", phone="+46701234567")
-    logging.getLogger("uvicorn.error").info("request from %s", "+46709876543")
+    # (uvicorn's own loggers are left unconfigured by shared.serve and propagate here too;
+    # a test server elsewhere in the suite may have configured them, so a neutral name)
+    logging.getLogger("some.library").info("request from %s", "+46709876543")
     logging.getLogger("httpx").info("tenant 19811218-9876 looked up")
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines[0]["event"] == "ingest.lease_registered"
     assert lines[0]["lease_id"] == "L-1" and lines[0]["phone"] == "[redacted]"
-    assert lines[1]["logger"] == "uvicorn.error" and lines[1]["level"] == "info"
+    assert lines[1]["logger"] == "some.library" and lines[1]["level"] == "info"
     assert lines[2]["logger"] == "httpx"
     text = json.dumps(lines)
     assert "+46701234567" not in text and "+46709876543" not in text
