@@ -185,16 +185,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 _pg_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+_db_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+_DB_FIXTURES = frozenset({"make_database", "raw_database", "test_database_url"})
+_db_tests: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            _db_tests.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
-        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+    if report.when == "call" or report.skipped:
+        if "postgres" in report.keywords:
+            _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+        if report.nodeid in _db_tests:
+            _db_outcomes[report.outcome] = _db_outcomes.get(report.outcome, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    url = os.environ.get(PG_ENV)
+    backend = f"PostgreSQL at {make_url(url).host}:{make_url(url).port}" if url else "SQLite"
     terminalreporter.write_line(
-        "PostgreSQL-marked tests: {passed} passed, {skipped} skipped, {failed} failed".format(
+        "Database-backed tests on {backend}: {passed} passed, {skipped} skipped, "
+        "{failed} failed".format(backend=backend, **_db_outcomes)
+    )
+    terminalreporter.write_line(
+        "PostgreSQL-only tests: {passed} passed, {skipped} skipped, {failed} failed".format(
             **_pg_outcomes
         )
     )
