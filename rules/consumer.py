@@ -185,8 +185,7 @@ async def evaluate_leases(
     store: RulesStore, policies: PolicySet, lease_ids: Sequence[str], now: datetime
 ) -> list[CloudEvent[EventData]]:
     """Evaluate leases at `now`: claim new signals, replace deadlines; return events to emit."""
-    states = await store.load_states(lease_ids)
-    emitted = await store.emitted_ids(lease_ids)
+    states, emitted, open_deadlines = await store.load_for_evaluation(lease_ids)
     claims: list[dict[str, Any]] = []
     events: dict[str, CloudEvent[EventData]] = {}
     deadlines = {}
@@ -213,7 +212,7 @@ async def evaluate_leases(
                 risk=ev.risk.model(),
             )
     new = await store.claim_signals(claims)
-    await store.replace_deadlines(list(states), deadlines, await store.open_deadlines(list(states)))
+    await store.replace_deadlines(list(states), deadlines, open_deadlines)
     out = [events[sid] for sid in events if sid in new]
     for event in out:
         log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id)

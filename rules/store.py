@@ -89,6 +89,38 @@ _PG_DROP_DEADLINES = text("DELETE FROM deadlines WHERE id = ANY(CAST(:ids AS BIG
 # an open deadline as stored: (id, kind, ref, stage, due_at)
 StoredDeadline = tuple[int, str, str, str, datetime]
 
+# PostgreSQL: everything `evaluate_leases` reads per lease except the ledger entries, in one
+# round trip: rows (kind, lease_id, a, b, c, d, t, n); see `_side_rows` for the meaning
+_V, _D, _T, _N = (
+    "CAST(NULL AS VARCHAR)",
+    "CAST(NULL AS DATE)",
+    "CAST(NULL AS TIMESTAMPTZ)",
+    ("CAST(NULL AS BIGINT)"),
+)
+_SIDE_BRANCHES = (
+    ("l", "leases", f"org_id, {_V}, {_V}, ended_on, {_T}, monthly_rent_ore", ""),
+    ("e", "emitted_signals", f"signal_id, {_V}, {_V}, {_D}, {_T}, {_N}", ""),
+    ("o", "deadlines", "kind, ref, stage, " + f"{_D}, due_at, id", "AND open"),
+    ("c", "complaints", f"complaint_id, category, resolution, occurred_on, {_T}, {_N}", ""),
+    ("w", "warnings", f"warning_id, category, {_V}, issued_on, {_T}, {_N}", ""),
+    ("s", "legal_steps", f"step_id, step, {_V}, step_date, {_T}, {_N}", ""),
+    ("p", "plans", f"plan_id, {_V}, CAST(installments AS VARCHAR), agreed_on, {_T}, {_N}", ""),
+)
+_PG_SIDE = text(
+    "SELECT x.* FROM unnest(CAST(:ids AS VARCHAR[])) AS u(key) CROSS JOIN LATERAL ("
+    + " UNION ALL ".join(
+        f"SELECT CAST('{k}' AS VARCHAR) AS k, {t}.lease_id, {cols} FROM {t}"
+        f" WHERE {t}.lease_id = u.key {where}"
+        for k, t, cols, where in _SIDE_BRANCHES
+    )
+    + " OFFSET 0) AS x"
+).bindparams(bindparam("ids", type_=ARRAY(String())))
+
+# what `RulesStore.load_for_evaluation` returns: states, emitted signal ids, open deadlines
+EvaluationInput = tuple[
+    dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]
+]
+
 
 def _array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
     """The PostgreSQL array type of a column's values (a TypeDecorator's own impl)."""
@@ -219,6 +251,42 @@ class RulesStore:
         for chunk in _chunks(sorted(set(lease_ids))):
             out.update(await self._load_chunk(chunk))
         return out
+
+    async def load_for_evaluation(self, lease_ids: Sequence[str]) -> EvaluationInput:
+        """States, emitted signal ids and open deadlines of `lease_ids` (existing leases).
+
+        On PostgreSQL two round trips per chunk: the ledger entries, and one query for the
+        lease rows, emitted signals, open deadlines, complaints, warnings, steps and plans.
+        """
+        if self._sqlite:
+            states = await self.load_states(lease_ids)
+            emitted = await self.emitted_ids(lease_ids)
+            return states, emitted, await self.open_deadlines(list(states))
+        out: EvaluationInput = ({}, {}, {})
+        for chunk in _chunks(sorted(set(lease_ids))):
+            side = (await self.session.execute(_PG_SIDE, {"ids": list(chunk)})).all()
+            leases, emitted, open_ = _side_rows(side)
+            if leases:
+                entries = await self._entries(chunk)
+                for lease_id in chunk:  # sorted, as load_states returns them
+                    fields = leases.get(lease_id)
+                    if fields is not None:
+                        out[0][lease_id] = LeaseState(
+                            lease_id=lease_id, entries=tuple(entries.get(lease_id, ())), **fields
+                        )
+            out[1].update(emitted)
+            out[2].update(open_)
+        return out
+
+    async def _entries(self, ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        """PostgreSQL: the ledger entries of `ids`, in insertion order, per lease."""
+        entries: dict[str, list[LedgerEntry]] = defaultdict(list)
+        result = await self.session.execute(_PG_ENTRIES, {"ids": list(ids)})
+        for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in result:
+            entries[lease_id].append(
+                LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
+            )
+        return entries
 
     async def _extras(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         """Complaints, warnings, legal steps and plans of `ids` in one round trip."""
@@ -484,3 +552,33 @@ def _day(value: Any) -> date:
 def _plan(plan_id: str, agreed_on: date, installments: str) -> Plan:
     items = orjson.loads(installments)
     return Plan(plan_id, agreed_on, tuple((date.fromisoformat(d), int(a)) for d, a in items))
+
+
+def _side_rows(
+    rows: Sequence[Any],
+) -> tuple[dict[str, dict[str, Any]], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]]:
+    """Split `_PG_SIDE` rows: LeaseState fields (but entries), emitted ids, open deadlines."""
+    fields: dict[str, dict[str, Any]] = {}
+    emitted: dict[str, set[str]] = defaultdict(set)
+    open_: dict[str, list[StoredDeadline]] = defaultdict(list)
+    more: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for k, lease_id, a, b, c, d, t, n in rows:
+        if k == "l":
+            fields[lease_id] = {"org_id": a, "monthly_rent_ore": n, "ended_on": d}
+        elif k == "e":
+            emitted[lease_id].add(a)
+        elif k == "o":
+            open_[lease_id].append((n, a, b, c, t))
+        elif k == "c":
+            more[lease_id]["complaints"].append(Complaint(a, b, d, c))
+        elif k == "w":
+            more[lease_id]["warnings"].append(Warning(a, b, d))
+        elif k == "s":
+            more[lease_id]["legal_steps"].append(LegalStep(a, b, d))
+        else:
+            more[lease_id]["plans"].append(_plan(a, d, c))
+    for lease_id, extra in more.items():
+        if lease_id in fields:
+            fields[lease_id].update({name: tuple(items) for name, items in extra.items()})
+    frozen = {lease_id: frozenset(ids) for lease_id, ids in emitted.items()}
+    return fields, frozen, {lease_id: open_[lease_id] for lease_id in fields if lease_id in open_}
