@@ -116,6 +116,11 @@ _PG_SIDE = text(
     + " OFFSET 0) AS x"
 ).bindparams(bindparam("ids", type_=ARRAY(String())))
 
+# Per-lease lookups of a 500-1,000 lease chunk are estimated above jit_above_cost once a
+# table has a few rows per lease; compiling then took ~5 ms for a query that runs in 3 ms.
+# Off for the rest of the transaction only (the consumer batch or the sweep chunk).
+_PG_NO_JIT = text("SET LOCAL jit = off")
+
 # what `RulesStore.load_for_evaluation` returns: states, emitted signal ids, open deadlines
 EvaluationInput = tuple[
     dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]
@@ -263,6 +268,7 @@ class RulesStore:
             emitted = await self.emitted_ids(lease_ids)
             return states, emitted, await self.open_deadlines(list(states))
         out: EvaluationInput = ({}, {}, {})
+        await self.session.execute(_PG_NO_JIT)
         for chunk in _chunks(sorted(set(lease_ids))):
             side = (await self.session.execute(_PG_SIDE, {"ids": list(chunk)})).all()
             leases, emitted, open_ = _side_rows(side)
