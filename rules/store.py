@@ -106,15 +106,18 @@ _SIDE_BRANCHES = (
     ("s", "legal_steps", f"step_id, step, {_V}, step_date, {_T}, {_N}", ""),
     ("p", "plans", f"plan_id, {_V}, CAST(installments AS VARCHAR), agreed_on, {_T}, {_N}", ""),
 )
-_PG_SIDE = text(
-    "SELECT x.* FROM unnest(CAST(:ids AS VARCHAR[])) AS u(key) CROSS JOIN LATERAL ("
+# plain SQL for the driver (asyncpg) connection: `load_for_evaluation` fetches these rows
+# itself, without SQLAlchemy's per-row result processing (the columns need no conversion)
+_PG_SIDE_SQL = (
+    "SELECT x.* FROM unnest(CAST($1 AS VARCHAR[])) AS u(key) CROSS JOIN LATERAL ("
     + " UNION ALL ".join(
         f"SELECT CAST('{k}' AS VARCHAR) AS k, {t}.lease_id, {cols} FROM {t}"
         f" WHERE {t}.lease_id = u.key {where}"
         for k, t, cols, where in _SIDE_BRANCHES
     )
     + " OFFSET 0) AS x"
-).bindparams(bindparam("ids", type_=ARRAY(String())))
+)
+_PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(":ids", "$1")
 
 # Per-lease lookups of a 500-1,000 lease chunk are estimated above jit_above_cost once a
 # table has a few rows per lease; compiling then took ~5 ms for a query that runs in 3 ms.
@@ -269,11 +272,13 @@ class RulesStore:
             return states, emitted, await self.open_deadlines(list(states))
         out: EvaluationInput = ({}, {}, {})
         await self.session.execute(_PG_NO_JIT)
+        raw = await (await self.session.connection()).get_raw_connection()
+        driver: Any = raw.driver_connection  # asyncpg.Connection
         for chunk in _chunks(sorted(set(lease_ids))):
-            side = (await self.session.execute(_PG_SIDE, {"ids": list(chunk)})).all()
+            side = await driver.fetch(_PG_SIDE_SQL, list(chunk))
             leases, emitted, open_ = _side_rows(side)
             if leases:
-                entries = await self._entries(chunk)
+                entries = _entry_rows(await driver.fetch(_PG_ENTRIES_SQL, list(chunk)))
                 for lease_id in chunk:  # sorted, as load_states returns them
                     fields = leases.get(lease_id)
                     if fields is not None:
@@ -283,16 +288,6 @@ class RulesStore:
             out[1].update(emitted)
             out[2].update(open_)
         return out
-
-    async def _entries(self, ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
-        """PostgreSQL: the ledger entries of `ids`, in insertion order, per lease."""
-        entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-        result = await self.session.execute(_PG_ENTRIES, {"ids": list(ids)})
-        for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in result:
-            entries[lease_id].append(
-                LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
-            )
-        return entries
 
     async def _extras(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         """Complaints, warnings, legal steps and plans of `ids` in one round trip."""
@@ -588,3 +583,13 @@ def _side_rows(
             fields[lease_id].update({name: tuple(items) for name, items in extra.items()})
     frozen = {lease_id: frozenset(ids) for lease_id, ids in emitted.items()}
     return fields, frozen, {lease_id: open_[lease_id] for lease_id in fields if lease_id in open_}
+
+
+def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:
+    """`_PG_ENTRIES` rows (insertion order) as LedgerEntry lists per lease."""
+    entries: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
+        entries[lease_id].append(
+            LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
+        )
+    return entries
