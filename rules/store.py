@@ -43,8 +43,8 @@ from rules.engine import (
     Plan,
     Warning,
 )
+from shared.bus.outbox import outbox_row
 from shared.events import CloudEvent, EventData
-from shared.events.envelope import CONTENT_TYPE, SPECVERSION
 
 CHUNK = 1000
 
@@ -489,32 +489,6 @@ class RulesStore:
         return int(
             (await self.session.execute(select(func.count()).select_from(table))).scalar_one()
         )
-
-
-def outbox_row(ev: CloudEvent[EventData], now: datetime) -> dict[str, Any]:
-    """The outbox row of `ev`, as `shared.events.encode` + `add_to_outbox` would write it.
-
-    The body comes from pydantic-core's JSON serializer (same JSON as encode's
-    model_dump + orjson, about 5x cheaper); tests/rules check that it decodes alike.
-    """
-    headers = [
-        ["ce_specversion", SPECVERSION],
-        ["ce_id", ev.id],
-        ["ce_source", ev.source],
-        ["ce_type", ev.type],
-        ["ce_time", ev.time.isoformat()],
-        ["ce_subject", ev.key],
-        ["content-type", CONTENT_TYPE],
-    ]
-    return {
-        "event_id": ev.id,
-        "topic": ev.topic,
-        "key": ev.key,
-        "value": ev.data.model_dump_json().encode(),
-        "headers": orjson.dumps(headers),
-        "created_at": now,
-        "attempts": 0,
-    }
 
 
 # ledger_entries columns as `_load_chunk` unpacks them (`id` is LedgerEntry.seq)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import orjson
 import structlog
@@ -31,21 +33,21 @@ async def add_to_outbox(
     if not events:
         return
     now = clock.now()
-    rows = []
-    for ev in events:
-        key, value, headers = encode(ev)
-        rows.append(
-            {
-                "event_id": ev.id,
-                "topic": ev.topic,
-                "key": key.decode(),
-                "value": value,
-                "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
-                "created_at": now,
-                "attempts": 0,
-            }
-        )
-    await session.execute(insert(table), rows)
+    await session.execute(insert(table), [outbox_row(ev, now) for ev in events])
+
+
+def outbox_row(ev: CloudEvent[EventData], now: datetime) -> dict[str, Any]:
+    """Return the outbox row of `ev`: the Kafka record `encode` makes, ready to relay."""
+    key, value, headers = encode(ev)
+    return {
+        "event_id": ev.id,
+        "topic": ev.topic,
+        "key": key.decode(),
+        "value": value,
+        "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
+        "created_at": now,
+        "attempts": 0,
+    }
 
 
 class OutboxRelay:

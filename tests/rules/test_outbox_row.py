@@ -1,4 +1,4 @@
-"""The sweep's own outbox rows decode exactly like the shared encoder's records."""
+"""The outbox rows rules bulk-inserts (shared.bus.outbox.outbox_row) decode like `encode`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 
 from rules.consumer import signal_event
 from rules.engine import LeaseState, LedgerEntry, evaluate
-from rules.store import outbox_row
+from shared.bus.outbox import outbox_row
 from shared.clock import local_midnight
 from shared.events import decode, encode
 from tests.rules.scenario import POLICY
