@@ -14,7 +14,7 @@ from shared.events.envelope import CloudEvent, EnvelopeError, decode, encode, ne
 from shared.events.lease import LeaseEnded, LeaseRegistered, LeaseUpdated, TenantRef
 from shared.events.ledger import CreditIssued, PaymentReceived, PaymentReversed, RentCharged
 from shared.events.notification import NotificationStatusChanged, TaskChanged
-from shared.events.signal import RiskFactor, RiskScore, SignalRaised
+from shared.events.signal import RiskFactor, RiskScore, SignalRaised, SignalRetracted
 
 __all__ = [
     "REGISTRY",
@@ -40,6 +40,7 @@ __all__ = [
     "RiskFactor",
     "RiskScore",
     "SignalRaised",
+    "SignalRetracted",
     "TaskChanged",
     "TenantRef",
     "WarningIssued",

@@ -67,3 +67,31 @@ class SignalRaised(EventData):
     risk: RiskScore
     reason_sv: str
     reason_en: str
+
+
+RetractionReason = Literal["paid_on_time", "payment_booked_before_stage", "data_corrected"]
+
+
+class SignalRetracted(EventData):
+    """A signal raised earlier was wrong in hindsight and is withdrawn.
+
+    Emitted when a payment booked on or before the stage date (or the due date) arrives
+    after the signal was raised. The notifier cancels what the signal queued and cases
+    closes a case it opened as raised in error. Never reuses the retracted signal's id.
+    """
+
+    event_type = "se.bokvar.risk.signal_retracted.v1"
+    topic = RISK_SIGNALS
+
+    retraction_id: str = Field(description="Deterministic: the retracted signal id + ':retracted'.")
+    signal_id: str = Field(description="The id of the SignalRaised being withdrawn.")
+    signal: SignalType = Field(description="The type of the signal being withdrawn.")
+    rule: str
+    policy_version: str
+    occurred_at: AwareDatetime = Field(description="When the error became known (rule time).")
+    reason_code: RetractionReason
+    period: str | None = None
+    due_date: date | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    reason_sv: str
+    reason_en: str
