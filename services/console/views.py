@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from html import escape
 from typing import Any
 
@@ -101,3 +102,11 @@ def bar_chart(bars: list[tuple[str, float, str]], *, title: str, unit: str = "")
 def _number(value: float) -> str:
     """Two decimals at most, none when whole (12, 8.33)."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def add_months(day: date, months: int) -> date:
+    """Return the same day `months` later (the month's last day when it is shorter)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    return day.replace(year=year, month=month, day=min(day.day, last))

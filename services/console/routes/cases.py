@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 from datetime import date
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from services.console.clients import BackendError, Backends
 from services.console.render import Api, render
 from services.console.session import Csrf, SignedIn, StaffUser, User
-from services.console.views import is_disturbance, tracks
+from services.console.views import add_months, is_disturbance, tracks
 
 router = APIRouter(tags=["cases"], include_in_schema=False)
 Row = dict[str, Any]
@@ -200,18 +199,11 @@ async def payment_plan(
 ) -> Response:
     """Agree a payment plan of equal monthly installments."""
     installments = [
-        {"due_date": _add_months(first_due, i).isoformat(), "amount_ore": installment_kr * 100}
+        {"due_date": add_months(first_due, i).isoformat(), "amount_ore": installment_kr * 100}
         for i in range(count)
     ]
     body = {"agreed_on": agreed_on.isoformat(), "installments": installments}
     return await _post(request, api, user, case_id, "payment-plans", body)
-
-
-def _add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    last = calendar.monthrange(year, month)[1]
-    return day.replace(year=year, month=month, day=min(day.day, last))
 
 
 @router.post("/cases/{case_id}/meetings", dependencies=[Csrf])
