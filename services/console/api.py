@@ -42,6 +42,7 @@ def create_app(settings: ConsoleSettings, *, clock: Clock | None = None) -> Fast
             yield
         finally:
             await app.state.backends.aclose()
+            log.info("runtime.stopped", service="console")
 
     app = FastAPI(title="Bokvar staff console", version="1", lifespan=lifespan, docs_url="/docs")
     app.state.settings = settings

@@ -38,8 +38,8 @@ class ConsoleSettings(CommonSettings):
         "Unset: the marked dev sign-in (loopback or BOKVAR_CONSOLE_DEV_SIGNIN only).",
     )
     console_oidc_client_id: str = Field("", description="OIDC client id of the console.")
-    console_oidc_client_secret: SecretStr = Field(
-        SecretStr(""), description="OIDC client secret of the console."
+    console_oidc_client_secret: SecretStr | None = Field(
+        None, description="OIDC client secret of the console (unset: a public client, PKCE only)."
     )
     console_oidc_scope: str = Field("openid profile", description="OIDC scopes requested.")
     console_oidc_role_claim: str = Field(

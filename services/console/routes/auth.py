@@ -24,12 +24,13 @@ def oauth_client(settings: ConsoleSettings) -> OAuth | None:
     if not settings.console_oidc_issuer:
         return None
     oauth = OAuth()
+    secret = settings.console_oidc_client_secret
     oauth.register(
         IDP,
         server_metadata_url=settings.console_oidc_issuer.rstrip("/")
         + "/.well-known/openid-configuration",
         client_id=settings.console_oidc_client_id,
-        client_secret=settings.console_oidc_client_secret.get_secret_value() or None,
+        client_secret=secret.get_secret_value() if secret else None,
         client_kwargs={"scope": settings.console_oidc_scope, "code_challenge_method": "S256"},
     )
     return oauth
