@@ -112,6 +112,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "case.refer": ("Registrera", "Record"),
     "case.refused": ("Spärren stoppade anmälan", "The gate refused the referral"),
     "case.missing": ("Detta saknas först:", "Missing first:"),
+    "case.runs_until": ("löper till", "runs until"),
+    "case.cleared_in_time": ("skulden betalades inom fristen", "arrears were cleared in time"),
     "case.legal_steps": ("Rättsliga steg", "Legal steps"),
     "case.step": ("Steg", "Step"),
     "case.step_date": ("Datum", "Date"),

@@ -35,6 +35,10 @@ SERVICE_TOKEN = "console-e2e-service-token-0123456789abcdef"
 JWT_SECRET = "console-e2e-cases-jwt-secret-0123456789abcdef"
 SECRETS = {"BOKVAR_SERVICE_TOKEN": SERVICE_TOKEN, "BOKVAR_CASES_JWT_SECRET": JWT_SECRET}
 PHONE = "+46701234567"
+# Form fields a screen reader cannot name (no <label>, no aria-label).
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+    .map(e => e.name)"""
 ON_DUTY = {"work_start": "00:00", "work_end": "23:59", "work_days": "1234567"}
 
 
@@ -156,7 +160,10 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
         )[0].task_id
         assert await p.drained()
 
-    page = await (await browser.new_context(locale="sv-SE")).new_page()
+    context = await browser.new_context(locale="sv-SE")
+    urls: list[str] = []
+    context.on("request", lambda request: urls.append(request.url))
+    page = await context.new_page()
     page.set_default_timeout(15_000)
     await page.goto(base + "/login")
     assert "ENDAST FÖR UTVECKLING" in await page.inner_text("section.dev")
@@ -170,6 +177,7 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await click(page, f"a[href='/tasks/{task_id}']")
     assert await page.locator(f"a[href='tel:{PHONE}']").count() == 1
     assert "2026-03" in await page.inner_text("#ledger-title + table")
+    assert await page.evaluate(UNLABELLED) == []
     await shot(page, screenshot_dir, "03-task")
     await click(page, "#outcome form.inline button")
     await page.check("input[value=payment_promised]")
@@ -198,6 +206,7 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await refer(page, "kronofogden", "", None)
     refusal = await page.inner_text("#refusal")
     assert "Uppsägning skickad" in refusal and "Återvinningsmeddelande delgivet" in refusal
+    assert await page.evaluate(UNLABELLED) == []
     await shot(page, screenshot_dir, "04-case-kronofogden-refused")
 
     # The disturbance case shows the three tracks, the legal one last.
@@ -212,6 +221,7 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await page.wait_for_selector("#target-chart svg rect.bar")
     assert await page.locator("#funnel-chart svg rect.bar").count() == 5
     assert int(await page.inner_text("dl.figures div:nth-child(2) dd")) > 0
+    assert await page.evaluate(UNLABELLED) == []
     await shot(page, screenshot_dir, "06-dashboard")
     csv = await page.request.get(f"{base}/dashboard.csv?start=2026-02-01&end=2026-03-10")
     assert csv.ok and "households_flagged_late" in await csv.text()
@@ -226,6 +236,7 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     assert page.url.endswith("/tasks")
     await sign_out(page)
     await sign_in(page, base, "admin-1", "admin")
+    assert "L-KF" in await page.inner_text("main"), "admins see every open task"
     await page.goto(f"{base}/dashboard?org={ORG}&start=2026-02-01&end=2026-03-10")
     await page.wait_for_selector("#funnel-chart svg")
     await sign_out(page)
@@ -250,8 +261,29 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await shot(page, screenshot_dir, "09-debt-advice")
     await sign_out(page)
 
+    await read_without_javascript(browser, base, case_id)
+
+    # No personal data in URLs (the phone is only a tel: link in the page) or the console log.
+    assert urls and not [u for u in urls if PHONE[3:] in u or "Test" in u]
     log = (p.var_dir / "logs" / "console.log").read_text()
-    assert PHONE not in log and PHONE[1:] not in log
+    assert PHONE[3:] not in log and "Testsson" not in log
+
+
+async def read_without_javascript(browser: Any, base: str, case_id: str) -> None:
+    """Every page reads without JavaScript: plain form posts and full page loads."""
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    await page.goto(base + "/login")
+    await page.fill("#sub", "anna")
+    async with page.expect_navigation():
+        await page.click("section.dev button[type=submit]")
+    assert page.url.endswith("/tasks") and "L-KF" in await page.inner_text("main")
+    await page.goto(f"{base}/cases/{case_id}")
+    assert "Budget- och skuldrådgivningen" in await page.inner_text("#referrals table")
+    await page.goto(f"{base}/dashboard?start=2026-02-01&end=2026-03-10")
+    assert await page.locator("#funnel-chart svg rect").count() == 5
+    await context.close()
 
 
 async def refer(page: Any, recipient: str, notice: str, amount_kr: str | None) -> None:
