@@ -32,7 +32,7 @@ class Track:
     name: str
     status: str
     next_step: str
-    items: list[str]
+    items: list[tuple[str, str]]  # (date, i18n key of what happened)
 
 
 def is_disturbance(timeline: list[Row], referrals: list[Row]) -> bool:
@@ -47,8 +47,8 @@ def tracks(
 ) -> list[Track]:
     """Derive the customer, authority and legal tracks; the legal one is the last resort."""
     reached = [e for e in timeline if e["kind"] == "task" and e.get("outcome") == "reached"]
-    customer_items = [f"meeting {m['held_on']}" for m in meetings] + [
-        f"call {e['at'][:10]}" for e in reached
+    customer_items = [(str(m["held_on"]), "kind.meeting") for m in meetings] + [
+        (str(e["at"])[:10], "outcome.reached") for e in reached
     ]
     customer = Track(
         "customer",
@@ -61,11 +61,14 @@ def tracks(
     if not social:
         authority = Track("authority", "track.not_started", "track.authority.next_notice", [])
     else:
-        items = [f"{r['referred_on']} {r.get('notice') or r['recipient']}" for r in social]
-        items += [f"meeting {m['held_on']}" for m in with_social]
+        items = [
+            (str(r["referred_on"]), f"notice.{r['notice']}" if r.get("notice") else "kind.referral")
+            for r in social
+        ]
+        items += [(str(m["held_on"]), "kind.meeting") for m in with_social]
         step = "track.authority.next_follow" if with_social else "track.authority.next_meeting"
         authority = Track("authority", "track.in_progress", step, items)
-    steps = [f"{s['step_date']} {s['step']}" for s in legal_steps]
+    steps = [(str(s["step_date"]), f"step.{s['step']}") for s in legal_steps]
     legal = Track(
         "legal",
         "track.in_progress" if steps else "track.not_started",

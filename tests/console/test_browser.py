@@ -214,6 +214,12 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await click(page, "tr:has-text('L-ST') a")
     names = await page.locator(".track h3").all_inner_texts()
     assert names[-1].startswith("Hyresrättsligt spår")
+    await refer(page, "social_services", "disturbance_warning", None)
+    await page.fill("#meeting_outcome", "Överenskommelse: ingen musik efter 22.")
+    await click(page, "#meetings form.record button[type=submit]")
+    authority = await page.inner_text(".track-authority")
+    assert "Pågår" in authority and "Underrättelse om störning" in authority
+    assert "Inte påbörjat" in await page.inner_text(".track-legal")
     await shot(page, screenshot_dir, "05-disturbance-tracks")
 
     # The dashboard draws the chart server-side; the CSV comes from the cases report API.

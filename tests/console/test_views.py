@@ -57,7 +57,13 @@ def test_tracks_move_on_with_the_notice_the_meeting_and_a_legal_step() -> None:
     customer, authority, legal = tracks(reached, referrals, steps, meetings)
     assert customer.status == "track.in_progress" and len(customer.items) == 2
     assert authority.next_step == "track.authority.next_follow"
-    assert legal.status == "track.in_progress" and legal.items == ["2026-03-10 termination_sent"]
+    assert authority.items == [
+        ("2026-03-07", "notice.disturbance_warning"),
+        ("2026-03-09", "kind.meeting"),
+    ]
+    assert legal.status == "track.in_progress" and legal.items == [
+        ("2026-03-10", "step.termination_sent")
+    ]
     assert is_disturbance([], referrals)
 
 
