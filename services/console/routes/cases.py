@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.console.clients import BackendError, Backends
 from services.console.render import Api, render
 from services.console.session import Csrf, SignedIn, StaffUser, User
 from services.console.views import add_months, is_disturbance, tracks
+from shared.events.case import LegalStep
 
 router = APIRouter(tags=["cases"], include_in_schema=False)
 Row = dict[str, Any]
 RECIPIENTS = ("social_services", "budget_debt_advice", "kronofogden")
 NOTICES = ("termination_notice", "disturbance_warning")
-STEPS = (
-    "termination_sent",
-    "recovery_notice_served",
-    "social_services_notice_sent",
-    "enforcement_applied",
-    "eviction_date_set",
-    "eviction_executed",
-    "eviction_cancelled",
-)
+STEPS: tuple[str, ...] = get_args(LegalStep)
+Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
 PARTICIPANTS = ("tenant", "landlord", "social_services", "budget_debt_advice", "other")
 SECTIONS = ("consents", "referrals", "legal-steps", "payment-plans", "meetings")
 
@@ -88,7 +82,7 @@ async def case_context(api: Backends, user: User, case_id: str) -> Row:
 
 
 @router.get("/cases/{case_id}")
-async def case_page(request: Request, case_id: str, user: SignedIn, api: Api) -> Response:
+async def case_page(request: Request, case_id: Id, user: SignedIn, api: Api) -> Response:
     """Show one case."""
     ctx = await case_context(api, user, case_id)
     return render(request, "case.html", message=request.query_params.get("msg"), **ctx)
@@ -118,7 +112,7 @@ async def _post(
 @router.post("/cases/{case_id}/consents", dependencies=[Csrf])
 async def give_consent(
     request: Request,
-    case_id: str,
+    case_id: Id,
     user: StaffUser,
     api: Api,
     given_on: Annotated[date, Form()],
@@ -138,7 +132,7 @@ async def give_consent(
 
 @router.post("/cases/{case_id}/consents/{consent_id}/withdraw", dependencies=[Csrf])
 async def withdraw_consent(
-    request: Request, case_id: str, consent_id: str, user: StaffUser, api: Api
+    request: Request, case_id: Id, consent_id: Id, user: StaffUser, api: Api
 ) -> Response:
     """Withdraw a consent (it stops covering anything at once)."""
     return await _post(request, api, user, case_id, f"consents/{consent_id}/withdraw", {})
@@ -147,7 +141,7 @@ async def withdraw_consent(
 @router.post("/cases/{case_id}/referrals", dependencies=[Csrf])
 async def refer(
     request: Request,
-    case_id: str,
+    case_id: Id,
     user: StaffUser,
     api: Api,
     recipient: Annotated[str, Form()],
@@ -170,7 +164,7 @@ async def refer(
 @router.post("/cases/{case_id}/legal-steps", dependencies=[Csrf])
 async def legal_step(
     request: Request,
-    case_id: str,
+    case_id: Id,
     user: StaffUser,
     api: Api,
     step: Annotated[str, Form()],
@@ -189,7 +183,7 @@ async def legal_step(
 @router.post("/cases/{case_id}/payment-plans", dependencies=[Csrf])
 async def payment_plan(
     request: Request,
-    case_id: str,
+    case_id: Id,
     user: StaffUser,
     api: Api,
     agreed_on: Annotated[date, Form()],
@@ -209,7 +203,7 @@ async def payment_plan(
 @router.post("/cases/{case_id}/meetings", dependencies=[Csrf])
 async def meeting(
     request: Request,
-    case_id: str,
+    case_id: Id,
     user: StaffUser,
     api: Api,
     held_on: Annotated[date, Form()],

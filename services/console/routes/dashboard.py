@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
@@ -17,12 +18,6 @@ from services.console.views import bar_chart
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 Row = dict[str, Any]
 OrgQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
-
-
-def _period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
-    """Default to the last 30 days up to today."""
-    end = end or today
-    return start or end - timedelta(days=30), end
 
 
 def _org(user: User, org: str | None) -> str:
@@ -65,47 +60,58 @@ def charts(report: Row, lang: str) -> tuple[Markup, Markup]:
     return Markup(first), Markup(second)
 
 
-@router.get("/dashboard")
-async def dashboard(
-    request: Request,
+@dataclass(frozen=True)
+class ReportQuery:
+    """Which organisation and period a dashboard shows (defaults: mine, the last 30 days)."""
+
+    org_id: str
+    start: date
+    end: date
+
+    def params(self, **extra: str) -> dict[str, str]:
+        """Return the query of the cases report API."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), **extra}
+
+
+def report_query(
     user: StaffUser,
     api: Api,
     start: date | None = None,
     end: date | None = None,
     org: OrgQuery = None,
-) -> Response:
+) -> ReportQuery:
+    """Resolve the period and organisation; only admins pick another organisation."""
+    end = end or api.clock.now().date()
+    return ReportQuery(_org(user, org), start or end - timedelta(days=30), end)
+
+
+PeriodOrg = Annotated[ReportQuery, Depends(report_query)]
+
+
+@router.get("/dashboard")
+async def dashboard(request: Request, user: StaffUser, api: Api, q: PeriodOrg) -> Response:
     """Show the figures of a period: evictions per 1,000 vs targets, flags, medians, charts."""
-    start, end = _period(start, end, api.clock.now().date())
-    org_id = _org(user, org)
-    params = {"start": start.isoformat(), "end": end.isoformat()}
-    report = await api.cases(user, "GET", f"/v1/orgs/{org_id}/report", params=params)
+    path = f"/v1/orgs/{q.org_id}/report"
+    report = await api.cases(user, "GET", path, params=q.params())
     target_chart, funnel_chart = charts(report, language(request))
     return render(
         request,
         "dashboard.html",
         report=report,
-        start=start,
-        end=end,
-        org_id=org_id,
+        start=q.start,
+        end=q.end,
+        org_id=q.org_id,
         target_chart=target_chart,
         funnel_chart=funnel_chart,
     )
 
 
 @router.get("/dashboard.csv")
-async def dashboard_csv(
-    user: StaffUser,
-    api: Api,
-    start: date | None = None,
-    end: date | None = None,
-    org: OrgQuery = None,
-) -> Response:
+async def dashboard_csv(user: StaffUser, api: Api, q: PeriodOrg) -> Response:
     """Download the period's figures as CSV (the cases report API's CSV)."""
-    start, end = _period(start, end, api.clock.now().date())
-    org_id = _org(user, org)
-    params = {"start": start.isoformat(), "end": end.isoformat(), "format": "csv"}
-    text = await api.cases(user, "GET", f"/v1/orgs/{org_id}/report", params=params)
-    name = f"bokvar-{org_id}-{start.isoformat()}-{end.isoformat()}.csv"
+    path = f"/v1/orgs/{q.org_id}/report"
+    text = await api.cases(user, "GET", path, params=q.params(format="csv"))
+    name = f"bokvar-{q.org_id}-{q.start.isoformat()}-{q.end.isoformat()}.csv"
     return Response(
         str(text),
         media_type="text/csv",

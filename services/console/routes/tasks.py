@@ -8,29 +8,21 @@ the signed-in user's (admins: any): the check happens here, before any data is s
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.console.clients import BackendError, Backends
 from services.console.render import Api, render
 from services.console.session import Csrf, NotAllowed, StaffUser, User
 from services.console.views import OPEN_TASK, order_tasks
+from shared.events.notification import TaskOutcome
 
 router = APIRouter(tags=["tasks"], include_in_schema=False)
 Row = dict[str, Any]
-Outcome = Literal[
-    "reached",
-    "no_answer",
-    "wrong_number",
-    "payment_promised",
-    "payment_plan_agreed",
-    "referred_onwards",
-    "other",
-]
-OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
-_TASK_ID = r"^[A-Za-z0-9._:\-]{1,200}$"
+OUTCOMES: tuple[str, ...] = get_args(TaskOutcome)
+TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,200}$")]
 
 
 async def _team(api: Backends, user: User) -> str | None:
@@ -87,7 +79,7 @@ async def _optional(call: Any) -> Any:
 
 
 @router.get("/tasks/{task_id}")
-async def task_page(request: Request, task_id: str, user: StaffUser, api: Api) -> Response:
+async def task_page(request: Request, task_id: TaskId, user: StaffUser, api: Api) -> Response:
     """Show a task: the household's ledger, why it was flagged, the call link, the outcome."""
     task = await _task(api, user, task_id)
     lease_id = task["lease_id"]
@@ -109,7 +101,7 @@ async def task_page(request: Request, task_id: str, user: StaffUser, api: Api) -
 
 
 @router.post("/tasks/{task_id}/acknowledge", dependencies=[Csrf])
-async def acknowledge(task_id: str, user: StaffUser, api: Api) -> Response:
+async def acknowledge(task_id: TaskId, user: StaffUser, api: Api) -> Response:
     """Take the task (it stops escalating)."""
     await _task(api, user, task_id)
     await api.service(
@@ -121,10 +113,10 @@ async def acknowledge(task_id: str, user: StaffUser, api: Api) -> Response:
 @router.post("/tasks/{task_id}/complete", dependencies=[Csrf])
 async def complete(
     request: Request,
-    task_id: str,
+    task_id: TaskId,
     user: StaffUser,
     api: Api,
-    outcome: Annotated[Outcome, Form()],
+    outcome: Annotated[TaskOutcome, Form()],
     promised_date: Annotated[date | None, Form()] = None,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
