@@ -93,6 +93,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "case.when": ("När", "When"),
     "case.what": ("Vad", "What"),
     "case.detail": ("Detaljer", "Details"),
+    "case.add_note": ("Lägg till anteckning", "Add note"),
     "case.consents": ("Samtycke (samtyckesblankett)", "Consent (consent form)"),
     "case.consent_scope": ("Får delas med", "May be shared with"),
     "case.given_on": ("Givet", "Given"),

@@ -203,6 +203,9 @@ async def test_every_role_works_the_console_over_the_running_pipeline(
     await refer(page, "social_services", "termination_notice", "8125")
     rows = await page.inner_text("#referrals table")
     assert "Budget- och skuldrådgivningen" in rows and "JB 12:44" in rows
+    await page.fill("#note_text", "Hyresgästen lovar att betala den 20 mars.")
+    await click(page, "#note-form button[type=submit]")
+    assert "lovar att betala" in await page.inner_text("table.timeline")
     await refer(page, "kronofogden", "", None)
     refusal = await page.inner_text("#refusal")
     assert "Uppsägning skickad" in refusal and "Återvinningsmeddelande delgivet" in refusal

@@ -103,3 +103,24 @@ def test_plan_installments_fall_on_the_same_day_each_month_or_the_month_s_last()
     assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert add_months(date(2026, 11, 15), 2) == date(2027, 1, 15)
     assert add_months(date(2026, 3, 31), 0) == date(2026, 3, 31)
+
+
+def test_the_task_list_marks_overdue_and_escalated_tasks() -> None:
+    from starlette.requests import Request
+
+    from services.console.render import render
+
+    scope = {"type": "http", "method": "GET", "path": "/tasks", "query_string": b""}
+    scope.update(headers=[], session={})
+    tasks = order_tasks(
+        [
+            {**task("T-1", "2026-03-09T09:00:00+00:00", "escalated"), "kind": "phone_call"},
+            {**task("T-2", "2026-03-11T09:00:00+00:00"), "kind": "letter"},
+        ],
+        now=NOW,
+    )
+    tasks[0].update(lease_id="L-1", escalated_to="lars", assignee_id="anna")
+    tasks[1].update(lease_id="L-2", escalated_to=None, assignee_id=None)
+    html = bytes(render(Request(scope), "tasks.html", tasks=tasks, team="team-0").body).decode()
+    assert html.index("T-1") < html.index("T-2")
+    assert "Försenad" in html and "Eskalerad → lars" in html

@@ -109,6 +109,18 @@ async def _post(
     return RedirectResponse(f"/cases/{case_id}?msg=case.saved", status_code=303)
 
 
+@router.post("/cases/{case_id}/notes", dependencies=[Csrf])
+async def add_note(
+    request: Request,
+    case_id: Id,
+    user: StaffUser,
+    api: Api,
+    text: Annotated[str, Form(min_length=1, max_length=4000)],
+) -> Response:
+    """Add a factual note to the timeline."""
+    return await _post(request, api, user, case_id, "notes", {"text": text})
+
+
 @router.post("/cases/{case_id}/consents", dependencies=[Csrf])
 async def give_consent(
     request: Request,
