@@ -27,9 +27,10 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str | None:
-    """Return the system Chromium (BOKVAR_TEST_CHROMIUM overrides), or None."""
+    """Return the system Chromium (BOKVAR_TEST_CHROMIUM names it instead), or None."""
     wanted = os.environ.get("BOKVAR_TEST_CHROMIUM")
-    for path in (wanted, *CHROMIUM_CANDIDATES, shutil.which("chromium")):
+    candidates = (wanted,) if wanted else (*CHROMIUM_CANDIDATES, shutil.which("chromium"))
+    for path in candidates:
         if path and Path(path).exists():
             return path
     return None

@@ -137,7 +137,7 @@ async def shot(page: Any, directory: Path, name: str) -> None:
 
 
 async def test_every_role_works_the_console_over_the_running_pipeline(
-    start_pipeline: Callable[..., Any], browser: Any, screenshot_dir: Path
+    browser: Any, start_pipeline: Callable[..., Any], screenshot_dir: Path
 ) -> None:
     p: Pipeline = await start_pipeline(local(2026, 3, 10, 10, 0), **SECRETS)
     console = await start_console(p)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from xml.etree import ElementTree
 
+from starlette.requests import Request
+
 from services.console.i18n import TEXTS, translator
+from services.console.render import render
 from services.console.routes.cases import missing_steps
 from services.console.views import add_months, bar_chart, is_disturbance, order_tasks, tracks
 
@@ -106,10 +109,6 @@ def test_plan_installments_fall_on_the_same_day_each_month_or_the_month_s_last()
 
 
 def test_the_task_list_marks_overdue_and_escalated_tasks() -> None:
-    from starlette.requests import Request
-
-    from services.console.render import render
-
     scope = {"type": "http", "method": "GET", "path": "/tasks", "query_string": b""}
     scope.update(headers=[], session={})
     tasks = order_tasks(
