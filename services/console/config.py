@@ -78,6 +78,9 @@ class ConsoleSettings(CommonSettings):
     def _session_secret(self) -> ConsoleSettings:
         if len(self.console_session_secret.get_secret_value().encode()) < 32:
             raise ValueError("console_session_secret must be at least 32 bytes")
+        dev_key = self.console_session_secret.get_secret_value() == DEV_SESSION_SECRET
+        if dev_key and not self.loopback:
+            raise ValueError("set console_session_secret: the dev value is refused off loopback")
         if self.console_oidc_issuer and not self.console_oidc_client_id:
             raise ValueError("console_oidc_client_id is required with console_oidc_issuer")
         return self

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from services.cases.config import CasesSettings
 from services.console.api import SESSION_COOKIE, create_app
 from services.console.config import ConsoleSettings
 from tests.console.support import csrf_of, session_csrf
@@ -132,3 +133,15 @@ def test_dev_sign_in_is_off_once_an_identity_provider_is_configured() -> None:
 def test_session_secret_must_be_at_least_32_bytes() -> None:
     with pytest.raises(ValidationError, match="32 bytes"):
         ConsoleSettings(console_session_secret="short")
+
+
+def test_the_dev_session_key_is_refused_off_loopback() -> None:
+    assert ConsoleSettings().loopback
+    with pytest.raises(ValidationError, match="refused off loopback"):
+        ConsoleSettings(host="0.0.0.0")
+
+
+def test_the_console_signs_with_the_key_the_cases_service_checks_by_default() -> None:
+    # The dev sign-in of `bokvar up` works only if both defaults are the same key.
+    console = ConsoleSettings().cases_jwt_secret.get_secret_value()
+    assert console == CasesSettings().cases_jwt_secret.get_secret_value()
