@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -105,6 +106,13 @@ def _install_handlers(app: FastAPI) -> None:
         message = {403: "error.forbidden", 404: "error.not_found"}.get(status, "error.backend")
         return render(request, "error.html", status=status, message=message, error=exc)
 
+    async def invalid_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        detail = [{"field": str(err["loc"][-1]), "reason": err["msg"]} for err in exc.errors()]
+        error = BackendError("console", 422, detail)
+        return render(request, "error.html", status=422, message="error.form", error=error)
+
+    app.add_exception_handler(RequestValidationError, invalid_form)
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(CsrfFailed, csrf_failed)

@@ -183,6 +183,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Formuläret hade gått ut. Ladda om sidan och försök igen.",
         "The form had expired. Reload the page and try again.",
     ),
+    "error.form": ("Formuläret är inte rätt ifyllt", "The form is not filled in correctly"),
     "error.backend": ("En tjänst svarade inte som väntat", "A service did not answer as expected"),
     "error.not_found": ("Hittades inte.", "Not found."),
 }

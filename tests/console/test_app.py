@@ -145,3 +145,12 @@ def test_the_console_signs_with_the_key_the_cases_service_checks_by_default() ->
     # The dev sign-in of `bokvar up` works only if both defaults are the same key.
     console = ConsoleSettings().cases_jwt_secret.get_secret_value()
     assert console == CasesSettings().cases_jwt_secret.get_secret_value()
+
+
+async def test_a_badly_filled_form_is_a_page_naming_the_field(client: httpx.AsyncClient) -> None:
+    page = await client.get("/login")
+    form = {"csrf_token": csrf_of(page.text), "sub": "anna smith!", "role": "admin"}
+    response = await client.post("/login/dev", data=form)
+    assert response.status_code == 422
+    assert "text/html" in response.headers["content-type"]
+    assert "Formuläret är inte rätt ifyllt" in response.text and "sub:" in response.text

@@ -109,8 +109,6 @@ def test_plan_installments_fall_on_the_same_day_each_month_or_the_month_s_last()
 
 
 def test_the_task_list_marks_overdue_and_escalated_tasks() -> None:
-    scope = {"type": "http", "method": "GET", "path": "/tasks", "query_string": b""}
-    scope.update(headers=[], session={})
     tasks = order_tasks(
         [
             {**task("T-1", "2026-03-09T09:00:00+00:00", "escalated"), "kind": "phone_call"},
@@ -120,6 +118,18 @@ def test_the_task_list_marks_overdue_and_escalated_tasks() -> None:
     )
     tasks[0].update(lease_id="L-1", escalated_to="lars", assignee_id="anna")
     tasks[1].update(lease_id="L-2", escalated_to=None, assignee_id=None)
-    html = bytes(render(Request(scope), "tasks.html", tasks=tasks, team="team-0").body).decode()
+    html = page(tasks=tasks, team="team-0")
     assert html.index("T-1") < html.index("T-2")
     assert "Försenad" in html and "Eskalerad → lars" in html
+
+
+def test_only_known_messages_are_shown_from_the_query() -> None:
+    assert "Sparat." in page(tasks=[], team=None, message="case.saved")
+    assert "phish" not in page(tasks=[], team=None, message="<b>phish</b>")
+
+
+def page(**ctx: object) -> str:
+    """Render the task list template outside a server."""
+    scope = {"type": "http", "method": "GET", "path": "/tasks", "query_string": b""}
+    scope.update(headers=[], session={})
+    return bytes(render(Request(scope), "tasks.html", **ctx).body).decode()
