@@ -25,6 +25,7 @@ PORT_SETTINGS = {
     "rules": ("BOKVAR_RULES_PORT", 8002),
     "notifier": ("BOKVAR_NOTIFIER_PORT", 8003),
     "cases": ("BOKVAR_CASES_PORT", 8004),
+    "console": ("BOKVAR_CONSOLE_PORT", 8005),
 }
 # What each service consumes, for draining before a stop.
 CONSUMES: dict[str, tuple[str, ...]] = {

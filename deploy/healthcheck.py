@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 # Must match the `<svc>_port` defaults of the settings classes (a test checks it).
-DEFAULT_PORTS = {"ingest": 8001, "rules": 8002, "notifier": 8003, "cases": 8004}
+DEFAULT_PORTS = {"ingest": 8001, "rules": 8002, "notifier": 8003, "cases": 8004, "console": 8005}
 
 
 def service_from_cmdline(cmdline: bytes) -> str | None:

@@ -19,6 +19,7 @@ SETTINGS_CLASSES = [
     ("rules.config", "RulesSettings"),
     ("notifier.config", "NotifierSettings"),
     ("services.cases.config", "CasesSettings"),
+    ("services.console.config", "ConsoleSettings"),
 ]
 
 

@@ -10,6 +10,7 @@ MODULES = {
     "rules": "rules.__main__",
     "notifier": "notifier.__main__",
     "cases": "services.cases.__main__",
+    "console": "services.console.__main__",
 }
 
 

@@ -18,13 +18,15 @@ import time
 from datetime import UTC, datetime
 
 from bokvar.commands.migrate import migrate_all
-from bokvar.processes import ServiceProcess, wait_drained
+from bokvar.processes import PORT_SETTINGS, ServiceProcess, wait_drained
 from shared.bus import create_topics
 from shared.bus.broker import ADDRESS_FILE, EMBEDDED_NOTE, EmbeddedBroker, wait_for_broker
 from shared.config import EMBEDDED, CommonSettings
 
-SERVICES = ("ingest", "rules", "notifier", "cases")
+SERVICES = ("ingest", "rules", "notifier", "cases", "console")
+DATABASE_SERVICES = ("ingest", "rules", "notifier", "cases")  # the console owns no tables
 STOP_ORDER = (
+    ("console", ()),
     ("ingest", ()),
     ("rules", ("rules",)),
     ("notifier", ("notifier",)),
@@ -89,12 +91,17 @@ class Supervisor:
             replication_factor=self.settings.topic_replication_factor,
         )
         print(f"topics ready ({len(created)} created)", flush=True)
-        await migrate_all(self.settings.database_url, list(SERVICES))
+        await migrate_all(self.settings.database_url, list(DATABASE_SERVICES))
         print("migrations applied", flush=True)
         env = {**os.environ, "BOKVAR_KAFKA_BOOTSTRAP_SERVERS": self.servers}
         # The notifier looks tenants' phones up at ingest: follow a changed ingest port.
         ingest_port = env.get("BOKVAR_INGEST_PORT", "8001")
         env.setdefault("BOKVAR_NOTIFIER_INGEST_URL", f"http://127.0.0.1:{ingest_port}")
+        # The console calls the other four: follow changed ports too.
+        for service, (port_name, port) in PORT_SETTINGS.items():
+            if service != "console":
+                url = f"http://127.0.0.1:{env.get(port_name, port)}"
+                env.setdefault(f"BOKVAR_CONSOLE_{service.upper()}_URL", url)
         if self.args.clock_speed:
             start = self.args.clock_start or datetime.now(UTC).isoformat()
             # Loops run on real-time intervals: keep them short against simulated days.

@@ -15,6 +15,7 @@ from ingest.config import IngestSettings
 from notifier.config import NotifierSettings
 from rules.config import RulesSettings
 from services.cases.config import CasesSettings
+from services.console.config import ConsoleSettings
 from shared.config import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,7 @@ SERVICES: dict[str, type[CommonSettings]] = {
     "rules": RulesSettings,
     "notifier": NotifierSettings,
     "cases": CasesSettings,
+    "console": ConsoleSettings,
 }
 ALL_CLASSES: tuple[type[CommonSettings], ...] = (CommonSettings, *SERVICES.values())
 # Settings without which a process cannot run in production (defaults are dev-only).

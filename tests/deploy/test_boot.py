@@ -86,6 +86,9 @@ def _environment(
         env[f"BOKVAR_{name.upper()}_PORT"] = str(port)
     if service == "notifier":
         env["BOKVAR_NOTIFIER_INGEST_URL"] = f"http://127.0.0.1:{ports['ingest']}"
+    if service == "console":
+        for other in ("ingest", "rules", "notifier", "cases"):
+            env[f"BOKVAR_CONSOLE_{other.upper()}_URL"] = f"http://127.0.0.1:{ports[other]}"
     return env
 
 

@@ -1,0 +1,1 @@
+"""The staff console: web pages housing officers, coordinators and social services use."""
