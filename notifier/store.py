@@ -211,14 +211,14 @@ class NotifierStore:
         return list((await self.session.execute(stmt)).all())
 
     async def cancel_alerts(
-        self, task_ids: Sequence[str], *, now: datetime, detail: str
+        self, lease_id: str, task_ids: Sequence[str], *, now: datetime, detail: str
     ) -> list[Row[Any]]:
-        """Cancel the pending staff alerts about `task_ids`; return the cancelled rows."""
+        """Cancel the pending staff alerts about a lease's `task_ids`; return the rows."""
         if not task_ids:
             return []
         stmt = (
             update(notifications)
-            .where(N.task_id.in_(list(task_ids)), N.status.in_(PENDING))
+            .where(N.lease_id == lease_id, N.task_id.in_(list(task_ids)), N.status.in_(PENDING))
             .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
             .returning(*notifications.c)
         )

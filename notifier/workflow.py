@@ -7,7 +7,7 @@ sender step) and stages a `notification.events` record for each state change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -146,37 +146,35 @@ async def on_lease(
     await store.upsert_lease(
         lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
     )
-    if isinstance(data, LeaseRegistered):
-        await _welcome(
-            store, ctx, data, now, event_day=(event_time or now).astimezone(ctx.tz).date()
-        )
-
-
-async def _welcome(
-    store: NotifierStore, ctx: Context, data: LeaseRegistered, now: datetime, *, event_day: date
-) -> None:
-    """Queue a welcome SMS per tenant of a newly started lease (not for existing stock)."""
     welcome = ctx.policy.welcome(data.org_id)
-    if not welcome.enabled:
-        return
-    if not engine.welcome_due(
-        data.start_date, event_day=event_day, max_days_since_start=welcome.max_days_since_start
+    if (
+        isinstance(data, LeaseRegistered)
+        and welcome.enabled
+        and _new_lease(data, ctx, event_time or now)
     ):
-        log.info("notifier.welcome_skipped", lease_id=data.lease_id, reason="lease_started_earlier")
-        return
-    for tenant in data.tenants:
-        await queue_sms(
-            store,
-            ctx,
-            notification_id=f"welcome:{data.lease_id}:{tenant.tenant_id}",
-            lease_id=data.lease_id,
-            org_id=data.org_id,
-            recipient_kind="tenant",
-            recipient_id=tenant.tenant_id,
-            template=welcome.template,
-            variables={},
-            now=now,
-        )
+        for tenant_id in tenant_ids:
+            await queue_sms(
+                store,
+                ctx,
+                notification_id=f"welcome:{data.lease_id}:{tenant_id}",
+                lease_id=data.lease_id,
+                org_id=data.org_id,
+                recipient_kind="tenant",
+                recipient_id=tenant_id,
+                template=welcome.template,
+                variables={},
+                now=now,
+            )
+
+
+def _new_lease(data: LeaseRegistered, ctx: Context, event_time: datetime) -> bool:
+    """Tell whether a lease registered at `event_time` is new (welcome) or existing stock."""
+    event_day = event_time.astimezone(ctx.tz).date()
+    window = ctx.policy.welcome(data.org_id).max_days_since_start
+    if engine.welcome_due(data.start_date, event_day=event_day, max_days_since_start=window):
+        return True
+    log.info("notifier.welcome_skipped", lease_id=data.lease_id, reason="lease_started_earlier")
+    return False
 
 
 async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, detail: str) -> None:
@@ -217,7 +215,7 @@ async def _cancel(
     """Cancel pending tenant SMS and open call/letter tasks (with their staff alerts)."""
     rows = await store.cancel_pending(lease_id, now=now, detail=detail, signal_id=signal_id)
     cancelled = await store.cancel_open_tasks(lease_id, now=now, signal_id=signal_id)
-    rows += await store.cancel_alerts([t.id for t in cancelled], now=now, detail=detail)
+    rows += await store.cancel_alerts(lease_id, [t.id for t in cancelled], now=now, detail=detail)
     for row in rows:
         await stage_notification(store, row, now)
     for task in cancelled:

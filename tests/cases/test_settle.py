@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import func, select
@@ -30,15 +29,16 @@ pytestmark = pytest.mark.slow
 LEASE = "L-200"
 
 
-@asynccontextmanager
-async def consuming(
+@pytest.fixture
+async def app(
     make_database: MakeDatabase, test_database_url: str, tmp_path: Path, broker: EmbeddedBroker
 ) -> AsyncIterator[App]:
+    """A cases app consuming from the test broker, on a fresh migrated database."""
     await make_database("cases")
     async with running_app(
         database_url(test_database_url, tmp_path), broker.bootstrap_servers, consume=True
-    ) as app:
-        yield app
+    ) as running:
+        yield running
 
 
 def retracted(event: Any) -> Any:
@@ -97,126 +97,104 @@ async def entries(app: App, case_id: str) -> list[tuple[Any, ...]]:
 
 
 async def test_a_case_opened_by_a_retracted_signal_is_closed_as_raised_in_error(
-    make_database: MakeDatabase,
-    test_database_url: str,
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    producer: Producer,
+    app: App, broker: EmbeddedBroker, producer: Producer
 ) -> None:
-    async with consuming(make_database, test_database_url, tmp_path, broker) as app:
-        late = arrears(LEASE, "late_rent_detected", due=date(2026, 2, 27))
-        forfeiture = arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27))
-        await producer.publish_many([late, forfeiture])
-        opened = await the_case(app, status="new")
-        await producer.publish_many([retracted(late), retracted(forfeiture)])
-        case = await the_case(app, status="resolved")
-        assert case["id"] == opened["id"] and case["resolution"] == "raised_in_error"
-        assert case["reason"].startswith("raised in error: forfeiture_possible was retracted")
-        timeline_ = await entries(app, case["id"])
-        assert ("signal", "forfeiture_possible", "retracted") in [t[:3] for t in timeline_]
-        assert ("signal", "late_rent_detected", "retracted") in [t[:3] for t in timeline_]
-        retractions = [t for t in timeline_ if t[1] == "signal_retracted"]
-        assert len(retractions) == 2
-        assert "retracted: The payment was booked before the due date." in retractions[-1][3]
-        assert ("status", "resolved") in [t[:2] for t in timeline_]
-        records = await read_topic(broker.bootstrap_servers, CASE_EVENTS, count=2)
-        changed = [decode(r.value, r.headers).data for r in records]
-        assert [getattr(c, "resolution", None) for c in changed][-1] == "raised_in_error"
+    late = arrears(LEASE, "late_rent_detected", due=date(2026, 2, 27))
+    forfeiture = arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27))
+    await producer.publish_many([late, forfeiture])
+    opened = await the_case(app, status="new")
+    await producer.publish_many([retracted(late), retracted(forfeiture)])
+    case = await the_case(app, status="resolved")
+    assert case["id"] == opened["id"] and case["resolution"] == "raised_in_error"
+    assert case["reason"].startswith("raised in error: forfeiture_possible was retracted")
+    timeline_ = await entries(app, case["id"])
+    assert ("signal", "forfeiture_possible", "retracted") in [t[:3] for t in timeline_]
+    assert ("signal", "late_rent_detected", "retracted") in [t[:3] for t in timeline_]
+    retractions = [t for t in timeline_ if t[1] == "signal_retracted"]
+    assert len(retractions) == 2
+    assert "retracted: The payment was booked before the due date." in retractions[-1][3]
+    assert ("status", "resolved") in [t[:2] for t in timeline_]
+    records = await read_topic(broker.bootstrap_servers, CASE_EVENTS, count=2)
+    changed = [decode(r.value, r.headers).data for r in records]
+    assert [getattr(c, "resolution", None) for c in changed][-1] == "raised_in_error"
 
 
 async def test_a_case_with_another_standing_signal_stays_open_with_the_retraction(
-    make_database: MakeDatabase,
-    test_database_url: str,
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    producer: Producer,
+    app: App, broker: EmbeddedBroker, producer: Producer
 ) -> None:
-    async with consuming(make_database, test_database_url, tmp_path, broker) as app:
-        forfeiture = arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27))
-        complaints = signal(LEASE, "complaint_pattern")
-        await producer.publish_many([forfeiture, complaints, retracted(forfeiture)])
-        case = await the_case(app)
+    forfeiture = arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27))
+    complaints = signal(LEASE, "complaint_pattern")
+    await producer.publish_many([forfeiture, complaints, retracted(forfeiture)])
+    case = await the_case(app)
 
-        async def retraction_seen() -> list[tuple[Any, ...]] | None:
-            got = await entries(app, case["id"])
-            return got if any(t[1] == "signal_retracted" for t in got) else None
+    async def retraction_seen() -> list[tuple[Any, ...]] | None:
+        got = await entries(app, case["id"])
+        return got if any(t[1] == "signal_retracted" for t in got) else None
 
-        timeline_ = await wait_for(retraction_seen, what="the retraction on the timeline")
-        assert ("signal", "complaint_pattern", None) in [t[:3] for t in timeline_]
-        assert (await the_case(app))["status"] == "new"
+    timeline_ = await wait_for(retraction_seen, what="the retraction on the timeline")
+    assert ("signal", "complaint_pattern", None) in [t[:3] for t in timeline_]
+    assert (await the_case(app))["status"] == "new"
 
 
 async def test_arrears_cleared_puts_an_arrears_case_up_for_review_with_the_payment(
-    make_database: MakeDatabase,
-    test_database_url: str,
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    producer: Producer,
+    app: App, broker: EmbeddedBroker, producer: Producer
 ) -> None:
-    async with consuming(make_database, test_database_url, tmp_path, broker) as app:
-        await producer.publish_many(
-            [
-                arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27)),
-                arrears(LEASE, "arrears_cleared", at=NOW + timedelta(days=1)),
-                # a household in a complaints case paying its rent keeps its case as it was
-                signal("L-201", "complaint_pattern"),
-                arrears("L-201", "arrears_cleared", at=NOW + timedelta(days=1)),
-            ]
-        )
-        case = await the_case(app, status="pending_review")
-        assert case["reason"].startswith("arrears cleared (payment received: arrears 8 123 kr")
-        timeline_ = await entries(app, case["id"])
-        payment = next(t for t in timeline_ if t[1] == "arrears_cleared")
-        assert payment[3] == (
-            "payment received: arrears 8 123 kr for 2026-03 cleared on 2026-03-21"
-        )
-        assert ("status", "pending_review") in [t[:2] for t in timeline_]
-        other = await the_case(app, "L-201")
+    await producer.publish_many(
+        [
+            arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27)),
+            arrears(LEASE, "arrears_cleared", at=NOW + timedelta(days=1)),
+            # a household in a complaints case paying its rent keeps its case as it was
+            signal("L-201", "complaint_pattern"),
+            arrears("L-201", "arrears_cleared", at=NOW + timedelta(days=1)),
+        ]
+    )
+    case = await the_case(app, status="pending_review")
+    assert case["reason"].startswith("arrears cleared (payment received: arrears 8 123 kr")
+    timeline_ = await entries(app, case["id"])
+    payment = next(t for t in timeline_ if t[1] == "arrears_cleared")
+    assert payment[3] == ("payment received: arrears 8 123 kr for 2026-03 cleared on 2026-03-21")
+    assert ("status", "pending_review") in [t[:2] for t in timeline_]
+    other = await the_case(app, "L-201")
 
-        async def payment_seen() -> bool:
-            return any(t[1] == "arrears_cleared" for t in await entries(app, other["id"]))
+    async def payment_seen() -> bool:
+        return any(t[1] == "arrears_cleared" for t in await entries(app, other["id"]))
 
-        await wait_for(payment_seen, what="the payment on the complaints case")
-        assert (await the_case(app, "L-201"))["status"] == "new"
-        # A staff member reviews and closes it.
-        closed = await app.client.post(
-            f"/v1/cases/{case['id']}/status",
-            json={"status": "resolved", "resolution": "paid", "reason": "paid in full, checked"},
-            headers=app.token("landlord_staff"),
-        )
-        assert closed.status_code == 200, closed.text
-        assert closed.json()["status"] == "resolved"
+    await wait_for(payment_seen, what="the payment on the complaints case")
+    assert (await the_case(app, "L-201"))["status"] == "new"
+    # A staff member reviews and closes it.
+    closed = await app.client.post(
+        f"/v1/cases/{case['id']}/status",
+        json={"status": "resolved", "resolution": "paid", "reason": "paid in full, checked"},
+        headers=app.token("landlord_staff"),
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "resolved"
 
 
 async def test_rent_unpaid_again_takes_a_case_out_of_review(
-    make_database: MakeDatabase,
-    test_database_url: str,
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    producer: Producer,
+    app: App, broker: EmbeddedBroker, producer: Producer
 ) -> None:
-    async with consuming(make_database, test_database_url, tmp_path, broker) as app:
-        await producer.publish_many(
-            [
-                arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27)),
-                arrears(LEASE, "arrears_cleared", at=NOW + timedelta(days=1)),
-            ]
-        )
-        await the_case(app, status="pending_review")
-        april = signal(LEASE, "late_rent_detected", stage="2026-04-late", due=date(2026, 3, 31))
-        await producer.publish(april)
-        case = await the_case(app, status="new")
-        assert case["reason"].startswith("new signal late_rent_detected after the payment")
+    await producer.publish_many(
+        [
+            arrears(LEASE, "forfeiture_possible", due=date(2026, 2, 27)),
+            arrears(LEASE, "arrears_cleared", at=NOW + timedelta(days=1)),
+        ]
+    )
+    await the_case(app, status="pending_review")
+    april = signal(LEASE, "late_rent_detected", stage="2026-04-late", due=date(2026, 3, 31))
+    await producer.publish(april)
+    case = await the_case(app, status="new")
+    assert case["reason"].startswith("new signal late_rent_detected after the payment")
 
 
-def _sms(lease: str, *, template: str, channel: str, days: int) -> Any:
+def _sms(lease: str, *, template: str, channel: Literal["sms", "log"], days: int) -> Any:
     data = NotificationStatusChanged(
         lease_id=lease,
         org_id=ORG,
         notification_id=f"{lease}:{template}",
         signal_id=f"{lease}:2026-03:late_rent_detected" if template == "late_rent" else None,
         signal="late_rent_detected" if template == "late_rent" else None,
-        channel=channel,  # type: ignore[arg-type]
+        channel=channel,
         status="sent",
         template=template,
         at=NOW + timedelta(days=days),
@@ -225,33 +203,31 @@ def _sms(lease: str, *, template: str, channel: str, days: int) -> Any:
 
 
 async def test_sms_median_counts_log_channel_sends_to_tenants(
-    make_database: MakeDatabase,
-    test_database_url: str,
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    producer: Producer,
+    app: App, broker: EmbeddedBroker, producer: Producer
 ) -> None:
-    async with consuming(make_database, test_database_url, tmp_path, broker) as app:
-        events = [
-            # L-A: due 16 March, tenant SMS (log channel) on 20 March -> 4 days
-            signal("L-A", "late_rent_detected", due=date(2026, 3, 16)),
-            _sms("L-A", template="late_rent", channel="log", days=0),
-            # L-B: due 13 March, tenant SMS (log channel) on 20 March -> 7 days
-            signal("L-B", "late_rent_detected", due=date(2026, 3, 13)),
-            _sms("L-B", template="late_rent", channel="log", days=0),
-            # L-C: only a staff alert went out: not an SMS to the tenant
-            signal("L-C", "late_rent_detected", due=date(2026, 3, 19)),
-            _sms("L-C", template="staff_alert", channel="log", days=0),
-        ]
-        await producer.publish_many(events)
+    events = [
+        # L-A: due 16 March, tenant SMS (log channel) on 20 March -> 4 days
+        signal("L-A", "late_rent_detected", due=date(2026, 3, 16)),
+        _sms("L-A", template="late_rent", channel="log", days=0),
+        # L-B: due 13 March, tenant SMS (log channel) on 20 March -> 7 days
+        signal("L-B", "late_rent_detected", due=date(2026, 3, 13)),
+        _sms("L-B", template="late_rent", channel="log", days=0),
+        # L-C: only a staff alert went out: not an SMS to the tenant
+        signal("L-C", "late_rent_detected", due=date(2026, 3, 19)),
+        _sms("L-C", template="staff_alert", channel="log", days=0),
+        # L-D: flagged in error and retracted: not a household that was late
+        (wrong := signal("L-D", "late_rent_detected", due=date(2026, 3, 18))),
+        retracted(wrong),
+    ]
+    await producer.publish_many(events)
 
-        async def all_recorded() -> bool:
-            async with app.database.sessionmaker() as session:
-                count = await session.scalar(select(func.count()).select_from(timeline))
-            return count == len(events)
+    async def all_recorded() -> bool:
+        async with app.database.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(timeline))
+        return count == len(events)
 
-        await wait_for(all_recorded, what="every event on a timeline")
-        url = f"/v1/orgs/{ORG}/report?start=2026-03-01&end=2026-03-31"
-        report = (await app.client.get(url, headers=app.token("landlord_staff"))).json()
-        assert report["households_flagged_late"] == 3
-        assert report["median_days_due_to_first_sms"] == 5.5  # median of 4 and 7
+    await wait_for(all_recorded, what="every event on a timeline")
+    url = f"/v1/orgs/{ORG}/report?start=2026-03-01&end=2026-03-31"
+    report = (await app.client.get(url, headers=app.token("landlord_staff"))).json()
+    assert report["households_flagged_late"] == 3
+    assert report["median_days_due_to_first_sms"] == 5.5  # median of 4 and 7

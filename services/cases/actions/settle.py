@@ -18,6 +18,31 @@ log = structlog.get_logger(__name__)
 SYSTEM = "bokvar"
 
 
+async def _system_change(
+    store: CasesStore,
+    case: Row,
+    *,
+    status: str,
+    resolution: str | None,
+    reason: str,
+    ref: str,
+    now: datetime,
+    emit: Emit,
+) -> None:
+    """Change a case's status on behalf of an event; `ref` makes the change's ids stable."""
+    await change_status(
+        store,
+        case,
+        status=status,
+        resolution=resolution,
+        reason=reason,
+        actor=SYSTEM,
+        now=now,
+        emit=emit,
+        change_id=f"S-{ref}",
+    )
+
+
 def payment_summary(signal: SignalRaised, cleared_ore: int | None) -> str:
     """Describe an arrears_cleared signal for the timeline: what was paid, for which periods."""
     periods = signal.inputs.get("periods") or ([signal.period] if signal.period else [])
@@ -43,16 +68,16 @@ async def arrears_cleared(
     if case is not None and engine.review_after_payment(
         case["status"], case["trigger_signal_id"], views
     ):
-        await change_status(
+        reason = f"arrears cleared ({summary}); review and close the case"
+        await _system_change(
             store,
             case,
             status="pending_review",
             resolution=None,
-            reason=f"arrears cleared ({summary}); review and close the case",
-            actor=SYSTEM,
+            reason=reason,
+            ref=signal.signal_id,
             now=now,
             emit=emit,
-            change_id=f"S-{signal.signal_id}",
         )
         log.info("cases.pending_review", case_id=case["id"], signal=signal.signal)
     return summary, data
@@ -64,16 +89,16 @@ async def reopen_for_new_arrears(
     """Take a case awaiting review back to `new` when rent is unpaid again."""
     if case["status"] != "pending_review" or signal.signal not in engine.ARREARS_SIGNALS:
         return
-    await change_status(
+    reason = f"new signal {signal.signal} after the payment; no longer awaiting review"
+    await _system_change(
         store,
         case,
         status="new",
         resolution=None,
-        reason=f"new signal {signal.signal} after the payment; no longer awaiting review",
-        actor=SYSTEM,
+        reason=reason,
+        ref=signal.signal_id,
         now=now,
         emit=emit,
-        change_id=f"S-{signal.signal_id}",
     )
 
 
@@ -110,15 +135,15 @@ async def on_retracted(
     if engine.raised_in_error(
         case["status"], case["trigger_signal_id"], retraction.signal_id, views
     ):
-        await change_status(
+        reason = f"raised in error: {retraction.signal} was retracted ({retraction.reason_code})"
+        await _system_change(
             store,
             case,
             status="resolved",
             resolution="raised_in_error",
-            reason=f"raised in error: {retraction.signal} was retracted ({retraction.reason_code})",
-            actor=SYSTEM,
+            reason=reason,
+            ref=retraction.retraction_id,
             now=now,
             emit=emit,
-            change_id=f"S-{retraction.retraction_id}",
         )
         log.info("cases.raised_in_error", case_id=case["id"], signal=retraction.signal)
