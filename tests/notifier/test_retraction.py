@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from notifier.api import create_app
 from notifier.channels import ChannelError, LogChannel, SendResult
 from notifier.workflow import Context, apply_provider_status, on_retracted, on_signal
 from shared.bus import Producer
@@ -90,7 +91,7 @@ async def test_retraction_on_the_broker_cancels_pending_sms_and_tasks_of_that_si
     standing = make_signal(signal_id="L-1:2026-04:late_rent_detected").model_copy(
         update={"period": "2026-04"}
     )
-    app = create_app_for(db, broker, twilio, ingest, clock)
+    app = create_app(_settings(db, broker, twilio, ingest), clock=clock)
     async with running(app):
         await producer.publish_many(
             [
@@ -128,14 +129,6 @@ async def test_retraction_on_the_broker_cancels_pending_sms_and_tasks_of_that_si
         await wait_for(lambda: _value(len(twilio.messages) >= 1), what="the standing SMS")
         await app.state.sender.run_once()
     assert len(twilio.messages) == 1 and "2026-04" in twilio.messages[0]["body"]
-
-
-def create_app_for(
-    db: Database, broker: EmbeddedBroker, twilio: FakeTwilio, ingest: IngestStub, clock: ManualClock
-) -> Any:
-    from notifier.api import create_app
-
-    return create_app(_settings(db, broker, twilio, ingest), clock=clock)
 
 
 async def _value(value: Any) -> Any:
