@@ -5,10 +5,10 @@ from __future__ import annotations
 import structlog
 
 from notifier.store import NotifierStore
-from notifier.workflow import Context, on_lease, on_signal
+from notifier.workflow import Context, on_lease, on_retracted, on_signal
 from shared.bus import Batch, Handler
 from shared.clock import Clock
-from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised
+from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
 from shared.topics import LEASE_EVENTS, RISK_SIGNALS
 
 log = structlog.get_logger(__name__)
@@ -22,12 +22,17 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
         store = NotifierStore(batch.session, clock=clock, buffer_events=True)
         now = clock.now()
         await store.prefetch_leases([item.event.data.lease_id for item in batch.events])
+        await store.retracted(
+            [i.event.data.signal_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
+        )
         for item in batch.events:
             data = item.event.data
             if isinstance(data, SignalRaised):
                 await on_signal(store, ctx, data, now)
+            elif isinstance(data, SignalRetracted):
+                await on_retracted(store, data, now)
             elif isinstance(data, LeaseRegistered | LeaseUpdated | LeaseEnded):
-                await on_lease(store, ctx, data, now)
+                await on_lease(store, ctx, data, now, event_time=item.event.time)
             else:
                 log.debug("notifier.event_ignored", type=item.event.type)
         await store.flush_events()

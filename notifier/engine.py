@@ -47,6 +47,11 @@ def next_allowed_send(now: datetime, quiet: QuietHours) -> datetime:
     return datetime.combine(day, quiet.start, tzinfo=tz).astimezone(now.tzinfo)
 
 
+def welcome_due(start_date: date, *, event_day: date, max_days_since_start: int) -> bool:
+    """Tell whether a lease registered on `event_day` is new enough for a welcome SMS."""
+    return (event_day - start_date).days <= max_days_since_start
+
+
 # --- caps and rates ------------------------------------------------------------------
 
 
@@ -219,15 +224,6 @@ def render(text: str, variables: Mapping[str, object]) -> str:
 class _Defaulting(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return "-"
-
-
-def format_amount(ore: int | None) -> str:
-    """Format öre as Swedish kronor with a space thousands separator: 12 345,50."""
-    if ore is None:
-        return "-"
-    kr, rest = divmod(abs(ore), 100)
-    text = f"{kr:,}".replace(",", " ") + (f",{rest:02d}" if rest else "")
-    return ("-" if ore < 0 else "") + text
 
 
 def mask_phone(phone: str) -> str:

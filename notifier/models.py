@@ -137,3 +137,15 @@ opt_outs = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_opt_outs_tenant", "tenant_id"),
 )
+
+# Signals the rules service withdrew (SignalRetracted): nothing more is sent or opened for
+# them, even for an SMS whose send was already under way or a receipt that arrives later.
+retracted_signals = Table(
+    "retracted_signals",
+    metadata,
+    Column("signal_id", String(200), primary_key=True),
+    Column("lease_id", String(64), nullable=False),
+    Column("signal", String(64), nullable=False),
+    Column("reason_code", String(40), nullable=False),
+    Column("retracted_at", UtcDateTime(), nullable=False),
+)

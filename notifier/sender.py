@@ -213,6 +213,9 @@ class Sender:
         self, store: NotifierStore, row: Any, recipient: Recipient | None, now: datetime
     ) -> bool:
         """Apply every reason not to send now; True when the row was handled otherwise."""
+        if row.signal_id and await store.retracted([row.signal_id]):
+            await self._finish(store, row, now, status="cancelled", detail="signal_retracted")
+            return True
         if recipient is None:
             await self._finish(store, row, now, status="failed", detail="lease_unknown")
             return True

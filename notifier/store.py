@@ -11,7 +11,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier.models import leases, notifications, opt_outs, outbox, staff, tasks, team_cursors
+from notifier.models import (
+    leases,
+    notifications,
+    opt_outs,
+    outbox,
+    retracted_signals,
+    staff,
+    tasks,
+    team_cursors,
+)
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.events import CloudEvent
@@ -33,6 +42,7 @@ class NotifierStore:
         self._leases: dict[str, Row[Any] | None] = {}
         self._staff: dict[str, list[Row[Any]]] = {}
         self._cursors: dict[str, str | None] = {}
+        self._retracted: dict[str, bool] = {}
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -98,6 +108,30 @@ class NotifierStore:
             )
         )
 
+    # --- retracted signals ------------------------------------------------------------
+
+    async def record_retraction(self, values: Mapping[str, Any]) -> None:
+        """Remember that a signal was withdrawn (a redelivery changes nothing)."""
+        self._retracted[values["signal_id"]] = True
+        stmt = self._insert(retracted_signals).values(**values).on_conflict_do_nothing()
+        await self.session.execute(stmt)
+
+    async def retracted(self, signal_ids: Sequence[str]) -> set[str]:
+        """Return which of `signal_ids` were withdrawn (answers are kept for this store)."""
+        wanted = [i for i in set(signal_ids) if i not in self._retracted]
+        if wanted:
+            found = set(
+                (
+                    await self.session.execute(
+                        select(retracted_signals.c.signal_id).where(
+                            retracted_signals.c.signal_id.in_(wanted)
+                        )
+                    )
+                ).scalars()
+            )
+            self._retracted.update({i: i in found for i in wanted})
+        return {i for i in signal_ids if self._retracted[i]}
+
     # --- notifications --------------------------------------------------------------
 
     async def create_notification(self, values: Mapping[str, Any]) -> Row[Any] | None:
@@ -135,9 +169,20 @@ class NotifierStore:
             .where(leases.c.lease_id == N.lease_id, leases.c.cleared_at >= N.created_at)
             .exists()
         )
+        retracted = (
+            select(retracted_signals.c.signal_id)
+            .where(retracted_signals.c.signal_id == N.signal_id)
+            .exists()
+        )
         stmt = (
             update(notifications)
-            .where(N.id == notification_id, N.status.in_(PENDING), N.due_at <= now, ~cleared)
+            .where(
+                N.id == notification_id,
+                N.status.in_(PENDING),
+                N.due_at <= now,
+                ~cleared,
+                ~retracted,
+            )
             .values(
                 status="sending",
                 attempt_id=attempt_id,
@@ -150,11 +195,30 @@ class NotifierStore:
         )
         return (await self.session.execute(stmt)).first()
 
-    async def cancel_pending(self, lease_id: str, *, now: datetime, detail: str) -> list[Row[Any]]:
-        """Cancel every pending tenant notification of a lease; return the cancelled rows."""
+    async def cancel_pending(
+        self, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
+    ) -> list[Row[Any]]:
+        """Cancel the pending tenant notifications of a lease (or of one of its signals)."""
+        cond = [N.lease_id == lease_id, N.status.in_(PENDING), N.recipient_kind == "tenant"]
+        if signal_id is not None:
+            cond.append(N.signal_id == signal_id)
         stmt = (
             update(notifications)
-            .where(N.lease_id == lease_id, N.status.in_(PENDING), N.recipient_kind == "tenant")
+            .where(*cond)
+            .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
+            .returning(*notifications.c)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def cancel_alerts(
+        self, lease_id: str, task_ids: Sequence[str], *, now: datetime, detail: str
+    ) -> list[Row[Any]]:
+        """Cancel the pending staff alerts about a lease's `task_ids`; return the rows."""
+        if not task_ids:
+            return []
+        stmt = (
+            update(notifications)
+            .where(N.lease_id == lease_id, N.task_id.in_(list(task_ids)), N.status.in_(PENDING))
             .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
             .returning(*notifications.c)
         )
@@ -280,15 +344,20 @@ class NotifierStore:
         )
         return (await self.session.execute(stmt)).first()
 
-    async def cancel_open_tasks(self, lease_id: str, *, now: datetime) -> list[Row[Any]]:
-        """Cancel a lease's open call and letter tasks; return them."""
+    async def cancel_open_tasks(
+        self, lease_id: str, *, now: datetime, signal_id: str | None = None
+    ) -> list[Row[Any]]:
+        """Cancel a lease's (or one of its signals') open call and letter tasks; return them."""
+        cond = [
+            T.lease_id == lease_id,
+            T.status.in_(OPEN_TASK),
+            T.kind.in_(("phone_call", "letter")),
+        ]
+        if signal_id is not None:
+            cond.append(T.signal_id == signal_id)
         stmt = (
             update(tasks)
-            .where(
-                T.lease_id == lease_id,
-                T.status.in_(OPEN_TASK),
-                T.kind.in_(("phone_call", "letter")),
-            )
+            .where(*cond)
             .values(status="cancelled", updated_at=now, version=T.version + 1)
             .returning(*tasks.c)
         )

@@ -18,7 +18,8 @@ from notifier.emit import notification_event, task_event
 from notifier.metrics import TASKS_CREATED, TASKS_ESCALATED
 from notifier.policy import Policy
 from notifier.store import NotifierStore
-from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised
+from notifier.variables import signal_variables
+from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
 
 log = structlog.get_logger(__name__)
 ANY_TENANT = "*"
@@ -84,22 +85,14 @@ async def queue_sms(
     return True
 
 
-def _signal_variables(sig: SignalRaised) -> dict[str, Any]:
-    deadline = sig.inputs.get("deadline") or sig.inputs.get("recovery_deadline")
-    due = deadline or (sig.due_date.isoformat() if sig.due_date else None)
-    return {
-        "amount": engine.format_amount(sig.arrears_ore),
-        "due_date": due or "-",
-        "period": sig.period or "-",
-        "days_late": sig.days_late if sig.days_late is not None else "-",
-    }
-
-
 async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: datetime) -> None:
     """Turn a risk signal into queued SMS, tasks and alerts (or cancellations)."""
     if sig.signal == "arrears_cleared":
         await store.mark_cleared(lease_id=sig.lease_id, org_id=sig.org_id, at=now)
         await clear_lease(store, sig.lease_id, now=now, detail="arrears_cleared")
+        return
+    if await store.retracted([sig.signal_id]):
+        log.info("notifier.retracted_signal_ignored", signal=sig.signal, lease_id=sig.lease_id)
         return
     rule = ctx.policy.rule(sig.org_id, sig.signal)
     actions = engine.actions_for(ctx.policy, org_id=sig.org_id, signal=sig.signal)
@@ -116,7 +109,7 @@ async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: 
                 recipient_kind="tenant",
                 recipient_id=tenant_id,
                 template=rule.template,
-                variables=_signal_variables(sig),
+                variables=signal_variables(sig),
                 now=now,
                 signal=sig,
             )
@@ -141,6 +134,8 @@ async def on_lease(
     ctx: Context,
     data: LeaseRegistered | LeaseUpdated | LeaseEnded,
     now: datetime,
+    *,
+    event_time: datetime | None = None,
 ) -> None:
     """Track a lease's team and tenants; welcome new tenants; stop contact when it ends."""
     if isinstance(data, LeaseEnded):
@@ -152,7 +147,11 @@ async def on_lease(
         lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
     )
     welcome = ctx.policy.welcome(data.org_id)
-    if isinstance(data, LeaseRegistered) and welcome.enabled:
+    if (
+        isinstance(data, LeaseRegistered)
+        and welcome.enabled
+        and _new_lease(data, ctx, event_time or now)
+    ):
         for tenant_id in tenant_ids:
             await queue_sms(
                 store,
@@ -168,13 +167,59 @@ async def on_lease(
             )
 
 
+def _new_lease(data: LeaseRegistered, ctx: Context, event_time: datetime) -> bool:
+    """Tell whether a lease registered at `event_time` is new (welcome) or existing stock."""
+    event_day = event_time.astimezone(ctx.tz).date()
+    window = ctx.policy.welcome(data.org_id).max_days_since_start
+    if engine.welcome_due(data.start_date, event_day=event_day, max_days_since_start=window):
+        return True
+    log.info("notifier.welcome_skipped", lease_id=data.lease_id, reason="lease_started_earlier")
+    return False
+
+
 async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, detail: str) -> None:
     """Cancel every pending tenant SMS and open call/letter task of a lease."""
-    for row in await store.cancel_pending(lease_id, now=now, detail=detail):
-        await stage_notification(store, row, now)
-    for task in await store.cancel_open_tasks(lease_id, now=now):
-        await store.stage([task_event(task, at=now)])
+    await _cancel(store, lease_id, now=now, detail=detail)
     log.info("notifier.lease_cleared", lease_id=lease_id, reason=detail)
+
+
+async def on_retracted(store: NotifierStore, data: SignalRetracted, now: datetime) -> None:
+    """Withdraw what a retracted signal queued: pending SMS, open tasks and their alerts.
+
+    An SMS already sent stays sent; the retraction is remembered so that nothing follows
+    from it (no retry, no fallback task, no re-queue under another event id).
+    """
+    await store.record_retraction(
+        {
+            "signal_id": data.signal_id,
+            "lease_id": data.lease_id,
+            "signal": data.signal,
+            "reason_code": data.reason_code,
+            "retracted_at": now,
+        }
+    )
+    await _cancel(
+        store, data.lease_id, now=now, detail="signal_retracted", signal_id=data.signal_id
+    )
+    log.info(
+        "notifier.signal_retracted",
+        lease_id=data.lease_id,
+        signal=data.signal,
+        reason=data.reason_code,
+    )
+
+
+async def _cancel(
+    store: NotifierStore, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
+) -> None:
+    """Cancel pending tenant SMS and open call/letter tasks (with their staff alerts)."""
+    rows = await store.cancel_pending(lease_id, now=now, detail=detail, signal_id=signal_id)
+    cancelled = await store.cancel_open_tasks(lease_id, now=now, signal_id=signal_id)
+    rows += await store.cancel_alerts(lease_id, [t.id for t in cancelled], now=now, detail=detail)
+    for row in rows:
+        await stage_notification(store, row, now)
+    for task in cancelled:
+        await store.stage([task_event(task, at=now)])
 
 
 async def _members(store: NotifierStore, team: str | None) -> list[engine.Member]:
@@ -315,6 +360,8 @@ async def fallback_task(
     """Open a call (or letter) task when an SMS to a tenant cannot be delivered."""
     if row.recipient_kind != "tenant":
         return
+    if row.signal_id and await store.retracted([row.signal_id]):
+        return  # the signal was withdrawn: no follow-up of it
     lease = await store.get_lease(row.lease_id)
     await open_task(
         store,

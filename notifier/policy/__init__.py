@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from notifier import variables
 from shared.events.signal import SignalType
 
 Action = Literal["sms_tenant", "call_task", "staff_alert_sms", "none"]
@@ -20,21 +21,7 @@ DEFAULT_POLICY = POLICY_DIR / "default.yaml"
 TEMPLATES_DIR = POLICY_DIR.parent / "templates"
 
 #: Variables a template may use; anything else is a load error naming it.
-TEMPLATE_VARIABLES = frozenset(
-    {
-        "amount",
-        "due_date",
-        "period",
-        "days_late",
-        "landlord_name",
-        "landlord_phone",
-        "landlord_email",
-        "team",
-        "lease_ref",
-        "task_kind",
-        "due_at",
-    }
-)
+TEMPLATE_VARIABLES = variables.ALL
 #: Templates the service itself uses besides those the policy names.
 REQUIRED_TEMPLATES = frozenset({"staff_alert", "staff_escalation"})
 
@@ -91,6 +78,12 @@ class WelcomeSms(_Model):
 
     enabled: bool = False
     template: str = "welcome"
+    max_days_since_start: int = Field(
+        30,
+        ge=0,
+        description="Only leases that started at most this many days before the event "
+        "(or start later) are welcomed; older ones are existing stock, not new tenants.",
+    )
 
 
 class LandlordContact(_Model):
@@ -195,22 +188,45 @@ def load_templates(directory: Path) -> dict[str, dict[str, str]]:
     return result
 
 
-def _check_templates(policy: Policy) -> None:
-    needed = set(REQUIRED_TEMPLATES) | {policy.welcome_sms.template}
-    rules = list(policy.signals.values())
+def _usages(policy: Policy) -> list[tuple[str, str]]:
+    """Return every (template, source) pair the policy can render; source is what fills it."""
+    uses = [(name, "staff") for name in sorted(REQUIRED_TEMPLATES)]
+    welcomes = [policy.welcome_sms] + [
+        o.welcome_sms for o in policy.organisations.values() if o.welcome_sms is not None
+    ]
+    uses += [(w.template, "welcome") for w in welcomes]
+    rules: list[tuple[str, SignalRule]] = list(policy.signals.items())
     for org in policy.organisations.values():
-        rules += list(org.signals.values())
-        if org.welcome_sms is not None:
-            needed.add(org.welcome_sms.template)
-    needed |= {r.template for r in rules if r.template}
+        rules += list(org.signals.items())
+    uses += [
+        (r.template, signal) for signal, r in rules if r.template and "sms_tenant" in r.actions
+    ]
+    return uses
+
+
+def _check_templates(policy: Policy) -> None:
     default = policy.templates.get(policy.default_language)
     if default is None:
         raise PolicyError(f"no template file for default language {policy.default_language!r}")
-    missing = sorted(needed - set(default))
+    uses = _usages(policy)
+    missing = sorted({name for name, _ in uses} - set(default))
     if missing:
         raise PolicyError(
             f"templates missing in {policy.default_language}.yaml: " + ", ".join(missing)
         )
+    for name, source in uses:
+        for language, texts in sorted(policy.templates.items()):
+            if name not in texts:
+                continue
+            extra = template_variables(texts[name]) - variables.provided(source)
+            if extra:
+                raise PolicyError(
+                    f"{language}.yaml: template {name!r} used for {source} names "
+                    + ", ".join(sorted(extra))
+                    + f", which {source} does not provide (it provides: "
+                    + ", ".join(sorted(variables.provided(source)))
+                    + ")"
+                )
 
 
 def load_policy(path: Path | None = None, templates_dir: Path | None = None) -> Policy:

@@ -16,6 +16,7 @@ from shared.events import (
     LeaseUpdated,
     NotificationStatusChanged,
     SignalRaised,
+    SignalRetracted,
     TaskChanged,
 )
 from shared.topics import LEASE_EVENTS, NOTIFICATION_EVENTS, RISK_SIGNALS
@@ -39,6 +40,8 @@ def make_handler(clock: Clock) -> Handler:
             now = clock.now()
             if isinstance(data, SignalRaised):
                 await actions.on_signal(store, item.event.id, data, now=now, emit=emit)
+            elif isinstance(data, SignalRetracted):
+                await actions.on_retracted(store, data, now=now, emit=emit)
             elif isinstance(data, NotificationStatusChanged | TaskChanged):
                 await actions.on_notification(store, data)
             elif isinstance(data, LeaseRegistered | LeaseUpdated | LeaseEnded):

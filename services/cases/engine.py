@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-CaseStatus = Literal["new", "in_contact", "payment_plan", "referred", "resolved", "evicted"]
-Resolution = Literal["paid", "plan_completed", "moved_voluntarily", "other"]
+CaseStatus = Literal[
+    "new", "in_contact", "payment_plan", "referred", "pending_review", "resolved", "evicted"
+]
+Resolution = Literal["paid", "plan_completed", "moved_voluntarily", "raised_in_error", "other"]
 Recipient = Literal["social_services", "budget_debt_advice", "kronofogden"]
 Notice = Literal["termination_notice", "disturbance_warning"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -48,6 +50,22 @@ CLOSED: frozenset[str] = frozenset({"resolved", "evicted"})
 OPENING_SIGNALS: frozenset[str] = frozenset(
     {"forfeiture_possible", "complaint_pattern", "high_risk", "plan_breached"}
 )
+#: Signals about unpaid rent: an `arrears_cleared` after them means they no longer stand.
+ARREARS_SIGNALS: frozenset[str] = frozenset(
+    {
+        "late_rent_detected",
+        "personal_contact_needed",
+        "forfeiture_possible",
+        "recovery_period_started",
+        "recovery_period_reminder",
+        "recovery_period_ending",
+        "recovery_period_ended",
+        "enforcement_possible",
+        "plan_breached",
+    }
+)
+#: Signals that are never a reason for a case to stay open.
+_NOT_A_REASON: frozenset[str] = frozenset({"pre_due_reminder", "arrears_cleared"})
 _PRIORITY_RANK: dict[str, int] = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 _SIGNAL_PRIORITY: dict[str, Priority] = {
     "forfeiture_possible": "high",
@@ -59,11 +77,14 @@ _SIGNAL_PRIORITY: dict[str, Priority] = {
     "recovery_period_ended": "urgent",
     "enforcement_possible": "urgent",
 }
+_CLOSING = frozenset({"resolved", "evicted"})
 _TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"in_contact", "payment_plan", "referred", "resolved", "evicted"}),
-    "in_contact": frozenset({"payment_plan", "referred", "resolved", "evicted"}),
-    "payment_plan": frozenset({"in_contact", "referred", "resolved", "evicted"}),
-    "referred": frozenset({"in_contact", "payment_plan", "resolved", "evicted"}),
+    "new": frozenset({"in_contact", "payment_plan", "referred", "pending_review"}) | _CLOSING,
+    "in_contact": frozenset({"payment_plan", "referred", "pending_review"}) | _CLOSING,
+    "payment_plan": frozenset({"in_contact", "referred", "pending_review"}) | _CLOSING,
+    "referred": frozenset({"in_contact", "payment_plan", "pending_review"}) | _CLOSING,
+    # Arrears paid: someone checks and closes (resolved), or finds it is not over.
+    "pending_review": frozenset({"new", "in_contact", "payment_plan", "referred"}) | _CLOSING,
     "resolved": frozenset(),
     "evicted": frozenset(),
 }
@@ -130,6 +151,66 @@ def raise_priority(current: str, wanted: str) -> str:
 def opens_case(signal: str) -> bool:
     """Tell whether a signal opens a case when none is open for the lease."""
     return signal in OPENING_SIGNALS
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    """A signal on a case's timeline, in the order it arrived."""
+
+    signal_id: str
+    signal: str
+    retracted: bool = False
+    arrears_ore: int | None = None
+
+
+def standing_signals(signals: Sequence[SignalView]) -> list[SignalView]:
+    """Return the signals that still call for a case, in timeline order.
+
+    A retracted signal never stands; an arrears signal stands until an `arrears_cleared`
+    arrives after it; `pre_due_reminder` and `arrears_cleared` are never reasons.
+    """
+    standing: list[SignalView] = []
+    for view in signals:
+        if view.retracted:
+            continue
+        if view.signal == "arrears_cleared":
+            standing = [s for s in standing if s.signal not in ARREARS_SIGNALS]
+        elif view.signal not in _NOT_A_REASON:
+            standing.append(view)
+    return standing
+
+
+def _trigger(signals: Sequence[SignalView], trigger_signal_id: str | None) -> SignalView | None:
+    return next((s for s in signals if s.signal_id == trigger_signal_id), None)
+
+
+def review_after_payment(
+    status: str, trigger_signal_id: str | None, signals: Sequence[SignalView]
+) -> bool:
+    """Tell whether an open case opened for arrears awaits review now that they are paid."""
+    trigger = _trigger(signals, trigger_signal_id)
+    return (
+        status not in CLOSED
+        and status != "pending_review"
+        and trigger is not None
+        and trigger.signal in ARREARS_SIGNALS
+        and not standing_signals(signals)
+    )
+
+
+def raised_in_error(
+    status: str, trigger_signal_id: str | None, retracted_id: str, signals: Sequence[SignalView]
+) -> bool:
+    """Tell whether retracting `retracted_id` leaves an open case without any reason."""
+    return (
+        status not in CLOSED and trigger_signal_id == retracted_id and not standing_signals(signals)
+    )
+
+
+def arrears_before_payment(signals: Sequence[SignalView]) -> int | None:
+    """Return the arrears the latest standing arrears signal reported (what a payment cleared)."""
+    owed = [s.arrears_ore for s in standing_signals(signals) if s.signal in ARREARS_SIGNALS]
+    return next((o for o in reversed(owed) if o is not None), None)
 
 
 def check_reason(reason: str) -> str:

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.events.base import AwareDatetime, EventData, Ore
 from shared.topics import CASE_EVENTS
 
-CaseStatus = Literal["new", "in_contact", "payment_plan", "referred", "resolved", "evicted"]
+CaseStatus = Literal[
+    "new", "in_contact", "payment_plan", "referred", "pending_review", "resolved", "evicted"
+]
 Recipient = Literal["social_services", "budget_debt_advice", "kronofogden"]
 LegalStep = Literal[
     "termination_sent",
@@ -43,7 +45,9 @@ class CaseStatusChanged(EventData):
 
     case_id: str
     status: CaseStatus
-    resolution: Literal["paid", "plan_completed", "moved_voluntarily", "other"] | None = None
+    resolution: (
+        Literal["paid", "plan_completed", "moved_voluntarily", "raised_in_error", "other"] | None
+    ) = None
     at: AwareDatetime
     reason: str = Field(max_length=300)
 

@@ -281,3 +281,51 @@ def test_deleted_row_breaks_the_chain() -> None:
     rows = chain(4)
     del rows[1]
     assert first_broken(rows) == 3
+
+
+def _views(*items: tuple[str, str] | tuple[str, str, bool]) -> list[engine.SignalView]:
+    return [engine.SignalView(*item) for item in items]  # type: ignore[arg-type]
+
+
+def test_standing_signals_drop_retracted_ones_and_arrears_paid_since() -> None:
+    views = _views(
+        ("s1", "late_rent_detected"),
+        ("s2", "complaint_pattern"),
+        ("s3", "forfeiture_possible", True),
+        ("s4", "arrears_cleared"),
+        ("s5", "pre_due_reminder"),
+    )
+    assert [v.signal_id for v in engine.standing_signals(views)] == ["s2"]
+    again = [*views, engine.SignalView("s6", "late_rent_detected")]
+    assert [v.signal_id for v in engine.standing_signals(again)] == ["s2", "s6"]
+
+
+def test_a_case_is_raised_in_error_only_when_its_trigger_alone_is_withdrawn() -> None:
+    alone = _views(("f", "forfeiture_possible", True), ("l", "late_rent_detected", True))
+    assert engine.raised_in_error("in_contact", "f", "f", alone)
+    assert not engine.raised_in_error("resolved", "f", "f", alone)  # closed stays closed
+    assert not engine.raised_in_error("new", "other", "f", alone)  # not what opened it
+    standing = _views(("f", "forfeiture_possible", True), ("c", "complaint_pattern"))
+    assert not engine.raised_in_error("new", "f", "f", standing)
+
+
+def test_only_an_arrears_case_with_nothing_else_standing_awaits_review() -> None:
+    paid = _views(("f", "forfeiture_possible"), ("a", "arrears_cleared"))
+    assert engine.review_after_payment("new", "f", paid)
+    assert not engine.review_after_payment("pending_review", "f", paid)
+    complaints = _views(("c", "complaint_pattern"), ("a", "arrears_cleared"))
+    assert not engine.review_after_payment("new", "c", complaints)
+    engine.check_transition("pending_review", "resolved", resolution="paid")
+    engine.check_transition("new", "resolved", resolution="raised_in_error")
+    with pytest.raises(RuleViolation):
+        engine.check_transition("pending_review", "resolved", resolution=None)
+
+
+def test_arrears_before_payment_is_the_latest_standing_amount() -> None:
+    views = [
+        engine.SignalView("l", "late_rent_detected", arrears_ore=500_000),
+        engine.SignalView("f", "forfeiture_possible", arrears_ore=812_300),
+        engine.SignalView("c", "complaint_pattern"),
+    ]
+    assert engine.arrears_before_payment(views) == 812_300
+    assert engine.arrears_before_payment(views[2:]) is None

@@ -12,6 +12,7 @@ from services.cases.actions.records import (
     record_legal_step,
     record_referral,
 )
+from services.cases.actions.settle import on_retracted
 
 __all__ = [
     "Emit",
@@ -21,6 +22,7 @@ __all__ = [
     "new_id",
     "on_lease",
     "on_notification",
+    "on_retracted",
     "on_signal",
     "record_legal_step",
     "record_referral",

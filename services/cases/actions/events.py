@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.cases import engine
+from services.cases.actions import settle
 from services.cases.actions.common import Emit, Row, case_id_for, event
 from services.cases.store import CasesStore
 from shared.events import (
@@ -31,6 +32,10 @@ async def on_signal(
         if raised != case["priority"]:
             await store.update(case["id"], priority=raised, updated_at=now)
             case["priority"] = raised
+        await settle.reopen_for_new_arrears(store, case, signal, now=now, emit=emit)
+    summary, extra = signal.reason_en[:300], Row()
+    if signal.signal == "arrears_cleared":
+        summary, extra = await settle.arrears_cleared(store, case, signal, now=now, emit=emit)
     await store.add_entry(
         lease_id=signal.lease_id,
         org_id=signal.org_id,
@@ -41,7 +46,7 @@ async def on_signal(
         name=signal.signal,
         signal_id=signal.signal_id,
         due_date=signal.due_date,
-        summary=signal.reason_en[:300],
+        summary=summary,
         data={
             "rule": signal.rule,
             "policy_version": signal.policy_version,
@@ -49,6 +54,7 @@ async def on_signal(
             "days_late": signal.days_late,
             "arrears_ore": signal.arrears_ore,
             "risk_score": signal.risk.score,
+            **extra,
         },
     )
 

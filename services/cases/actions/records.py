@@ -28,21 +28,28 @@ async def change_status(
     actor: str,
     now: datetime,
     emit: Emit,
+    change_id: str | None = None,
 ) -> None:
-    """Move a case to another status if the engine allows it; publish CaseStatusChanged."""
+    """Move a case to another status if the engine allows it; publish CaseStatusChanged.
+
+    `change_id` makes the change's ids deterministic (changes made by the consumer).
+    """
     reason = engine.check_reason(reason)
     steps = [s.step for s in await store.step_views(case["id"])]
     engine.check_transition(case["status"], status, resolution=resolution, steps=steps)
     closed = now if status in engine.CLOSED else None
-    await store.update(
-        case["id"],
-        status=status,
-        resolution=resolution,
-        reason=reason,
-        updated_at=now,
-        closed_at=closed,
-    )
-    change_id = new_id("S")
+    changes: Row = {
+        "status": status,
+        "resolution": resolution,
+        "reason": reason,
+        "updated_at": now,
+        "closed_at": closed,
+    }
+    await store.update(case["id"], **changes)
+    case.update(changes)  # the consumer's cached open case follows
+    if closed is not None:
+        store.forget_open(case["lease_id"])
+    change_id = change_id or new_id("S")
     await store.add_entry(
         lease_id=case["lease_id"],
         org_id=case["org_id"],

@@ -104,6 +104,10 @@ class CasesStore:
         if self._batched:
             self._open[values["lease_id"]] = dict(values)
 
+    def forget_open(self, lease_id: str) -> None:
+        """Note that the lease's open case was just closed (batched lookups follow)."""
+        self._open[lease_id] = None
+
     async def update(self, case_id: str, **values: Any) -> None:
         """Update columns of a case."""
         await self.session.execute(update(cases).where(cases.c.id == case_id).values(**values))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases.models import (
@@ -16,6 +16,12 @@ from services.cases.models import (
     timeline,
 )
 from services.cases.reports import Activity, Attrs, CaseFact, ReportInput
+from services.cases.store.signals import RETRACTED
+
+#: Timeline kinds of an SMS: the notifier's channel (`sms` through Twilio, `log` without).
+SMS_KINDS = ("sms", "log")
+#: The notifier's templates for staff alerts: SMS to staff, not to the tenant.
+STAFF_TEMPLATES = ("staff_alert", "staff_escalation")
 
 
 class ReportStore:
@@ -72,10 +78,18 @@ class ReportStore:
             cases=facts,
             households=homes,
             late_signals=await self._activity(
-                org_id, timeline.c.kind == "signal", timeline.c.name == "late_rent_detected"
+                org_id,
+                timeline.c.kind == "signal",
+                timeline.c.name == "late_rent_detected",
+                # a retracted late signal was a false alarm: nobody was late
+                or_(timeline.c.status.is_(None), timeline.c.status != RETRACTED),
             ),
             sms=await self._activity(
-                org_id, timeline.c.kind == "sms", timeline.c.status.in_(("sent", "delivered"))
+                org_id,
+                # any tenant SMS that went out, whatever the channel (Twilio `sms` or `log`)
+                timeline.c.kind.in_(SMS_KINDS),
+                timeline.c.status.in_(("sent", "delivered")),
+                or_(timeline.c.name.is_(None), timeline.c.name.not_in(STAFF_TEMPLATES)),
             ),
             reached_calls=await self._activity(
                 org_id,
