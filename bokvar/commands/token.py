@@ -1,6 +1,7 @@
-"""`bokvar token`: mint a bearer JWT for the cases API, signed with BOKVAR_CASES_JWT_SECRET.
+"""`bokvar token`: mint a bearer JWT for the cases API, signed with BOKVAR_CASES_JWT_SECRET,
+or (`--service`) print the service token of the rules and notifier APIs.
 
-For development and tests: in production an identity provider issues the tokens with the
+For development and tests: in production an identity provider issues the JWTs with the
 same claims (`sub`, `role`, `org`, `municipality`, `exp`).
 """
 
@@ -13,12 +14,19 @@ from typing import Any
 from services.cases.config import CasesSettings
 from services.cases.engine import ROLES
 from shared.auth import encode_token
+from shared.config import CommonSettings
 
 NEEDS_ORG = ("landlord_staff", "bosocial")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--role", required=True, choices=ROLES, help="role claim")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--role", choices=ROLES, help="role claim of a cases JWT")
+    which.add_argument(
+        "--service",
+        action="store_true",
+        help="print the service token instead (BOKVAR_SERVICE_TOKEN: rules and notifier APIs)",
+    )
     parser.add_argument(
         "--org", default=None, help="organisation id (required for landlord_staff, bosocial)"
     )
@@ -57,6 +65,9 @@ def mint(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.service:
+        print(CommonSettings().service_token.get_secret_value())
+        return 0
     if args.role in NEEDS_ORG and not args.org:
         raise SystemExit(f"bokvar token: --org is required for role {args.role}")
     if args.role == "social_services" and not args.municipality:

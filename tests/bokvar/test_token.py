@@ -54,3 +54,10 @@ def test_token_needs_the_claims_its_role_is_checked_by(
     with pytest.raises(SystemExit) as done:
         main(["token", "--role", "social_services"])
     assert "--municipality is required" in str(done.value.code)
+
+
+def test_service_token_is_the_configured_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOKVAR_SERVICE_TOKEN", "a-service-token-for-this-test-0123456789")
+    assert _token(capsys, "--service") == "a-service-token-for-this-test-0123456789"
