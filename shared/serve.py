@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 async def _not_migrated(settings: CommonSettings, service: str) -> bool:
     database = Database(settings.database_url, service)
     try:
-        return not await is_migrated(database)
+        return not await asyncio.wait_for(is_migrated(database), timeout=15)
     except Exception as exc:  # unreachable now: the runtime retries and /readyz tells
         log.warning("serve.migrations_unknown", service=service, error=type(exc).__name__)
         return False
