@@ -60,6 +60,21 @@ def run(*args: str) -> int:
     return subprocess.call([str(BIN / args[0]), *args[1:]], cwd=ROOT)
 
 
+def become(*args: str) -> int:
+    """Replace this process with a program from the venv, run in the project root.
+
+    On POSIX dev.py execs, so Ctrl-C and SIGTERM reach the program itself (`bokvar up`
+    then drains and stops in order) and no dev.py is left waiting in between.
+    """
+    if os.name != "posix":
+        return run(*args)
+    program = str(BIN / args[0])
+    os.chdir(ROOT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, [program, *args[1:]])
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__)
@@ -69,13 +84,13 @@ def main(argv: list[str]) -> int:
     if command == "install":
         return 0
     if command == "up":
-        return run("bokvar", "up", *rest)
+        return become("bokvar", "up", *rest)
     if command == "test":
-        return run("pytest", *rest)
+        return become("pytest", *rest)
     if command == "lint":
         return run("ruff", "check", ".") or run("ruff", "format", "--check", ".")
     if command == "typecheck":
-        return run("mypy")
+        return become("mypy")
     if command == "bench":
         code = 0
         for script in sorted((ROOT / "bench").glob("*.py")):
@@ -83,7 +98,7 @@ def main(argv: list[str]) -> int:
             code = code or run("python", str(script), *rest)
         return code
     if command == "bokvar":
-        return run("bokvar", *rest)
+        return become("bokvar", *rest)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("bokvar.commands.docs", "regenerate event JSON Schemas and the settings table"),
     "audit": ("services.cases.cli", "verify the cases audit chain (audit verify)"),
     "clients": ("ingest.cli", "create ERP API clients (keys for the ingest API)"),
+    "token": ("bokvar.commands.token", "mint a bearer JWT for the cases API (development)"),
 }
 
 

@@ -43,6 +43,7 @@ from shared.http import (
     NotFound,
     Unauthorized,
     Unprocessable,
+    create_service_app,
     health_router,
     install_error_handlers,
 )
@@ -321,7 +322,7 @@ def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastA
             rt.spawn("seen-purge", ingestor.purge_loop)
             yield
 
-    app = FastAPI(title="Bokvar ingest", version="1", lifespan=lifespan)
+    app = create_service_app("ingest", title="Bokvar ingest", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_exception_handler(StarletteHTTPException, _http_error)

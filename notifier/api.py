@@ -26,7 +26,7 @@ from notifier.store import NotifierStore
 from notifier.webhooks import router as webhook_router
 from notifier.workflow import Context, escalate_overdue
 from shared.clock import Clock
-from shared.http import health_router, install_error_handlers
+from shared.http import create_service_app, health_router, install_error_handlers
 from shared.runtime import Runtime, service_runtime
 
 log = structlog.get_logger(__name__)
@@ -126,7 +126,7 @@ def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> Fas
             log.info("notifier.started", policy_version=policy.version, channel=sender.channel.name)
             yield
 
-    app = FastAPI(title="Bokvar notifier", version="1", lifespan=lifespan)
+    app = create_service_app("notifier", title="Bokvar notifier", lifespan=lifespan)
 
     def checks(request: Request) -> dict[str, object]:
         rt: Runtime = request.app.state.rt

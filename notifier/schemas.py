@@ -68,11 +68,16 @@ class TaskRead(BaseModel):
 
 
 class TaskAcknowledge(BaseModel):
-    """Who takes the task (default: the current assignee)."""
+    """Who takes the task: an active member of the staff directory."""
 
     model_config = ConfigDict(extra="forbid")
 
-    staff_id: str | None = Field(None, max_length=64)
+    staff_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="Id of the staff member who takes the task (must be in the directory).",
+    )
 
 
 class TaskComplete(BaseModel):

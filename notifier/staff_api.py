@@ -20,7 +20,7 @@ from notifier.schemas import (
 )
 from notifier.store import OPEN_TASK
 from shared.events.notification import TaskStatus
-from shared.http import Conflict, NotFound
+from shared.http import Conflict, NotFound, Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["staff"], dependencies=[Depends(require_service_token)])
 
@@ -97,13 +97,23 @@ async def acknowledge_task(
 ) -> TaskRead:
     """Take a task: it will not escalate any more."""
     task = await _task(store, task_id)
+    member = await store.get_staff(body.staff_id)
+    if member is None or not member.active:
+        raise Unprocessable(
+            "unknown staff member",
+            detail=[
+                {
+                    "field": "body.staff_id",
+                    "reason": f"no active staff member {body.staff_id} in the directory",
+                }
+            ],
+        )
     now = state.rt.clock.now()
-    assignee = body.staff_id or task.escalated_to or task.assignee_id
     row = await store.update_task(
         task_id,
         where_status=("created", "escalated"),
         status="acknowledged",
-        assignee_id=assignee,
+        assignee_id=body.staff_id,
         acknowledged_at=now,
         updated_at=now,
     )

@@ -6,7 +6,7 @@ sender step) and stages a `notification.events` record for each state change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,8 @@ class Context:
 
     policy: Policy
     tz: ZoneInfo
+    # Teams already warned about having no lead (the warning comes once per team, not per task).
+    teams_without_lead: set[str | None] = field(default_factory=set, compare=False, hash=False)
 
 
 async def stage_notification(store: NotifierStore, row: Any, now: datetime) -> None:
@@ -347,9 +349,11 @@ async def escalate_overdue(store: NotifierStore, ctx: Context, now: datetime) ->
         await store.stage([task_event(row, at=now)])
         TASKS_ESCALATED.inc()
         if lead is not None:
+            ctx.teams_without_lead.discard(task.team)
             await alert_staff(store, ctx, row, member=lead, template="staff_escalation", now=now)
-        else:
-            log.warning("notifier.escalation_without_lead", task_id=task.id, team=task.team)
+        elif task.team not in ctx.teams_without_lead:
+            ctx.teams_without_lead.add(task.team)
+            log.warning("notifier.escalation_without_lead", team=task.team, first_task_id=task.id)
         count += 1
     return count
 

@@ -35,6 +35,7 @@ from shared.http import (
     PayloadTooLarge,
     Unauthorized,
     Unprocessable,
+    create_service_app,
     health_router,
     install_error_handlers,
 )
@@ -261,7 +262,7 @@ def create_app(
                 await start_rules(rt, settings, app.state.policies)
             yield
 
-    app = FastAPI(title="Bokvar rules", version="1", lifespan=lifespan)
+    app = create_service_app("rules", title="Bokvar rules", lifespan=lifespan)
     app.state.settings = settings
     app.state.policies = load_policies(settings)
     install_error_handlers(app)

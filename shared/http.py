@@ -1,17 +1,41 @@
-"""HTTP pieces every service uses: the AppError family, its handler, and health routes."""
+"""HTTP pieces every service uses: the app factory, the AppError family, its handler, and
+health routes."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from shared.metrics import render_latest
+
+DOCS_ASSETS_URL = "/docs-assets"
+
+
+def create_service_app(
+    service: str,
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    **kwargs: Any,
+) -> FastAPI:
+    """Return a service's FastAPI app, with /docs and /redoc served without any CDN.
+
+    Swagger UI and ReDoc load their scripts and styles from this server (the assets come
+    with the fastapi-offline package), so the docs work offline and on closed networks.
+    """
+    app = FastAPIOffline(
+        title=title, version="1", lifespan=lifespan, static_url=DOCS_ASSETS_URL, **kwargs
+    )
+    app.state.service = service
+    return app
 
 
 class AppError(Exception):
@@ -125,9 +149,13 @@ def health_router(checks: Callable[[Request], Mapping[str, ReadinessCheck]]) -> 
 
     @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(request: Request, response: Response) -> Health:
-        """Tell whether the service can do its work (database, broker reachable)."""
+        """Tell whether the service can do its work (database migrated and reachable, broker)."""
         results: dict[str, bool] = {}
-        for name, check in checks(request).items():
+        named = dict(checks(request))
+        rt = getattr(request.app.state, "rt", None)
+        if rt is not None:
+            named["migrations"] = rt.migrations_applied
+        for name, check in named.items():
             try:
                 results[name] = await check()
             except Exception:

@@ -83,4 +83,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
-    logging.getLogger("aiokafka").setLevel(max(numeric, logging.WARNING))
+    # Per-request lines of the HTTP client (a contact lookup per SMS) say nothing useful.
+    for noisy in ("aiokafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

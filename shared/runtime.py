@@ -20,6 +20,7 @@ from shared.bus.broker import resolve_bootstrap_servers
 from shared.clock import Clock, clock_from_settings
 from shared.config import CommonSettings
 from shared.db import Database
+from shared.db.migrate import is_migrated
 
 log = structlog.get_logger(__name__)
 
@@ -37,8 +38,15 @@ class Runtime:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     producer_ready: bool = False
     relay: OutboxRelay | None = None
+    migrated: bool = False
     _runners: list[ConsumerRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def migrations_applied(self) -> bool:
+        """Tell whether the service's tables are migrated (checked until they are)."""
+        if not self.migrated:
+            self.migrated = await is_migrated(self.database)
+        return self.migrated
 
     def outbox_relay(self, outbox: Table) -> OutboxRelay:
         """Create (once) the relay of the service's outbox and run it in the background."""

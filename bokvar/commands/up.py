@@ -17,6 +17,8 @@ import signal
 import time
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from bokvar.commands.migrate import migrate_all
 from bokvar.processes import PORT_SETTINGS, ServiceProcess, wait_drained
 from shared.bus import create_topics
@@ -125,6 +127,7 @@ class Supervisor:
         for proc in self.procs.values():
             await proc.wait_healthy()
             print(f"  {proc.service:<9} {proc.url}/docs", flush=True)
+        print(credentials_note(self.settings), flush=True)
         print(f"Bokvar is up. Logs in {var / 'logs'}. Ctrl-C stops everything.", flush=True)
 
     async def watch(self) -> None:
@@ -168,9 +171,45 @@ class Supervisor:
             how = "after SIGTERM" if code == -signal.SIGTERM else f"exit {code}"
             print(f"   {service} stopped ({how})", flush=True)
         if self.broker is not None:
-            self.broker.stop()
-            (self.settings.var_dir / ADDRESS_FILE).unlink(missing_ok=True)
+            try:
+                self.broker.stop()
+            finally:
+                (self.settings.var_dir / ADDRESS_FILE).unlink(missing_ok=True)
         print("stopped.", flush=True)
+
+
+def credentials_note(settings: CommonSettings) -> str:
+    """Say how to call the APIs: the dev service token (only if it is the dev default)."""
+    token = settings.service_token.get_secret_value()
+    default = CommonSettings.model_fields["service_token"].get_default(call_default_factory=True)
+    is_dev = isinstance(default, SecretStr) and default.get_secret_value() == token
+    shown = token if is_dev else "(from BOKVAR_SERVICE_TOKEN, not shown)"
+    return (
+        "Calling the APIs (README, 'Calling the APIs'):\n"
+        f"  service token (rules, notifier): Authorization: Bearer {shown}\n"
+        "  cases JWT:      bokvar token --role admin   (or --role landlord_staff --org ORG)\n"
+        "  ingest API key: bokvar clients create --org ORG --name NAME"
+    )
+
+
+async def _run(sup: Supervisor) -> int:
+    """Start, then watch until a signal; a signal while starting stops at once."""
+    starting = asyncio.create_task(sup.start())
+    stop_asked = asyncio.create_task(sup.stopping.wait())
+    await asyncio.wait({starting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+    stop_asked.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 0
+    try:
+        starting.result()
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"!! {exc}; see {sup.settings.var_dir / 'logs'}", flush=True)
+        return 1
+    await sup.watch()
+    return 0
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -180,11 +219,9 @@ async def _main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.stopping.set)
     try:
-        await sup.start()
-        await sup.watch()
+        return await _run(sup)
     finally:
         await sup.stop()
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:

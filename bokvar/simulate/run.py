@@ -237,10 +237,7 @@ def summary(homes: list[Household], pushed: Pushed, seen: Observed, periods: lis
         "  signals by stage: "
         + (", ".join(f"{k} {v}" for k, v in sorted(by_stage.items())) or "none")
     )
-    last_status = Counter(max(v, key=lambda e: e.at).status for v in seen.sms.values())
-    channels = Counter(v[0].channel for v in seen.sms.values())
-    statuses = ", ".join(f"{k} {v}" for k, v in sorted(last_status.items())) or "none"
-    lines.append(f"  tenant messages: {len(seen.sms)} ({statuses}; channels {dict(channels)})")
+    lines += sms_lines(seen)
     kinds = Counter(v[0].kind for v in seen.tasks.values())
     kinds_text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
     lines.append(f"  staff tasks: {len(seen.tasks)} ({kinds_text})")
@@ -250,6 +247,55 @@ def summary(homes: list[Household], pushed: Pushed, seen: Observed, periods: lis
     )
     lines.append(late_payers_line(homes, seen))
     return "\n".join(lines)
+
+
+SmsHistory = dict[str, list[NotificationStatusChanged]]
+DEFERRED_NOTE = (
+    "not failed but held until the quiet hours end (policy default: tenant SMS only 08-20 "
+    "Stockholm time, not on Sundays or holidays; staff alerts in working hours) or the weekly "
+    "cap per tenant allows: the notifier sends them then"
+)
+
+
+def _last(history: list[NotificationStatusChanged]) -> NotificationStatusChanged:
+    return max(history, key=lambda e: e.at)
+
+
+def _statuses(group: SmsHistory) -> str:
+    last = Counter(_last(v).status for v in group.values())
+    return ", ".join(f"{k} {n}" for k, n in sorted(last.items())) or "none"
+
+
+def _purpose(template: str | None) -> str:
+    if template == "welcome":
+        return "welcome"
+    return "staff" if (template or "").startswith("staff_") else "rent"
+
+
+def sms_lines(seen: Observed) -> list[str]:
+    """Say what SMS went out: welcome apart from rent, through which channel, why some wait."""
+    groups: dict[str, SmsHistory] = {"welcome": {}, "rent": {}, "staff": {}}
+    for nid, history in seen.sms.items():
+        groups[_purpose(history[0].template)][nid] = history
+    signals = Counter(v[0].signal or "-" for v in groups["rent"].values())
+    channels = Counter(e.channel for v in seen.sms.values() for e in v if e.status == "sent")
+    via = ", ".join(f"{k} ({n})" for k, n in sorted(channels.items())) or "none yet"
+    if "log" in channels:
+        via += (
+            " (channel log: written to the notifier's log, not sent; set BOKVAR_NOTIFIER_TWILIO_*)"
+        )
+    welcome, rent, staff = groups["welcome"], groups["rent"], groups["staff"]
+    lines = [
+        f"  SMS: {len(seen.sms)}, sent through channel {via}",
+        f"    welcome SMS to new tenants: {len(welcome)} ({_statuses(welcome)})",
+        f"    about rent and arrears: {len(rent)} ({_statuses(rent)}); by signal: "
+        + (", ".join(f"{k} {n}" for k, n in sorted(signals.items())) or "none"),
+        f"    alerts to staff: {len(staff)} ({_statuses(staff)})",
+    ]
+    deferred = sum(1 for v in seen.sms.values() if _last(v).status == "deferred")
+    if deferred:
+        lines.append(f"    {deferred} deferred: {DEFERRED_NOTE}")
+    return lines
 
 
 def late_payers_line(homes: list[Household], seen: Observed) -> str:

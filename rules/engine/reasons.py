@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# "1 days" / "1 dagar" -> singular; a number that merely ends in 1 (11, 21) keeps the plural.
+_ONE_DAY = re.compile(r"(?<![\d,.])1 (days|dagar)\b")
+_SINGULAR = {"days": "1 day", "dagar": "1 dag"}
 
 _TEXTS: dict[str, tuple[str, str]] = {
     "pre_due_reminder": (
@@ -67,7 +72,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
 def reasons(signal: str, **fields: Any) -> tuple[str, str]:
     """Return (reason_sv, reason_en) for `signal` filled with `fields`."""
     sv, en = _TEXTS[signal]
-    return sv.format(**fields), en.format(**fields)
+    return _singular(sv.format(**fields)), _singular(en.format(**fields))
+
+
+def _singular(text: str) -> str:
+    return _ONE_DAY.sub(lambda m: _SINGULAR[m.group(1)], text)
 
 
 def kronor(ore: int) -> str:

@@ -15,7 +15,7 @@ from services.cases.models import inbox, outbox
 from services.cases.retention import start_retention_loop
 from services.cases.routes import admin, cases, records, reports
 from shared.clock import Clock
-from shared.http import health_router, install_error_handlers
+from shared.http import create_service_app, health_router, install_error_handlers
 from shared.runtime import Runtime, service_runtime
 
 _ERROR_NAMES = {403: "Forbidden", 409: "Conflict", 422: "Unprocessable"}
@@ -44,9 +44,9 @@ def create_app(
             )
             yield
 
-    app = FastAPI(
+    app = create_service_app(
+        "cases",
         title="Bokvar cases",
-        version="1",
         lifespan=lifespan,
         description="Cases, referrals, consent, payment plans, meetings, audit and reports. "
         "Every endpoint but health needs `Authorization: Bearer <JWT>`; send "

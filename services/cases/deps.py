@@ -148,7 +148,8 @@ async def case_for(
     )
     if section not in sections:
         await ctx.audit(action, case_id=case_id, outcome="denied")
-        raise Forbidden(f"no access to {section} of this case for role {ctx.principal.role}")
+        what = "this case" if section == "case" else f"the {section} of this case"
+        raise Forbidden(f"no access to {what} for role {ctx.principal.role}")
     await ctx.audit(action, case_id=case_id)
     return case, sections
 

@@ -7,11 +7,14 @@ PostgreSQL the migrations run inside the service's schema, which is created firs
 from __future__ import annotations
 
 import importlib.util
+import logging
 import tempfile
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -54,6 +57,35 @@ async def migrate(database: Database, revision: str = "head") -> None:
         if database.schema:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"'))
         await conn.run_sync(_upgrade, cfg, revision)
+
+
+def _applied(connection: Connection, service: str, schema: str | None) -> set[str]:
+    quiet = logging.getLogger("alembic.runtime.migration")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # "Context impl ..." on every check says nothing
+    try:
+        context = MigrationContext.configure(
+            connection,
+            opts={"version_table": f"alembic_version_{service}", "version_table_schema": schema},
+        )
+        return set(context.get_current_heads())
+    finally:
+        quiet.setLevel(level)
+
+
+async def is_migrated(database: Database) -> bool:
+    """Tell whether the service's tables are at the latest migration this code knows.
+
+    A database ahead of the code (a revision this code has never seen, as during a rolling
+    upgrade) counts as migrated; one with no version or an older one does not.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database.service))
+    async with database.engine.connect() as conn:
+        applied = await conn.run_sync(_applied, database.service, database.schema)
+    if not applied:
+        return False
+    known = {rev.revision for rev in script.walk_revisions()}
+    return applied == set(script.get_heads()) or not applied <= known
 
 
 async def make_revision(service: str, message: str) -> None:

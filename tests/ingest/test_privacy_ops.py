@@ -74,7 +74,7 @@ async def test_health_and_readiness(ingest: Ingest) -> None:
     assert (await ingest.http.get("/healthz")).json()["status"] == "ok"
     ready = await ingest.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": True, "broker": True}
+    assert ready.json()["checks"] == {"database": True, "broker": True, "migrations": True}
 
 
 async def test_openapi_has_an_example_for_every_body(ingest: Ingest) -> None:

@@ -210,7 +210,9 @@ async def test_staff_directory_and_task_lifecycle(
     await in_tx(db, clock, lambda s: on_signal(s, ctx, sig, clock.now()))
     [task] = (await client.get("/v1/tasks", params={"assignee": "s1"}, headers=AUTH)).json()
     task_id = task["id"]
-    ack = await client.post(f"/v1/tasks/{task_id}/acknowledge", json={}, headers=AUTH)
+    ack = await client.post(
+        f"/v1/tasks/{task_id}/acknowledge", json={"staff_id": "s1"}, headers=AUTH
+    )
     assert ack.json()["status"] == "acknowledged"
     no_date = {"outcome": "payment_promised"}
     resp = await client.post(f"/v1/tasks/{task_id}/complete", json=no_date, headers=AUTH)
@@ -221,7 +223,7 @@ async def test_staff_directory_and_task_lifecycle(
     again = await client.post(f"/v1/tasks/{task_id}/complete", json=done, headers=AUTH)
     assert again.status_code == 409 and again.json()["error"] == "Conflict"
     assert (
-        await client.post("/v1/tasks/nope/acknowledge", json={}, headers=AUTH)
+        await client.post("/v1/tasks/nope/acknowledge", json={"staff_id": "s1"}, headers=AUTH)
     ).status_code == 404
     notes = (await client.get("/v1/leases/L-1/notifications", headers=AUTH)).json()
     assert [n["recipient_kind"] for n in notes] == ["staff"]  # the alert to s1
@@ -233,3 +235,27 @@ async def test_staff_directory_and_task_lifecycle(
     assert bad_id.status_code == 422 and bad_id.json()["detail"][0]["field"] == "path.staff_id"
     assert (await client.delete("/v1/staff/s1", headers=AUTH)).status_code == 204
     assert (await client.get("/v1/staff/s1", headers=AUTH)).json()["active"] is False
+
+
+async def test_acknowledge_names_who_takes_the_task(
+    client: httpx.AsyncClient, db: Database, clock: ManualClock, ctx: Context
+) -> None:
+    member = {"name": "Anna", "phone": "+46701112223", "team": "team-a", "is_lead": True}
+    assert (await client.put("/v1/staff/s1", json=member, headers=AUTH)).status_code == 200
+    assert (await client.put("/v1/staff/gone", json=member, headers=AUTH)).status_code == 200
+    assert (await client.delete("/v1/staff/gone", headers=AUTH)).status_code == 204
+    await add_lease(db, clock)
+    sig = make_signal(signal="personal_contact_needed")
+    await in_tx(db, clock, lambda s: on_signal(s, ctx, sig, clock.now()))
+    [task] = (await client.get("/v1/tasks", params={"assignee": "s1"}, headers=AUTH)).json()
+    url = f"/v1/tasks/{task['id']}/acknowledge"
+    for body in ({}, {"staff_id": "nobody"}, {"staff_id": "gone"}, {"staff_id": ""}):
+        refused = await client.post(url, json=body, headers=AUTH)
+        assert refused.status_code == 422, body
+        assert [d["field"] for d in refused.json()["detail"]] == ["body.staff_id"], body
+    empty = await client.post(url, content=b"", headers=AUTH)
+    assert empty.status_code == 422
+    task_now = (await client.get(f"/v1/tasks/{task['id']}", headers=AUTH)).json()
+    assert task_now["status"] == "created"
+    taken = await client.post(url, json={"staff_id": "s1"}, headers=AUTH)
+    assert taken.status_code == 200 and taken.json()["assignee_id"] == "s1"

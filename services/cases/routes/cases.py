@@ -72,26 +72,32 @@ async def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseList:
-    """List the cases the caller may see, newest first."""
+    """List the cases the caller may see, newest first; `total` counts all of them."""
     p = ctx.principal
     await ctx.audit("cases.list", case_id=None)
+    filters = await _list_filters(ctx, org_id)
+    if filters is None:
+        return CaseList(items=[], total=0)
+    if p.role in ("admin", "landlord_staff", "bosocial"):  # the filters are the access
+        total = await ctx.store.count_cases(**filters, status=status)
+        rows = await ctx.store.list_cases(**filters, status=status, limit=limit, offset=offset)
+        return CaseList(items=[case_read(r) for r in rows], total=total)
+    # Authorities see a case by its consents or statutory notices: decide per case first.
+    visible = await _visible(ctx, await ctx.store.list_cases(**filters, status=status, limit=None))
+    page = visible[offset : offset + limit]
+    return CaseList(items=[case_read(r) for r in page], total=len(visible))
+
+
+async def _list_filters(ctx: Ctx, org_id: str | None) -> dict[str, Any] | None:
+    """Return the store filters that bound what the caller may list (None: nothing)."""
+    p = ctx.principal
     if p.role in ("landlord_staff", "bosocial"):
-        if p.org is None:
-            return CaseList(items=[], total=0)
-        rows = await ctx.store.list_cases(org_id=p.org, status=status, limit=limit, offset=offset)
-    elif p.role == "social_services":
-        if p.municipality is None:
-            return CaseList(items=[], total=0)
-        rows = await ctx.store.list_cases(
-            municipality_code=p.municipality, status=status, limit=limit, offset=offset
-        )
-    elif p.role == "budget_debt_advice":
-        ids = await ctx.store.cases_with_consent()
-        rows = await ctx.store.list_cases(ids=ids, status=status, limit=limit, offset=offset)
-    else:
-        rows = await ctx.store.list_cases(org_id=org_id, status=status, limit=limit, offset=offset)
-    items = [case_read(r) for r in await _visible(ctx, rows)]
-    return CaseList(items=items, total=len(items))
+        return None if p.org is None else {"org_id": p.org}
+    if p.role == "social_services":
+        return None if p.municipality is None else {"municipality_code": p.municipality}
+    if p.role == "budget_debt_advice":
+        return {"ids": await ctx.store.cases_with_consent()}
+    return {"org_id": org_id}
 
 
 @router.get("/{case_id}", response_model=CaseRead)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases.engine import ConsentView, StepView
@@ -27,6 +27,24 @@ from shared.clock import local_date
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
 _ENTRY_DEFAULTS: Row = {c.name: None for c in timeline.columns if c.name != "id"}
+
+
+def _case_filter(
+    query: Select[Any],
+    org_id: str | None,
+    municipality_code: str | None,
+    status: str | None,
+    ids: Sequence[str] | None,
+) -> Select[Any]:
+    if org_id is not None:
+        query = query.where(cases.c.org_id == org_id)
+    if municipality_code is not None:
+        query = query.where(cases.c.municipality_code == municipality_code)
+    if status is not None:
+        query = query.where(cases.c.status == status)
+    if ids is not None:
+        query = query.where(cases.c.id.in_(list(ids)))
+    return query
 
 
 class CasesStore:
@@ -81,21 +99,28 @@ class CasesStore:
         municipality_code: str | None = None,
         status: str | None = None,
         ids: Sequence[str] | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
     ) -> list[Row]:
-        """Return cases, newest first, filtered."""
+        """Return cases, newest first, filtered (limit None: all of them)."""
         query = select(cases).order_by(cases.c.opened_at.desc(), cases.c.id)
-        if org_id is not None:
-            query = query.where(cases.c.org_id == org_id)
-        if municipality_code is not None:
-            query = query.where(cases.c.municipality_code == municipality_code)
-        if status is not None:
-            query = query.where(cases.c.status == status)
-        if ids is not None:
-            query = query.where(cases.c.id.in_(list(ids)))
+        query = _case_filter(query, org_id, municipality_code, status, ids)
         result = await self.session.execute(query.limit(limit).offset(offset))
         return [dict(r._mapping) for r in result]
+
+    async def count_cases(
+        self,
+        *,
+        org_id: str | None = None,
+        municipality_code: str | None = None,
+        status: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Return how many cases the same filters as list_cases match."""
+        query = _case_filter(
+            select(func.count()).select_from(cases), org_id, municipality_code, status, ids
+        )
+        return int((await self.session.execute(query)).scalar_one())
 
     async def create(self, values: Mapping[str, Any]) -> None:
         """Insert a case (the partial unique index refuses a second open one)."""
