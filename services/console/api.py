@@ -19,7 +19,7 @@ from services.console.render import render
 from services.console.routes import auth, cases, dashboard, tasks
 from services.console.session import CsrfFailed, NotAllowed, SignInRequired
 from shared.clock import Clock, clock_from_settings
-from shared.http import health_router
+from shared.http import DOCS_ASSETS_URL, create_service_app, health_router
 
 log = structlog.get_logger()
 STATIC = Path(__file__).parent / "static"
@@ -27,6 +27,9 @@ SESSION_COOKIE = "bokvar_console"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
+)
+DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 )
 
 
@@ -45,7 +48,7 @@ def create_app(settings: ConsoleSettings, *, clock: Clock | None = None) -> Fast
             await app.state.backends.aclose()
             log.info("runtime.stopped", service="console")
 
-    app = FastAPI(title="Bokvar staff console", version="1", lifespan=lifespan, docs_url="/docs")
+    app = create_service_app("console", title="Bokvar staff console", lifespan=lifespan)
     app.state.settings = settings
     app.state.oauth = auth.oauth_client(settings)
     app.add_middleware(
@@ -80,7 +83,9 @@ async def _security_headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    # Swagger UI and ReDoc (served offline from DOCS_ASSETS_URL) start with an inline script.
+    docs = request.url.path in ("/docs", "/redoc") or request.url.path.startswith(DOCS_ASSETS_URL)
+    response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.headers.get("content-type", "").startswith("text/html"):

@@ -20,6 +20,8 @@ from rules.api import create_app as rules_app
 from rules.config import RulesSettings
 from services.cases.api import create_app as cases_app
 from services.cases.config import CasesSettings
+from services.console.api import create_app as console_app
+from services.console.config import ConsoleSettings
 from shared.bus.broker import EmbeddedBroker
 from shared.db import Database
 from shared.db.migrate import is_migrated, migrate
@@ -99,6 +101,7 @@ def _apps(tmp_path: Path) -> list[FastAPI]:
         rules_app(RulesSettings(**url)),  # type: ignore[arg-type]
         notifier_app(NotifierSettings(**url)),  # type: ignore[arg-type]
         cases_app(CasesSettings(**url)),  # type: ignore[arg-type]
+        console_app(ConsoleSettings()),
     ]
 
 
@@ -114,3 +117,13 @@ async def test_docs_load_every_asset_from_the_service_itself(tmp_path: Path) -> 
                 for asset in assets:
                     got = await client.get(asset)
                     assert got.status_code == 200 and len(got.content) > 100, asset
+
+
+async def test_console_pages_keep_a_strict_csp_and_its_docs_can_start() -> None:
+    app = console_app(ConsoleSettings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        login = await client.get("/login")
+        docs = await client.get("/docs")
+    assert "'unsafe-inline'" not in login.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline'" in docs.headers["content-security-policy"]
