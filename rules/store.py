@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from rules.engine import (
     LegalStep,
     Plan,
     Warning,
+    Watermark,
 )
 from shared.bus.outbox import outbox_row
 from shared.events import CloudEvent, EventData
@@ -78,7 +79,8 @@ def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> Te
 
 _LEASES = "lease_id, org_id, monthly_rent_ore, ended_on"
 _ENTRIES = (
-    "lease_id, entry_id, kind, amount_ore, booked_on, period, due_date, invoice_id, payment_id, id"
+    "lease_id, entry_id, kind, amount_ore, booked_on, period, due_date, invoice_id, payment_id, id,"
+    " known_at"
 )
 _PG_LEASES = _per_lease("leases", _LEASES)
 _PG_ENTRIES = _per_lease("ledger_entries", _ENTRIES, order="ORDER BY x.id")
@@ -337,10 +339,8 @@ class RulesStore:
         entries: dict[str, list[LedgerEntry]] = defaultdict(list)
         result = await self.session.execute(entry_query, params)
         rows: Sequence[Any] = result.all()
-        for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
-            entries[lease_id].append(
-                LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
-            )
+        for lease_id, *fields in rows:
+            entries[lease_id].append(LedgerEntry(*fields))
         extras = await self._extras(ids)
         out = {}
         for lease_id in ids:
@@ -484,6 +484,54 @@ class RulesStore:
         )
         return list(result.scalars().all())
 
+    async def watermarks(self, org_ids: Iterable[str]) -> dict[str, Watermark]:
+        """Return the latest ledger watermark of each organisation that has sent one."""
+        t = m.org_watermarks
+        ids = sorted(set(org_ids))
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(t.c.org_id, t.c.booked_through, t.c.received_at).where(t.c.org_id.in_(ids))
+        )
+        return {org: Watermark(through, at) for org, through, at in result.all()}
+
+    async def advance_watermark(
+        self, org_id: str, booked_through: date, received_at: datetime, now: datetime
+    ) -> bool:
+        """Store a watermark unless it is older than the stored one; True if it advanced.
+
+        An advanced watermark brings forward the org's deadlines due by tomorrow (the
+        stages held for it), so the next sweep looks at them now.
+        """
+        t = m.org_watermarks
+        stmt = self._insert(t).values(
+            org_id=org_id, booked_through=booked_through, received_at=received_at
+        )
+        newer = (stmt.excluded.booked_through > t.c.booked_through) | (
+            (stmt.excluded.booked_through == t.c.booked_through)
+            & (stmt.excluded.received_at > t.c.received_at)
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[t.c.org_id],
+            set_={"booked_through": stmt.excluded.booked_through, "received_at": received_at},
+            where=newer,
+        ).returning(t.c.org_id)
+        if (await self.session.execute(upsert)).first() is None:
+            return False
+        d, lc = m.deadlines, m.leases.c
+        soon = now + timedelta(days=2)
+        await self.session.execute(
+            update(d)
+            .where(
+                d.c.open,
+                d.c.due_at > now,
+                d.c.due_at <= soon,
+                d.c.lease_id.in_(select(lc.lease_id).where(lc.org_id == org_id)),
+            )
+            .values(due_at=now)
+        )
+        return True
+
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and the bench)."""
         return int(
@@ -502,6 +550,7 @@ _ENTRY_COLUMNS = (
     "invoice_id",
     "payment_id",
     "id",
+    "known_at",
 )
 
 
@@ -562,8 +611,6 @@ def _side_rows(
 def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:
     """`_PG_ENTRIES` rows (insertion order) as LedgerEntry lists per lease."""
     entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
-        entries[lease_id].append(
-            LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
-        )
+    for lease_id, *fields in rows:
+        entries[lease_id].append(LedgerEntry(*fields))
     return entries

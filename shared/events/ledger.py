@@ -63,3 +63,23 @@ class CreditIssued(EventData):
     booked_date: date
     invoice_id: str | None = None
     reason: str | None = Field(None, max_length=200)
+
+
+class LedgerWatermarkAdvanced(EventData):
+    """The organisation's ERP has sent every payment booked on or before `booked_through`.
+
+    Org-wide: `lease_id` is always `*` and the Kafka key is `org:{org_id}` (every watermark
+    of an organisation in one partition, in order). Rules keeps the latest per organisation
+    in its database, so every instance's sweep uses it; an older one changes nothing.
+    """
+
+    event_type = "se.bokvar.ledger.watermark_advanced.v1"
+    topic = LEDGER_EVENTS
+
+    lease_id: Literal["*"] = Field("*", description="Always `*`: the event is about no lease.")
+    booked_through: date = Field(description="Every payment booked on or before this day was sent.")
+
+    @property
+    def key(self) -> str:
+        """Return the Kafka key `org:{org_id}` (no lease: the organisation orders its watermarks)."""
+        return f"org:{self.org_id}"

@@ -40,7 +40,7 @@ def test_an_organisation_override_changes_what_fires() -> None:
         800_000,
         entries=(charge("2026-03", MARCH_DUE), payment("p1", 797_000, MARCH_DUE)),
     )
-    now = at(date(2026, 3, 2))
+    now = at(date(2026, 3, 3))  # the stage of 03-02, after the settlement lag
     assert [s.signal for s in evaluate(owes_30_kr, policies.default, now, frozenset()).signals] == [
         "late_rent_detected"
     ]
