@@ -81,5 +81,5 @@ class LedgerWatermarkAdvanced(EventData):
 
     @property
     def key(self) -> str:
-        """Return the Kafka key `org:{org_id}` (no lease: the organisation orders its watermarks)."""
+        """Return the Kafka key `org:{org_id}`: one organisation's watermarks stay in order."""
         return f"org:{self.org_id}"
