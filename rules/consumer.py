@@ -97,15 +97,16 @@ async def apply_events(
 ) -> set[str]:
     """Write the events' facts to the tables (idempotent by business id); return touched leases.
 
-    A ledger watermark is about no lease: it is stored per organisation (the latest wins)
-    and brings the org's held stages forward to the next sweep (`now`: the clock's now).
+    A ledger watermark is about no lease: it is stored per organisation (the latest wins),
+    and the org's leases with a deadline in the next two days (those that may hold a
+    stage for it) count as touched, so they are evaluated now (`now`: the clock's now).
     """
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     touched: set[str] = set()
     for event in events:
         d = event.data
         if isinstance(d, LedgerWatermarkAdvanced):
-            await _advance(store, event, d, now or event.time)
+            touched.update(await _advance(store, event, d, now or event.time))
             continue
         touched.add(d.lease_id)
         rows["known"].append({"lease_id": d.lease_id, "org_id": d.org_id, "monthly_rent_ore": 0})
@@ -141,14 +142,17 @@ async def apply_events(
 
 async def _advance(
     store: RulesStore, event: CloudEvent[EventData], d: LedgerWatermarkAdvanced, now: datetime
-) -> None:
-    advanced = await store.advance_watermark(d.org_id, d.booked_through, event.time, now)
+) -> list[str]:
+    """Store the watermark; return the org's leases whose held stages it may release."""
+    held = await store.advance_watermark(d.org_id, d.booked_through, event.time, now)
     log.info(
         "rules.watermark",
         org_id=d.org_id,
         booked_through=d.booked_through.isoformat(),
-        advanced=advanced,
+        advanced=held is not None,
+        leases=len(held or ()),
     )
+    return held or []
 
 
 def _collect_other(d: EventData, rows: dict[str, list[dict[str, Any]]]) -> None:

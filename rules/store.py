@@ -497,11 +497,11 @@ class RulesStore:
 
     async def advance_watermark(
         self, org_id: str, booked_through: date, received_at: datetime, now: datetime
-    ) -> bool:
-        """Store a watermark unless it is older than the stored one; True if it advanced.
+    ) -> list[str] | None:
+        """Store a watermark unless it is older than the stored one (then return None).
 
-        An advanced watermark brings forward the org's deadlines due by tomorrow (the
-        stages held for it), so the next sweep looks at them now.
+        Return the org's leases with an open deadline within two days of `now`: the ones
+        that may hold a stage for this watermark, for the caller to evaluate now.
         """
         t = m.org_watermarks
         stmt = self._insert(t).values(
@@ -517,20 +517,15 @@ class RulesStore:
             where=newer,
         ).returning(t.c.org_id)
         if (await self.session.execute(upsert)).first() is None:
-            return False
-        d, lc = m.deadlines, m.leases.c
-        soon = now + timedelta(days=2)
-        await self.session.execute(
-            update(d)
-            .where(
-                d.c.open,
-                d.c.due_at > now,
-                d.c.due_at <= soon,
-                d.c.lease_id.in_(select(lc.lease_id).where(lc.org_id == org_id)),
-            )
-            .values(due_at=now)
+            return None
+        d, lc = m.deadlines.c, m.leases.c
+        held = (
+            select(d.lease_id)
+            .join(m.leases, lc.lease_id == d.lease_id)
+            .where(d.open, d.due_at <= now + timedelta(days=2), lc.org_id == org_id)
+            .group_by(d.lease_id)
         )
-        return True
+        return list((await self.session.execute(held)).scalars().all())
 
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and the bench)."""

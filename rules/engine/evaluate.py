@@ -115,7 +115,7 @@ def _hold(
 ) -> None:
     """Keep a due stage waiting for the ledger to be complete; look again on `release`."""
     # without a release day (waiting for a watermark) look again tomorrow; a watermark
-    # that arrives earlier brings the deadline forward (RulesStore.advance_watermark)
+    # that arrives earlier has the consumer evaluate the lease at once (advance_watermark)
     again = release or ev.today + timedelta(days=1)
     add_deadline(ev, stage.signal, charge.period, stage.name, again)
     ev.held.append(
