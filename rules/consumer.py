@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -143,12 +143,24 @@ async def apply_events(
 async def _advance(
     store: RulesStore, event: CloudEvent[EventData], d: LedgerWatermarkAdvanced, now: datetime
 ) -> list[str]:
-    """Store the watermark; return the org's leases whose held stages it may release."""
-    held = await store.advance_watermark(d.org_id, d.booked_through, event.time, now)
+    """Store the watermark once all its copies are in; return the leases it may release."""
+    if d.partition is not None and d.partitions is not None:
+        args = (d.org_id, d.booked_through, d.partition, d.partitions, event.time)
+        if not await store.add_watermark_copy(*args):
+            return []  # copies in other partitions still to come
+    return await apply_watermark(store, d.org_id, d.booked_through, event.time, now)
+
+
+async def apply_watermark(
+    store: RulesStore, org_id: str, through: date, received_at: datetime, now: datetime
+) -> list[str]:
+    """Advance the org's watermark; return its leases whose held stages it may release."""
+    held = await store.advance_watermark(org_id, through, received_at, now)
+    await store.drop_watermark_copies(org_id, through)
     log.info(
         "rules.watermark",
-        org_id=d.org_id,
-        booked_through=d.booked_through.isoformat(),
+        org_id=org_id,
+        booked_through=through.isoformat(),
         advanced=held is not None,
         leases=len(held or ()),
     )

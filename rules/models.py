@@ -60,6 +60,18 @@ org_watermarks = Table(
     Column("received_at", UtcDateTime(), nullable=False),
 )
 
+# Copies of a watermark seen so far, one per ledger.events partition: the watermark counts
+# once every copy is in (each follows the payments sent before it in its partition).
+watermark_copies = Table(
+    "watermark_copies",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("booked_through", Date(), primary_key=True),
+    Column("partition", Integer(), primary_key=True),
+    Column("partitions", Integer(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
 complaints = Table(
     "complaints",
     metadata,

@@ -527,6 +527,41 @@ class RulesStore:
         )
         return list((await self.session.execute(held)).scalars().all())
 
+    async def add_watermark_copy(
+        self, org_id: str, booked_through: date, partition: int, partitions: int, at: datetime
+    ) -> bool:
+        """Record one partition's copy of a watermark; True once every copy is in."""
+        t = m.watermark_copies
+        row = {
+            "org_id": org_id,
+            "booked_through": booked_through,
+            "partition": partition,
+            "partitions": partitions,
+            "received_at": at,
+        }
+        await self._insert_new(t, [row])
+        seen = await self.session.execute(
+            select(func.count()).where(t.c.org_id == org_id, t.c.booked_through == booked_through)
+        )
+        return int(seen.scalar_one()) >= partitions
+
+    async def complete_watermarks(self) -> list[tuple[str, date, datetime]]:
+        """Return watermarks whose copies are all in (two instances may each miss the last)."""
+        t = m.watermark_copies
+        query = (
+            select(t.c.org_id, t.c.booked_through, func.max(t.c.received_at))
+            .group_by(t.c.org_id, t.c.booked_through)
+            .having(func.count() >= func.max(t.c.partitions))
+        )
+        return [(org, day, at) for org, day, at in (await self.session.execute(query)).all()]
+
+    async def drop_watermark_copies(self, org_id: str, through: date) -> None:
+        """Forget the copies of an organisation's watermarks up to `through` (applied)."""
+        t = m.watermark_copies
+        await self.session.execute(
+            delete(t).where(t.c.org_id == org_id, t.c.booked_through <= through)
+        )
+
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and the bench)."""
         return int(

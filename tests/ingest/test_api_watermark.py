@@ -18,14 +18,23 @@ async def test_watermark_is_published_org_wide_after_acks(ingest: Ingest) -> Non
     resp = await ingest.post("/v1/ledger/watermark", body)
     assert resp.status_code == 202, resp.text
     assert resp.json() == {"event_id": "wm-1", "id": "org1:wm-1", "status": "accepted"}
-    [record] = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=1)
-    assert header(record, "ce_type") == "se.bokvar.ledger.watermark_advanced.v1"
-    assert record.key == b"org:org1"
-    assert orjson.loads(record.value) == {
-        "lease_id": "*",
-        "org_id": "org1",
-        "booked_through": today.isoformat(),
-    }
+    # one copy per partition of ledger.events, each behind what was sent before it there
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
+    partitions = orjson.loads(records[0].value)["partitions"]
+    assert partitions > 1 and len(records) == partitions
+    assert {r.partition for r in records} == set(range(partitions))
+    for record in records:
+        assert header(record, "ce_type") == "se.bokvar.ledger.watermark_advanced.v1"
+        data = orjson.loads(record.value)
+        assert header(record, "ce_id") == f"org1:wm-1:p{data['partition']}"
+        assert record.key.decode().startswith("org:org1:")
+        assert data == {
+            "lease_id": "*",
+            "org_id": "org1",
+            "booked_through": today.isoformat(),
+            "partition": record.partition,
+            "partitions": partitions,
+        }
     again = await ingest.post("/v1/ledger/watermark", body)
     assert again.status_code == 202 and again.json()["status"] == "duplicate"
 

@@ -100,3 +100,49 @@ async def test_watermark_releases_held_stages_and_a_late_payment_retracts_once(
     # re-evaluations and later sweeps neither retract again nor clear
     assert await _consume(db, clock, _lease("L1"), at=_at(date(2026, 3, 4))) == []
     assert await _sweep(db, clock, _midnight(date(2026, 3, 10))) == []
+
+
+async def test_a_watermark_counts_once_every_partition_copy_is_in(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("rules")
+    clock = ManualClock(_at(date(2026, 2, 20)))
+    await _consume(
+        db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=_at(date(2026, 2, 20))
+    )
+    assert await _sweep(db, clock, _midnight(date(2026, 3, 2))) == []  # held: no watermark
+
+    def copy(n: int) -> LedgerWatermarkAdvanced:
+        return LedgerWatermarkAdvanced(
+            org_id=ORG, booked_through=date(2026, 3, 1), partition=n, partitions=3
+        )
+
+    at = _at(date(2026, 3, 2), 2)
+    # two of three copies: a payment may still be queued in the third partition
+    assert await _consume(db, clock, copy(0), copy(2), at=at) == []
+    async with db.sessionmaker() as session:
+        assert (await session.execute(org_watermarks.select())).all() == []
+    [late] = [e.data for e in await _consume(db, clock, copy(1), at=at)]
+    assert isinstance(late, SignalRaised) and late.inputs["watermark"] == "2026-03-01"
+
+
+async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
+    make_database: MakeDatabase,
+) -> None:
+    # two rules instances store the last two copies at once; neither saw all three
+    db = await make_database("rules")
+    clock = ManualClock(_at(date(2026, 2, 20)))
+    await _consume(
+        db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=_at(date(2026, 2, 20))
+    )
+    at = _at(date(2026, 3, 2), 2)
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        for n in range(3):
+            await store.add_watermark_copy(ORG, date(2026, 3, 1), n, 3, at)
+    [late] = [e.data for e in await _sweep(db, clock, at + timedelta(seconds=1))]
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+    async with db.sessionmaker() as session:
+        assert (await session.execute(org_watermarks.select())).one().booked_through == date(
+            2026, 3, 1
+        )

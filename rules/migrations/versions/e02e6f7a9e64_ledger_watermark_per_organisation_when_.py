@@ -1,4 +1,4 @@
-"""ledger watermark per organisation; when ledger entries arrived
+"""ledger watermark per organisation (and its copies per partition); when ledger entries arrived
 
 Revision ID: e02e6f7a9e64
 Revises: ee46746ec258
@@ -27,6 +27,17 @@ def upgrade() -> None:
         sa.Column("received_at", shared.db.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_org_watermarks")),
     )
+    op.create_table(
+        "watermark_copies",
+        sa.Column("org_id", sa.String(length=64), nullable=False),
+        sa.Column("booked_through", sa.Date(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("partitions", sa.Integer(), nullable=False),
+        sa.Column("received_at", shared.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "org_id", "booked_through", "partition", name=op.f("pk_watermark_copies")
+        ),
+    )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("known_at", shared.db.types.UtcDateTime(timezone=True), nullable=True)
@@ -40,5 +51,6 @@ def downgrade() -> None:
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_column("known_at")
 
+    op.drop_table("watermark_copies")
     op.drop_table("org_watermarks")
     # ### end Alembic commands ###
