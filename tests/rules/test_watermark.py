@@ -102,14 +102,20 @@ async def test_watermark_releases_held_stages_and_a_late_payment_retracts_once(
     assert await _sweep(db, clock, _midnight(date(2026, 3, 10))) == []
 
 
-async def test_a_watermark_counts_once_every_partition_copy_is_in(
-    make_database: MakeDatabase,
-) -> None:
+async def _charged(make_database: MakeDatabase) -> tuple[Database, ManualClock]:
+    """A lease charged for March on 02-20 (no payment, no watermark yet)."""
     db = await make_database("rules")
     clock = ManualClock(_at(date(2026, 2, 20)))
     await _consume(
         db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=_at(date(2026, 2, 20))
     )
+    return db, clock
+
+
+async def test_a_watermark_counts_once_every_partition_copy_is_in(
+    make_database: MakeDatabase,
+) -> None:
+    db, clock = await _charged(make_database)
     assert await _sweep(db, clock, _midnight(date(2026, 3, 2))) == []  # held: no watermark
 
     def copy(n: int) -> LedgerWatermarkAdvanced:
@@ -130,11 +136,7 @@ async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
     make_database: MakeDatabase,
 ) -> None:
     # two rules instances store the last two copies at once; neither saw all three
-    db = await make_database("rules")
-    clock = ManualClock(_at(date(2026, 2, 20)))
-    await _consume(
-        db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=_at(date(2026, 2, 20))
-    )
+    db, clock = await _charged(make_database)
     at = _at(date(2026, 3, 2), 2)
     async with db.sessionmaker() as session, session.begin():
         store = RulesStore(session)
