@@ -359,3 +359,17 @@ def test_no_escalation_after_the_lease_ended() -> None:
         "personal_contact_needed",
         "forfeiture_possible",
     ]
+
+
+def test_reasons_name_categories_in_swedish_and_format_amounts_like_the_sms() -> None:
+    sc = _complaints(date(2026, 3, 1), date(2026, 3, 31))
+    sc.run(date(2026, 3, 1), date(2026, 4, 5))
+    pattern = sc.emitted["L1:c1:disturbance_pattern"]
+    assert pattern.reason_sv == "2 klagomål om störning inom 30 dagar."
+    assert pattern.reason_en == "2 disturbance complaints within 30 days."
+    sc = Scenario(rent=1_234_550)
+    sc.add(at(date(2026, 2, 13)), charge("2026-03", MARCH_DUE, 1_234_550))
+    sc.run(date(2026, 2, 10), date(2026, 3, 5))
+    late = sc.emitted["L1:2026-03:late_rent_detected"]
+    assert "(12 345,50 kr)" in late.reason_sv  # shared.format.format_sek, as in the SMS
+    assert "(12 345,50 SEK)" in late.reason_en
