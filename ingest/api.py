@@ -34,6 +34,7 @@ from ingest.schemas import (
     ReversalIn,
     StrictIn,
     WarningIn,
+    WatermarkIn,
 )
 from ingest.service import Ingestor, batch_result
 from shared.clock import Clock
@@ -176,6 +177,21 @@ def _events_router() -> APIRouter:
     ) -> Accepted:
         """Record a credit issued on the lease."""
         return await _single(ing, org, "credit", body)
+
+    @r.post("/ledger/watermark", status_code=202, responses=ERRORS)
+    async def watermark(
+        body: Annotated[
+            WatermarkIn, Body(openapi_examples=ex.example(ex.WATERMARK, "Payments through 4 Jan"))
+        ],
+        org: Org,
+        ing: Ing,
+    ) -> Accepted:
+        """Say that every payment booked on or before a day has been sent (org-wide).
+
+        Send it after the day's payments were accepted. Late-rent stages wait for it (see
+        docs/ingest.md); an older watermark than the latest one changes nothing.
+        """
+        return await _single(ing, org, "watermark", body)
 
     @r.post("/complaints", status_code=202, responses=ERRORS)
     async def complaint(

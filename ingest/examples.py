@@ -80,6 +80,7 @@ WARNING: dict[str, Any] = {
     "category": "disturbance",
     "issued_date": "2026-03-04",
 }
+WATERMARK: dict[str, Any] = {"event_id": "erp-2027-000401", "booked_through": "2027-01-04"}
 BATCH: list[dict[str, Any]] = [
     {"type": "lease", **LEASE},
     {"type": "charge", **CHARGE},

@@ -22,6 +22,7 @@ from ingest.schemas import (
     ReversalIn,
     StrictIn,
     WarningIn,
+    WatermarkIn,
 )
 from shared.clock import local_date
 from shared.events import (
@@ -33,6 +34,7 @@ from shared.events import (
     LeaseEnded,
     LeaseRegistered,
     LeaseUpdated,
+    LedgerWatermarkAdvanced,
     PaymentReceived,
     PaymentReversed,
     RentCharged,
@@ -324,10 +326,22 @@ def _warning(body: WarningIn, ctx: Context, known: Known) -> EventData:
     )
 
 
+def _watermark(body: WatermarkIn, ctx: Context) -> LedgerWatermarkAdvanced:
+    """The org-wide watermark; a day after today cannot be complete (422)."""
+    if body.booked_through > ctx.today:
+        raise _reject(
+            "booked_through",
+            f"after today ({ctx.today.isoformat()}): a future day's payments cannot be complete",
+        )
+    return LedgerWatermarkAdvanced(org_id=ctx.org_id, booked_through=body.booked_through)
+
+
 def translate(
     body: StrictIn, ctx: Context, known: Known, writes: Writes, *, path_id: str | None = None
 ) -> EventData:
     """Return the event data for one validated body; raise Rejected with field and reason."""
+    if isinstance(body, WatermarkIn):
+        return _watermark(body, ctx)
     if isinstance(body, LeaseIn):
         return _lease(body, ctx, known, writes)
     if isinstance(body, LeaseEndIn):

@@ -292,3 +292,13 @@ class LeaseContacts(BaseModel):
     lease_id: str
     org_id: str
     tenants: list[ContactRead]
+
+
+class WatermarkIn(StrictIn):
+    """The ERP has sent every payment booked on or before `booked_through` (org-wide)."""
+
+    event_id: EventId
+    booked_through: IsoDate = Field(
+        description="Every payment booked on or before this day has been sent to Bokvar. "
+        "Send it after the day's payments were accepted; not after today."
+    )

@@ -19,8 +19,10 @@ from ingest.pipeline import Item, Outcome, process, referenced
 from ingest.processing import Context
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
+from ingest.watermark import fan_out, has_watermark
 from shared.http import NotFound, ServiceUnavailable, Unauthorized
 from shared.runtime import Runtime
+from shared.topics import LEDGER_EVENTS
 
 log = structlog.get_logger(__name__)
 
@@ -92,8 +94,11 @@ class Ingestor:
         if not self.rt.producer_ready:
             raise ServiceUnavailable("the event broker is unreachable", headers=retry_after)
         try:
+            events = outcome.events
+            if has_watermark(events):  # one copy per partition (ingest/watermark.py)
+                events = fan_out(events, await self.rt.producer.partitions(LEDGER_EVENTS))
             await asyncio.wait_for(
-                self.rt.producer.publish_many(outcome.events),
+                self.rt.producer.publish_many(events),
                 timeout=self.settings.ingest_publish_timeout_seconds,
             )
         except Exception as exc:

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rules.config import RulesSettings
-from rules.engine import evaluate
+from rules.engine import Evaluation, evaluate
+from rules.engine.settlement import RETRACTED
 from rules.engine.whatif import Flag, compare
 from rules.policy import Policy, PolicyError, PolicySet, parse_document, validate_policy
 from rules.schemas import (
@@ -60,6 +61,7 @@ WHAT_HAPPENS = {
     "enforcement_possible": "an application to Kronofogden becomes possible",
     "plan_breached": "the payment plan is checked; a missed installment opens a case",
 }
+# in order of severity (the status shows the most severe open one)
 _STAGE_SIGNALS = (
     "late_rent_detected",
     "personal_contact_needed",
@@ -108,9 +110,9 @@ async def lease_status(
         raise NotFound(f"unknown lease {lease_id}")
     policy = policies.for_org(state.org_id)
     emitted = await store.list_signals(lease_id)
-    ev = evaluate(state, policy, rt.clock.now(), frozenset(r.signal_id for r in emitted))
+    watermark = (await store.watermarks([state.org_id])).get(state.org_id)
+    ev = evaluate(state, policy, rt.clock.now(), frozenset(r.signal_id for r in emitted), watermark)
     arrears = ev.ledger.arrears_ore(ev.today)
-    staged = [r for r in emitted if r.signal in _STAGE_SIGNALS]
     upcoming = sorted(ev.deadlines, key=lambda d: (d.due_at, d.stage))
     deadlines = [
         DeadlineRead(
@@ -132,7 +134,9 @@ async def lease_status(
         months_of_rent_owed=round(arrears / state.monthly_rent_ore, 2)
         if state.monthly_rent_ore
         else 0.0,
-        stage=staged[-1].signal if staged and arrears > 0 else None,
+        stage=_most_severe(emitted, lease_id, ev) if arrears > 0 else None,
+        held=_jsonable(ev.held),
+        watermark=watermark.booked_through if watermark else None,
         next_deadline=deadlines[0] if deadlines else None,
         upcoming=deadlines,
         risk=ev.risk.model(),
@@ -155,6 +159,23 @@ async def lease_status(
             for r in emitted
         ],
     )
+
+
+def _most_severe(emitted: list[Any], lease_id: str, ev: Evaluation) -> str | None:
+    """Return the most severe stage still open: not retracted, its charge (if any) unpaid."""
+    ids = {r.signal_id for r in emitted}
+    open_periods = {c.period for c in ev.ledger.charges if c.open_ore > 0}
+    ladder = {"late_rent_detected", "personal_contact_needed", "forfeiture_possible"}
+    best: str | None = None
+    for r in emitted:
+        if r.signal not in _STAGE_SIGNALS or f"{r.signal_id}{RETRACTED}" in ids:
+            continue
+        ref = r.signal_id[len(lease_id) + 1 :].rsplit(":", 1)[0]
+        if r.signal in ladder and ref not in open_periods:
+            continue  # that charge is paid: its stage is over
+        if best is None or _STAGE_SIGNALS.index(r.signal) > _STAGE_SIGNALS.index(best):
+            best = r.signal
+    return best
 
 
 def _jsonable(value: Any) -> Any:

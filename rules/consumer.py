@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 import structlog
 
-from rules.engine import SignalDraft, evaluate
+from rules.engine import RetractionDraft, SignalDraft, evaluate
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.bus import Batch, Handler
@@ -24,12 +24,14 @@ from shared.events import (
     LeaseEnded,
     LeaseRegistered,
     LeaseUpdated,
+    LedgerWatermarkAdvanced,
     LegalStepRecorded,
     PaymentPlanAgreed,
     PaymentReceived,
     PaymentReversed,
     RentCharged,
     SignalRaised,
+    SignalRetracted,
     WarningIssued,
     new_event,
 )
@@ -44,7 +46,13 @@ SOURCE = "bokvar/rules"
 
 def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
     d = event.data
-    base = {"lease_id": d.lease_id, "period": None, "due_date": None, "payment_id": None}
+    base = {
+        "lease_id": d.lease_id,
+        "period": None,
+        "due_date": None,
+        "payment_id": None,
+        "known_at": event.time,
+    }
     if isinstance(d, RentCharged):
         booked = min(local_date(event.time), d.due_date)
         return base | {
@@ -84,12 +92,22 @@ def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
     return None
 
 
-async def apply_events(store: RulesStore, events: Sequence[CloudEvent[EventData]]) -> set[str]:
-    """Write the events' facts to the tables (idempotent by business id); return touched leases."""
+async def apply_events(
+    store: RulesStore, events: Sequence[CloudEvent[EventData]], now: datetime | None = None
+) -> set[str]:
+    """Write the events' facts to the tables (idempotent by business id); return touched leases.
+
+    A ledger watermark is about no lease: it is stored per organisation (the latest wins),
+    and the org's leases with a deadline in the next two days (those that may hold a
+    stage for it) count as touched, so they are evaluated now (`now`: the clock's now).
+    """
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     touched: set[str] = set()
     for event in events:
         d = event.data
+        if isinstance(d, LedgerWatermarkAdvanced):
+            touched.update(await _advance(store, event, d, now or event.time))
+            continue
         touched.add(d.lease_id)
         rows["known"].append({"lease_id": d.lease_id, "org_id": d.org_id, "monthly_rent_ore": 0})
         entry = _ledger_row(event)
@@ -120,6 +138,33 @@ async def apply_events(store: RulesStore, events: Sequence[CloudEvent[EventData]
         elif isinstance(d, LeaseEnded):
             await store.end_lease(d.lease_id, d.end_date)
     return touched
+
+
+async def _advance(
+    store: RulesStore, event: CloudEvent[EventData], d: LedgerWatermarkAdvanced, now: datetime
+) -> list[str]:
+    """Store the watermark once all its copies are in; return the leases it may release."""
+    if d.partition is not None and d.partitions is not None:
+        args = (d.org_id, d.booked_through, d.partition, d.partitions, event.time)
+        if not await store.add_watermark_copy(*args):
+            return []  # copies in other partitions still to come
+    return await apply_watermark(store, d.org_id, d.booked_through, event.time, now)
+
+
+async def apply_watermark(
+    store: RulesStore, org_id: str, through: date, received_at: datetime, now: datetime
+) -> list[str]:
+    """Advance the org's watermark; return its leases whose held stages it may release."""
+    held = await store.advance_watermark(org_id, through, received_at, now)
+    await store.drop_watermark_copies(org_id, through)
+    log.info(
+        "rules.watermark",
+        org_id=org_id,
+        booked_through=through.isoformat(),
+        advanced=held is not None,
+        leases=len(held or ()),
+    )
+    return held or []
 
 
 def _collect_other(d: EventData, rows: dict[str, list[dict[str, Any]]]) -> None:
@@ -186,24 +231,23 @@ async def evaluate_leases(
 ) -> list[CloudEvent[EventData]]:
     """Evaluate leases at `now`: claim new signals, replace deadlines; return events to emit."""
     states, emitted, open_deadlines = await store.load_for_evaluation(lease_ids)
+    watermarks = await store.watermarks(s.org_id for s in states.values())
     claims: list[dict[str, Any]] = []
     events: dict[str, CloudEvent[EventData]] = {}
     deadlines = {}
     for lease_id, state in states.items():
         policy = policies.for_org(state.org_id)
-        ev = evaluate(state, policy, now, emitted.get(lease_id, frozenset()))
+        seen = emitted.get(lease_id, frozenset())
+        ev = evaluate(state, policy, now, seen, watermarks.get(state.org_id))
+        for retraction in ev.retractions:
+            claims.append(_claim(retraction.retraction_id, lease_id, "signal_retracted", now, now))
+            events[retraction.retraction_id] = retraction_event(
+                retraction, lease_id=lease_id, org_id=state.org_id, version=policy.version
+            )
         # only the earliest matters: the sweep re-evaluates then and stores the next one
         deadlines[lease_id] = sorted(ev.deadlines, key=lambda d: (d.due_at, d.stage))[:1]
         for draft in ev.signals:
-            claims.append(
-                {
-                    "signal_id": draft.signal_id,
-                    "lease_id": lease_id,
-                    "signal": draft.signal,
-                    "occurred_at": draft.occurred_at,
-                    "emitted_at": now,
-                }
-            )
+            claims.append(_claim(draft.signal_id, lease_id, draft.signal, draft.occurred_at, now))
             events[draft.signal_id] = signal_event(
                 draft,
                 lease_id=lease_id,
@@ -215,8 +259,43 @@ async def evaluate_leases(
     await store.replace_deadlines(list(states), deadlines, open_deadlines)
     out = [events[sid] for sid in events if sid in new]
     for event in out:
-        log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id)
+        log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id, type=event.type)
     return out
+
+
+def _claim(
+    signal_id: str, lease_id: str, signal: str, occurred_at: datetime, now: datetime
+) -> dict[str, Any]:
+    return {
+        "signal_id": signal_id,
+        "lease_id": lease_id,
+        "signal": signal,
+        "occurred_at": occurred_at,
+        "emitted_at": now,
+    }
+
+
+def retraction_event(
+    draft: RetractionDraft, *, lease_id: str, org_id: str, version: str
+) -> CloudEvent[EventData]:
+    """Wrap a retraction in a SignalRetracted CloudEvent (id = `{signal id}:retracted`)."""
+    data = SignalRetracted(
+        lease_id=lease_id,
+        org_id=org_id,
+        retraction_id=draft.retraction_id,
+        signal_id=draft.signal_id,
+        signal=draft.signal,
+        rule=draft.rule,
+        policy_version=version,
+        occurred_at=draft.occurred_at,
+        reason_code=draft.reason_code,
+        period=draft.period,
+        due_date=draft.due_date,
+        inputs=draft.inputs,
+        reason_sv=draft.reason_sv,
+        reason_en=draft.reason_en,
+    )
+    return new_event(data, id=draft.retraction_id, source=SOURCE, time=draft.occurred_at)
 
 
 def make_handler(policies: PolicySet, clock: Clock) -> Handler:
@@ -224,8 +303,9 @@ def make_handler(policies: PolicySet, clock: Clock) -> Handler:
 
     async def handle(batch: Batch) -> None:
         store = RulesStore(batch.session)
-        touched = await apply_events(store, [r.event for r in batch.events])
-        events = await evaluate_leases(store, policies, sorted(touched), clock.now())
+        now = clock.now()
+        touched = await apply_events(store, [r.event for r in batch.events], now)
+        events = await evaluate_leases(store, policies, sorted(touched), now)
         await batch.emit(*events)
 
     return handle

@@ -46,7 +46,30 @@ ledger_entries = Table(
     Column("due_date", Date(), nullable=True),
     Column("invoice_id", String(64), nullable=True),
     Column("payment_id", String(64), nullable=True),
+    # when the event reached Bokvar: a backfilled charge waits for its payments (settlement)
+    Column("known_at", UtcDateTime(), nullable=True),
     UniqueConstraint("kind", "entry_id"),
+)
+
+# The latest ledger watermark per organisation ("every payment booked through X was sent").
+org_watermarks = Table(
+    "org_watermarks",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("booked_through", Date(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+# Copies of a watermark seen so far, one per ledger.events partition: the watermark counts
+# once every copy is in (each follows the payments sent before it in its partition).
+watermark_copies = Table(
+    "watermark_copies",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("booked_through", Date(), primary_key=True),
+    Column("partition", Integer(), primary_key=True),
+    Column("partitions", Integer(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
 )
 
 complaints = Table(

@@ -50,13 +50,24 @@ class LeaseStatus(BaseModel):
     balance_ore: int
     arrears_ore: int
     months_of_rent_owed: float
-    stage: str | None = Field(description="The latest stage reached (ladder or recovery).")
+    stage: str | None = Field(
+        description="The most severe open stage (ladder or recovery; retracted ones and "
+        "those of paid charges excluded)."
+    )
     next_deadline: DeadlineRead | None
     upcoming: list[DeadlineRead]
     risk: RiskScore
     charges: list[ChargeRead]
     plans: dict[str, dict[str, Any]]
     recovery: dict[str, Any] | None
+    held: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Stages due but waiting until payments booked before them can be known "
+        "(the org's ledger watermark, or the settlement lag).",
+    )
+    watermark: date | None = Field(
+        None, description="The org's ledger watermark: payments booked through it were sent."
+    )
     signals: list[SignalRead]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from rules.engine import (
     LegalStep,
     Plan,
     Warning,
+    Watermark,
 )
 from shared.bus.outbox import outbox_row
 from shared.events import CloudEvent, EventData
@@ -78,7 +79,8 @@ def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> Te
 
 _LEASES = "lease_id, org_id, monthly_rent_ore, ended_on"
 _ENTRIES = (
-    "lease_id, entry_id, kind, amount_ore, booked_on, period, due_date, invoice_id, payment_id, id"
+    "lease_id, entry_id, kind, amount_ore, booked_on, period, due_date, invoice_id, payment_id, id,"
+    " known_at"
 )
 _PG_LEASES = _per_lease("leases", _LEASES)
 _PG_ENTRIES = _per_lease("ledger_entries", _ENTRIES, order="ORDER BY x.id")
@@ -337,10 +339,8 @@ class RulesStore:
         entries: dict[str, list[LedgerEntry]] = defaultdict(list)
         result = await self.session.execute(entry_query, params)
         rows: Sequence[Any] = result.all()
-        for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
-            entries[lease_id].append(
-                LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
-            )
+        for lease_id, *fields in rows:
+            entries[lease_id].append(LedgerEntry(*fields))
         extras = await self._extras(ids)
         out = {}
         for lease_id in ids:
@@ -484,6 +484,84 @@ class RulesStore:
         )
         return list(result.scalars().all())
 
+    async def watermarks(self, org_ids: Iterable[str]) -> dict[str, Watermark]:
+        """Return the latest ledger watermark of each organisation that has sent one."""
+        t = m.org_watermarks
+        ids = sorted(set(org_ids))
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(t.c.org_id, t.c.booked_through, t.c.received_at).where(t.c.org_id.in_(ids))
+        )
+        return {org: Watermark(through, at) for org, through, at in result.all()}
+
+    async def advance_watermark(
+        self, org_id: str, booked_through: date, received_at: datetime, now: datetime
+    ) -> list[str] | None:
+        """Store a watermark unless it is older than the stored one (then return None).
+
+        Return the org's leases with an open deadline within two days of `now`: the ones
+        that may hold a stage for this watermark, for the caller to evaluate now.
+        """
+        t = m.org_watermarks
+        stmt = self._insert(t).values(
+            org_id=org_id, booked_through=booked_through, received_at=received_at
+        )
+        newer = (stmt.excluded.booked_through > t.c.booked_through) | (
+            (stmt.excluded.booked_through == t.c.booked_through)
+            & (stmt.excluded.received_at > t.c.received_at)
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[t.c.org_id],
+            set_={"booked_through": stmt.excluded.booked_through, "received_at": received_at},
+            where=newer,
+        ).returning(t.c.org_id)
+        if (await self.session.execute(upsert)).first() is None:
+            return None
+        d, lc = m.deadlines.c, m.leases.c
+        held = (
+            select(d.lease_id)
+            .join(m.leases, lc.lease_id == d.lease_id)
+            .where(d.open, d.due_at <= now + timedelta(days=2), lc.org_id == org_id)
+            .group_by(d.lease_id)
+        )
+        return list((await self.session.execute(held)).scalars().all())
+
+    async def add_watermark_copy(
+        self, org_id: str, booked_through: date, partition: int, partitions: int, at: datetime
+    ) -> bool:
+        """Record one partition's copy of a watermark; True once every copy is in."""
+        t = m.watermark_copies
+        row = {
+            "org_id": org_id,
+            "booked_through": booked_through,
+            "partition": partition,
+            "partitions": partitions,
+            "received_at": at,
+        }
+        await self._insert_new(t, [row])
+        seen = await self.session.execute(
+            select(func.count()).where(t.c.org_id == org_id, t.c.booked_through == booked_through)
+        )
+        return int(seen.scalar_one()) >= partitions
+
+    async def complete_watermarks(self) -> list[tuple[str, date, datetime]]:
+        """Return watermarks whose copies are all in (two instances may each miss the last)."""
+        t = m.watermark_copies
+        query = (
+            select(t.c.org_id, t.c.booked_through, func.max(t.c.received_at))
+            .group_by(t.c.org_id, t.c.booked_through)
+            .having(func.count() >= func.max(t.c.partitions))
+        )
+        return [(org, day, at) for org, day, at in (await self.session.execute(query)).all()]
+
+    async def drop_watermark_copies(self, org_id: str, through: date) -> None:
+        """Forget the copies of an organisation's watermarks up to `through` (applied)."""
+        t = m.watermark_copies
+        await self.session.execute(
+            delete(t).where(t.c.org_id == org_id, t.c.booked_through <= through)
+        )
+
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and the bench)."""
         return int(
@@ -502,6 +580,7 @@ _ENTRY_COLUMNS = (
     "invoice_id",
     "payment_id",
     "id",
+    "known_at",
 )
 
 
@@ -562,8 +641,6 @@ def _side_rows(
 def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:
     """`_PG_ENTRIES` rows (insertion order) as LedgerEntry lists per lease."""
     entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for lease_id, eid, kind, amount, booked, period, due, invoice, payment, seq in rows:
-        entries[lease_id].append(
-            LedgerEntry(eid, kind, amount, booked, period, due, invoice, payment, seq)
-        )
+    for lease_id, *fields in rows:
+        entries[lease_id].append(LedgerEntry(*fields))
     return entries

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from rules.consumer import evaluate_leases
+from rules.consumer import apply_watermark, evaluate_leases
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.bus import OutboxRelay
@@ -42,6 +42,7 @@ async def sweep_once(
     """
     now = clock.now()
     totals = [0, 0, 0]
+    await _complete_watermarks(database, policies, clock)
 
     async def worker() -> None:
         while True:
@@ -61,6 +62,16 @@ async def sweep_once(
     if leases:
         log.info("rules.sweep_done", leases=leases, signals=signals, chunks=chunks)
     return SweepResult(leases, signals, chunks)
+
+
+async def _complete_watermarks(database: Database, policies: PolicySet, clock: Clock) -> None:
+    """Apply watermarks whose last copies two consumers stored at once (neither saw all)."""
+    now = clock.now()
+    async with database.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        for org_id, through, received_at in await store.complete_watermarks():
+            held = await apply_watermark(store, org_id, through, received_at, now)
+            await store.stage_outbox(await evaluate_leases(store, policies, held, now), now)
 
 
 async def sweep_loop(

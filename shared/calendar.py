@@ -1,9 +1,10 @@
-"""The Swedish legal calendar: working days (vardagar) and the JB 12:20 rent due date.
+"""The Swedish legal calendar: working days, the JB 12:20 due date, statutory period ends.
 
 A non-working day is a Saturday, a Sunday, a Swedish public holiday, or one of the
 de-facto bank holidays midsommarafton, julafton and nyårsafton: the days on which banks
 and Bankgirot do not settle payments. Holidays come from the maintained `holidays`
-package (categories `public` and `de_facto`).
+package (categories `public` and `de_facto`). The same days are the ones on which a
+statutory period may not end (lag (1930:173) om beräkning av lagstadgad tid, 2 §).
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def next_working_day(day: date) -> date:
     while not is_working_day(candidate):
         candidate += timedelta(days=1)
     return candidate
+
+
+def statutory_period_end(last_day: date) -> date:
+    """Return the day a statutory period ends when its computed last day is `last_day`.
+
+    Lag (1930:173) om beräkning av lagstadgad tid, 2 §: a period whose last day falls on a
+    Saturday, a Sunday, another public holiday, midsommarafton, julafton or nyårsafton
+    ends on the next working day instead.
+    """
+    return last_day if is_working_day(last_day) else next_working_day(last_day)
 
 
 def add_working_days(day: date, count: int) -> date:

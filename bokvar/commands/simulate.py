@@ -3,10 +3,12 @@
 Two modes, chosen from the clock the services report on ingest's /healthz:
 - live (services started with `bokvar up --clock-speed N`): the next `--months` rent
   periods are played on the services' accelerated clock, each event sent when that clock
-  reaches it, so the rules see rent become late and payments arrive in real order;
+  reaches it, so the rules see rent become late and payments arrive in real order, and
+  each night at 23:30 a ledger watermark says the day's payments are all sent;
 - backfill (services on the real clock): the `--months` periods up to today are sent
-  household by household, as an ERP sends its history when it is connected; households
-  still owing get the arrears ladder at once.
+  household by household, as an ERP sends its history when it is connected, then a
+  watermark "payments booked through today"; households still owing then get the
+  arrears ladder at once, households that paid on time get nothing.
 Then it reads risk.signals, notification.events and case.events until the consumer
 groups have drained and nothing new arrives, and prints the summary.
 """
@@ -21,7 +23,14 @@ import httpx
 from pydantic import ValidationError
 
 from bokvar.commands.token import mint
-from bokvar.simulate.generator import Shares, history, households, periods_ahead, plan
+from bokvar.simulate.generator import (
+    Shares,
+    history,
+    households,
+    periods_ahead,
+    plan,
+    watermarks,
+)
 from bokvar.simulate.run import (
     observe,
     period_labels,
@@ -146,6 +155,7 @@ async def _main(args: argparse.Namespace) -> int:
         until = datetime.combine(
             rent_due_date(*ps[-1]) + timedelta(days=12), time(12), tzinfo=STOCKHOLM
         )
+        events = sorted(events + watermarks(args.org, start, until.date()))
     else:
         events = history(homes, months=args.months, today=start, seed=args.seed)
     api_key = args.api_key or await _api_key(settings, args.org)
@@ -161,7 +171,7 @@ async def _main(args: argparse.Namespace) -> int:
     if live:
         pushed = await push_live(args.ingest_url, api_key, events, clock, until)
     else:
-        pushed = await push_backfill(args.ingest_url, api_key, events)
+        pushed = await push_backfill(args.ingest_url, api_key, events, through=start)
     seen = await observe(servers, args.org, settle=args.settle, timeout=args.timeout, live=live)
     print(summary(homes, pushed, seen, period_labels(events)), flush=True)
     first = min(e.at for e in events).astimezone(STOCKHOLM).date()

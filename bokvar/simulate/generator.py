@@ -250,3 +250,18 @@ def _complaints(
             )
         )
     return out
+
+
+def watermarks(org: str, first: date, last: date) -> list[SimEvent]:
+    """Return the ERP's nightly word, at 23:30 each day, that the day's payments are all sent.
+
+    A real ERP sends it after its last payment file of the day was accepted; the rules
+    hold late-rent stages until it covers the day before the stage.
+    """
+    out, day = [], first
+    while day <= last:
+        at = datetime.combine(day, time(23, 30), tzinfo=STOCKHOLM).astimezone(UTC)
+        item = {"type": "watermark", "event_id": f"wm-{org}-{day}", "booked_through": str(day)}
+        out.append(SimEvent(at, -1, item))
+        day += timedelta(days=1)
+    return out

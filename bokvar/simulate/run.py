@@ -22,6 +22,7 @@ from shared.events import (
     NotificationStatusChanged,
     ReferralRecorded,
     SignalRaised,
+    SignalRetracted,
     TaskChanged,
     decode,
 )
@@ -44,7 +45,8 @@ def by_household(events: list[SimEvent], max_items: int = 2000) -> list[list[dic
     """Bundle each household's whole history into one request, as an ERP backfill sends it."""
     per_lease: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
-        per_lease[e.item["lease_id"]].append(e.item)
+        if e.item["type"] != "watermark":
+            per_lease[e.item["lease_id"]].append(e.item)
     batches: list[list[dict[str, Any]]] = [[]]
     for items in per_lease.values():
         if len(batches[-1]) + len(items) > max_items:
@@ -53,14 +55,27 @@ def by_household(events: list[SimEvent], max_items: int = 2000) -> list[list[dic
     return [b for b in batches if b]
 
 
-async def push_backfill(ingest_url: str, api_key: str, events: list[SimEvent]) -> Pushed:
-    """Send the history household by household (services on the real clock)."""
+async def push_backfill(
+    ingest_url: str, api_key: str, events: list[SimEvent], *, through: date
+) -> Pushed:
+    """Send the history household by household, then the watermark: all paid through `through`.
+
+    Until that watermark arrives the rules hold late-rent stages (the settlement lag,
+    counted from the day the history arrived), so a household whose payments come in a
+    later request than its charges is never flagged.
+    """
     result = Pushed()
     async with httpx.AsyncClient(
         base_url=ingest_url, timeout=60, headers={"X-API-Key": api_key}
     ) as client:
         for batch in tqdm(by_household(events), desc="households' histories", unit="batch"):
             _count(result, await _post_with_retry(client, batch))
+        mark = {
+            "type": "watermark",
+            "event_id": f"wm-backfill-{through}",
+            "booked_through": str(through),
+        }
+        _count(result, await _post_with_retry(client, [mark]))
     return result
 
 
@@ -80,8 +95,13 @@ async def push_live(
                 while i < len(events) and events[i].at <= clock.now():
                     due.append(events[i].item)
                     i += 1
+                # the day's events first, then the watermark that says they are complete
+                marks = [d for d in due if d["type"] == "watermark"]
+                due = [d for d in due if d["type"] != "watermark"]
                 for k in range(0, len(due), CHUNK):
                     _count(result, await _post_with_retry(client, due[k : k + CHUNK]))
+                for mark in marks:
+                    _count(result, await _post_with_retry(client, [mark]))
                 bar.n = min(total_days, (clock.now() - start).days)
                 bar.refresh()
                 next_at = events[i].at if i < len(events) else until
@@ -129,8 +149,15 @@ async def service_clock(ingest_url: str) -> SimClock:
 
 
 async def _post_with_retry(client: httpx.AsyncClient, body: list[dict[str, Any]]) -> httpx.Response:
+    """POST a batch (or a lone watermark, which has its own route) until ingest takes it."""
     for _ in range(30):
-        response = await client.post("/v1/events/batch", json=body)
+        if len(body) == 1 and body[0]["type"] == "watermark":
+            mark = {k: v for k, v in body[0].items() if k != "type"}
+            response = await client.post("/v1/ledger/watermark", json=mark)
+            if response.status_code == 202:
+                return _as_batch(response, mark["event_id"])
+        else:
+            response = await client.post("/v1/events/batch", json=body)
         if response.status_code == 202:
             return response
         if response.status_code == 503:
@@ -140,11 +167,24 @@ async def _post_with_retry(client: httpx.AsyncClient, body: list[dict[str, Any]]
     raise RuntimeError("ingest unavailable after 30 tries")
 
 
+def _as_batch(response: httpx.Response, event_id: str) -> httpx.Response:
+    """Answer a single-event post in the shape of a batch result (for `_count`)."""
+    status = response.json()["status"]
+    body = {
+        "accepted": int(status == "accepted"),
+        "duplicates": int(status == "duplicate"),
+        "rejected": 0,
+        "results": [{"index": 0, "event_id": event_id, "status": status, "errors": []}],
+    }
+    return httpx.Response(202, json=body)
+
+
 @dataclass
 class Observed:
     """What the pipeline emitted for the simulated organisation."""
 
     signals: dict[str, SignalRaised] = field(default_factory=dict)
+    retracted: dict[str, SignalRetracted] = field(default_factory=dict)
     sms: dict[str, list[NotificationStatusChanged]] = field(
         default_factory=lambda: defaultdict(list)
     )
@@ -210,6 +250,8 @@ def _collect(seen: Observed, value: bytes | None, headers: Any, org: str) -> Non
     seen.records += 1
     if isinstance(data, SignalRaised):
         seen.signals[data.signal_id] = data
+    elif isinstance(data, SignalRetracted):
+        seen.retracted[data.signal_id] = data
     elif isinstance(data, NotificationStatusChanged):
         seen.sms[data.notification_id].append(data)
     elif isinstance(data, TaskChanged):
@@ -232,10 +274,11 @@ def summary(homes: list[Household], pushed: Pushed, seen: Observed, periods: lis
         f"{pushed.rejected} rejected",
     ]
     lines += [f"    rejected: {reason} (x{n})" for reason, n in pushed.reasons.most_common(5)]
-    by_stage = Counter(s.signal for s in seen.signals.values())
+    by_stage = Counter(s.signal for s in seen.signals.values() if s.signal_id not in seen.retracted)
     lines.append(
         "  signals by stage: "
         + (", ".join(f"{k} {v}" for k, v in sorted(by_stage.items())) or "none")
+        + f"; retracted (a payment booked in time arrived later): {len(seen.retracted)}"
     )
     lines += sms_lines(seen)
     kinds = Counter(v[0].kind for v in seen.tasks.values())
@@ -309,7 +352,11 @@ def late_payers_line(homes: list[Household], seen: Observed) -> str:
     }
     calls = {v[0].lease_id for v in seen.tasks.values() if v[0].kind == "phone_call"}
     cases = {c.lease_id for c in seen.cases.values()}
-    flagged = {s.lease_id for s in seen.signals.values() if s.signal == "late_rent_detected"}
+    flagged = {
+        s.lease_id
+        for s in seen.signals.values()
+        if s.signal == "late_rent_detected" and s.signal_id not in seen.retracted
+    }
     return (
         f"  late payers ({len(late)}): {len(late & flagged)} flagged late, "
         f"{len(late & sms)} got a late-rent SMS, {len(late & calls)} a phone-call task, "

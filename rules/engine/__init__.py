@@ -12,8 +12,10 @@ from rules.engine.state import (
     LedgerEntry,
     LegalStep,
     Plan,
+    RetractionDraft,
     SignalDraft,
     Warning,
+    Watermark,
 )
 
 __all__ = [
@@ -26,8 +28,10 @@ __all__ = [
     "LedgerEntry",
     "LegalStep",
     "Plan",
+    "RetractionDraft",
     "SignalDraft",
     "Warning",
+    "Watermark",
     "apply_entries",
     "evaluate",
     "plan_status",

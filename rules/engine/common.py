@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from rules.engine.ledger import Ledger
 from rules.engine.risk import Risk
-from rules.engine.state import Deadline, LeaseState, SignalDraft
+from rules.engine.state import Deadline, LeaseState, RetractionDraft, SignalDraft
+from rules.policy import Stage
+from shared.calendar import add_working_days, is_working_day, statutory_period_end
 from shared.clock import local_midnight
 
 
@@ -24,6 +26,8 @@ class Evaluation:
     deadlines: list[Deadline] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
     recovery: dict[str, Any] | None = None
+    retractions: list[RetractionDraft] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sid(state: LeaseState, ref: str, stage: str) -> str:
@@ -40,3 +44,28 @@ def midnight(day: date) -> datetime:
 def add_deadline(ev: Evaluation, kind: str, ref: str, stage: str, due_on: date) -> None:
     """Record a future instant at which `stage` may fire."""
     ev.deadlines.append(Deadline(kind, ref, stage, due_on, midnight(due_on)))
+
+
+def stage_date(due: date, stage: Stage) -> date:
+    """Return the day a stage is reached for a charge due on `due`.
+
+    A statutory stage fires the day after its period (offset_days - 1 days) ends, and
+    that period ends on a working day by lag (1930:173).
+    """
+    if stage.statutory_period:
+        last = _offset(due, stage.offset_days - 1, stage.unit)
+        return statutory_period_end(last) + timedelta(days=1)
+    return _offset(due, stage.offset_days, stage.unit)
+
+
+@lru_cache(maxsize=4096)
+def _offset(due: date, offset: int, unit: str) -> date:
+    if unit == "calendar":
+        return due + timedelta(days=offset)
+    if offset >= 0:
+        return add_working_days(due, offset)
+    day, left = due, -offset
+    while left:
+        day -= timedelta(days=1)
+        left -= is_working_day(day)
+    return day

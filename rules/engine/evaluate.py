@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from rules.engine.common import Evaluation, add_deadline, midnight, sid
+from rules.engine.common import Evaluation, add_deadline, midnight, sid, stage_date
 from rules.engine.ledger import ChargeStatus, apply_entries
-from rules.engine.reasons import kronor, reasons
+from rules.engine.reasons import reasons
 from rules.engine.risk import factor_values, score
-from rules.engine.state import LeaseState, SignalDraft
+from rules.engine.settlement import release_day, retracted, retractions, settlement_inputs
+from rules.engine.state import LeaseState, SignalDraft, Watermark
 from rules.engine.tracks import (
     complaint_signals,
     plan_signals,
@@ -18,28 +19,10 @@ from rules.engine.tracks import (
     recovery_window,
 )
 from rules.policy import Policy, Stage
-from shared.calendar import add_working_days, is_working_day
 from shared.clock import local_date
+from shared.format import format_date
 
 __all__ = ["Evaluation", "evaluate", "plan_status", "recovery_window", "stage_date"]
-
-
-def stage_date(due: date, stage: Stage) -> date:
-    """Return the day a stage is reached for a charge due on `due`."""
-    return _offset(due, stage.offset_days, stage.unit)
-
-
-@lru_cache(maxsize=4096)
-def _offset(due: date, offset: int, unit: str) -> date:
-    if unit == "calendar":
-        return due + timedelta(days=offset)
-    if offset >= 0:
-        return add_working_days(due, offset)
-    day, left = due, -offset
-    while left:
-        day -= timedelta(days=1)
-        left -= is_working_day(day)
-    return day
 
 
 @lru_cache(maxsize=64)
@@ -49,24 +32,32 @@ def _local_date(now: datetime) -> date:
 
 
 def evaluate(
-    state: LeaseState, policy: Policy, now: datetime, emitted: frozenset[str]
+    state: LeaseState,
+    policy: Policy,
+    now: datetime,
+    emitted: frozenset[str],
+    watermark: Watermark | None = None,
 ) -> Evaluation:
-    """Decide which signals are due for `state` at `now` (those in `emitted` are skipped)."""
+    """Decide which signals are due for `state` at `now` (those in `emitted` are skipped).
+
+    `watermark`: the organisation's ledger watermark, if it sends one (see settlement.py).
+    """
     today = _local_date(now)
     ledger = apply_entries(state.entries, today)
     plans = plan_status(state, policy, today)
     broken = sum(1 for p in plans.values() if p["status"] == "breached")
     risk = score(factor_values(state, ledger, today, broken), policy)
     ev = Evaluation(today=today, ledger=ledger, risk=risk, plans=plans)
+    ev.retractions = retractions(state, policy, ev, emitted, now)
     out: list[SignalDraft] = []
     # after the lease ended there is no home left to save: only arrears_cleared and plans
     active = state.ended_on is None or today <= state.ended_on
     if active:
-        out += _ladder(state, policy, ev, emitted)
+        out += _ladder(state, policy, ev, emitted, watermark)
     out += _arrears_cleared(state, policy, ev, emitted)
     if active:
         out += recovery_signals(state, policy, ev, emitted)
-    out += plan_signals(state, ev)
+    out += plan_signals(state, policy, ev, watermark)
     if active:
         out += complaint_signals(state, policy, today)
         out += _high_risk(state, policy, ev)
@@ -76,7 +67,11 @@ def evaluate(
 
 
 def _ladder(
-    state: LeaseState, policy: Policy, ev: Evaluation, emitted: frozenset[str]
+    state: LeaseState,
+    policy: Policy,
+    ev: Evaluation,
+    emitted: frozenset[str],
+    watermark: Watermark | None,
 ) -> list[SignalDraft]:
     today, ledger = ev.today, ev.ledger
     arrears = ledger.arrears_ore(today)
@@ -94,6 +89,13 @@ def _ladder(
             if on > today:
                 add_deadline(ev, stage.signal, charge.period, stage.name, on)
                 continue
+            # a reminder before the due date is no alarm: only late stages wait
+            release = (
+                release_day(on, charge.known_at, policy, watermark) if stage.offset_days > 0 else on
+            )
+            if release is None or release > today:
+                _hold(ev, stage, charge, on, release)
+                continue
             owed = charge.open_ore if stage.offset_days < 0 else arrears
             if (
                 owed >= stage.min_arrears_ore
@@ -101,8 +103,30 @@ def _ladder(
                 and ev.risk.score >= stage.min_risk_score
                 and late_12m >= stage.min_late_payments_12m
             ):
-                out.append(_ladder_signal(state, stage, charge, on, arrears, today, late_12m))
+                signal = _ladder_signal(state, stage, charge, on, arrears, today, late_12m)
+                if stage.offset_days > 0:
+                    signal.inputs.update(settlement_inputs(charge, policy, watermark))
+                out.append(signal)
     return out
+
+
+def _hold(
+    ev: Evaluation, stage: Stage, charge: ChargeStatus, on: date, release: date | None
+) -> None:
+    """Keep a due stage waiting for the ledger to be complete; look again on `release`."""
+    # without a release day (waiting for a watermark) look again tomorrow; a watermark
+    # that arrives earlier has the consumer evaluate the lease at once (advance_watermark)
+    again = release or ev.today + timedelta(days=1)
+    add_deadline(ev, stage.signal, charge.period, stage.name, again)
+    ev.held.append(
+        {
+            "stage": stage.name,
+            "period": charge.period,
+            "stage_date": on,
+            "waiting_for": "watermark" if release is None else "settlement_lag",
+            "release_on": release,
+        }
+    )
 
 
 def _ladder_signal(
@@ -118,8 +142,8 @@ def _ladder_signal(
     sv, en = reasons(
         stage.signal,
         period=charge.period,
-        due_date=charge.due_date.isoformat(),
-        amount_kr=kronor(charge.open_ore),
+        due_date=format_date(charge.due_date),
+        amount_ore=charge.open_ore,
         days_late=days_late,
     )
     return SignalDraft(
@@ -153,10 +177,13 @@ def _arrears_cleared(
     if ev.ledger.arrears_ore(ev.today) > 0:
         return []
     late_names = [s.name for s in policy.ladder if s.offset_days > 0]
+    wrong = retracted(emitted, ev.retractions)
+    # a late signal that was withdrawn never called for action: nothing to clear
     cleared = [
         c
         for c in ev.ledger.charges
-        if c.open_ore == 0 and any(sid(state, c.period, n) in emitted for n in late_names)
+        if c.open_ore == 0
+        and any((i := sid(state, c.period, n)) in emitted and i not in wrong for n in late_names)
     ]
     if not cleared:
         return []
@@ -185,7 +212,8 @@ def _arrears_cleared(
 
 
 def _high_risk(state: LeaseState, policy: Policy, ev: Evaluation) -> list[SignalDraft]:
-    if ev.risk.score < policy.risk.high_risk_threshold:
+    # while a late stage waits for payments to arrive, arrears may be a ledger not yet complete
+    if ev.risk.score < policy.risk.high_risk_threshold or ev.held:
         return []
     month = ev.today.strftime("%Y-%m")
     sv, en = reasons("high_risk", score=ev.risk.score)

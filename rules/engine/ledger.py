@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from rules.engine.state import LedgerEntry
 
@@ -21,6 +21,7 @@ class ChargeStatus:
     amount_ore: int
     open_ore: int
     paid_on: date | None = None
+    known_at: datetime | None = None
 
     def days_late(self, today: date) -> int:
         """Days after the due date it was paid, or is still unpaid (0 when on time)."""
@@ -96,6 +97,7 @@ def _add_charge(ledger: Ledger, entry: LedgerEntry) -> None:
         due_date=entry.due_date,
         amount_ore=entry.amount_ore,
         open_ore=entry.amount_ore,
+        known_at=entry.known_at,
     )
     ledger.charges.append(charge)
     ledger.charges.sort(key=lambda c: (c.due_date, c.period, c.invoice_id))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.format import category_en, category_sv, format_sek
+
 # "1 days" / "1 dagar" -> singular; a number that merely ends in 1 (11, 21) keeps the plural.
 _ONE_DAY = re.compile(r"(?<![\d,.])1 (days|dagar)\b")
 _SINGULAR = {"days": "1 day", "dagar": "1 dag"}
@@ -15,8 +17,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Rent for {period} is due on {due_date}; the household has paid late before.",
     ),
     "late_rent_detected": (
-        "Hyran för {period} ({amount_kr} kr) är obetald {days_late} dagar efter förfallodagen.",
-        "Rent for {period} ({amount_kr} SEK) is unpaid {days_late} days after the due date.",
+        "Hyran för {period} ({amount}) är obetald {days_late} dagar efter förfallodagen.",
+        "Rent for {period} ({amount}) is unpaid {days_late} days after the due date.",
     ),
     "personal_contact_needed": (
         "Hyran för {period} är fortfarande obetald efter {days_late} dagar: ta personlig kontakt.",
@@ -31,16 +33,16 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "The three-week recovery period runs from {start} to {end} (JB 12:44).",
     ),
     "recovery_period_reminder": (
-        "Vecka {week} av återvinningsfristen: {amount_kr} kr är obetalt, fristen slutar {end}.",
-        "Week {week} of the recovery period: {amount_kr} SEK is unpaid, it ends on {end}.",
+        "Vecka {week} av återvinningsfristen: {amount} är obetalt, fristen slutar {end}.",
+        "Week {week} of the recovery period: {amount} is unpaid, it ends on {end}.",
     ),
     "recovery_period_ending": (
-        "Återvinningsfristen slutar {end} och {amount_kr} kr är fortfarande obetalt.",
-        "The recovery period ends on {end} and {amount_kr} SEK is still unpaid.",
+        "Återvinningsfristen slutar {end} och {amount} är fortfarande obetalt.",
+        "The recovery period ends on {end} and {amount} is still unpaid.",
     ),
     "recovery_period_ended": (
-        "Återvinningsfristen slutade {end} utan full betalning ({amount_kr} kr obetalt).",
-        "The recovery period ended on {end} without full payment ({amount_kr} SEK unpaid).",
+        "Återvinningsfristen slutade {end} utan full betalning ({amount} obetalt).",
+        "The recovery period ended on {end} without full payment ({amount} unpaid).",
     ),
     "enforcement_possible": (
         "Ansökan till Kronofogden är möjlig: båda underrättelserna är registrerade.",
@@ -62,6 +64,18 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "En tillsägelse gavs {issued_on}; socialnämnden ska underrättas samtidigt (JB 12:25).",
         "A warning was given on {issued_on}; social services must be notified (JB 12:25).",
     ),
+    "retracted_paid_on_time": (
+        "Signalen drogs tillbaka: hyran för {period} betalades {paid_on}, senast på "
+        "förfallodagen {due_date}; betalningen kom fram till Bokvar först senare.",
+        "Signal withdrawn: the rent for {period} was paid on {paid_on}, by the due date "
+        "{due_date}; the payment reached Bokvar later.",
+    ),
+    "retracted_payment_booked_before_stage": (
+        "Signalen drogs tillbaka: hyran för {period} betalades {paid_on}, före {stage_date} "
+        "då signalen gällde; betalningen kom fram till Bokvar först senare.",
+        "Signal withdrawn: the rent for {period} was paid on {paid_on}, before {stage_date} "
+        "when the signal applied; the payment reached Bokvar later.",
+    ),
     "high_risk": (
         "Risken är hög ({score} av 100).",
         "The risk is high ({score} of 100).",
@@ -70,15 +84,21 @@ _TEXTS: dict[str, tuple[str, str]] = {
 
 
 def reasons(signal: str, **fields: Any) -> tuple[str, str]:
-    """Return (reason_sv, reason_en) for `signal` filled with `fields`."""
+    """Return (reason_sv, reason_en) for `signal` filled with `fields`.
+
+    `amount_ore` fills `{amount}` (shared.format: `8 000 kr`, in English `8 000 SEK`) and
+    `category` is named in each language (`störning` / `disturbance`).
+    """
+    sv_fields, en_fields = dict(fields), dict(fields)
+    if "amount_ore" in fields:
+        sv_fields["amount"] = format_sek(fields["amount_ore"])
+        en_fields["amount"] = format_sek(fields["amount_ore"], unit="SEK")
+    if "category" in fields:
+        sv_fields["category"] = category_sv(fields["category"])
+        en_fields["category"] = category_en(fields["category"])
     sv, en = _TEXTS[signal]
-    return _singular(sv.format(**fields)), _singular(en.format(**fields))
+    return _singular(sv.format(**sv_fields)), _singular(en.format(**en_fields))
 
 
 def _singular(text: str) -> str:
     return _ONE_DAY.sub(lambda m: _SINGULAR[m.group(1)], text)
-
-
-def kronor(ore: int) -> str:
-    """Format öre as whole kronor with a space as thousands separator."""
-    return f"{ore // 100:,}".replace(",", " ")

@@ -22,6 +22,7 @@ class LedgerEntry:
     invoice_id: str | None = None
     payment_id: str | None = None
     seq: int = 0
+    known_at: datetime | None = None  # when the event reached Bokvar (None: long known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +103,28 @@ class Deadline:
     stage: str
     due_on: date
     due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """The organisation's word that every payment booked through a day has been sent."""
+
+    booked_through: date
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetractionDraft:
+    """A signal raised earlier that a late-arriving payment proved wrong."""
+
+    retraction_id: str
+    signal_id: str
+    signal: str
+    rule: str
+    occurred_at: datetime
+    reason_code: Literal["paid_on_time", "payment_booked_before_stage", "data_corrected"]
+    reason_sv: str
+    reason_en: str
+    period: str | None = None
+    due_date: date | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)

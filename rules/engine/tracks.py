@@ -6,9 +6,14 @@ from datetime import date, timedelta
 from typing import Any
 
 from rules.engine.common import Evaluation, add_deadline, midnight, sid
-from rules.engine.reasons import kronor, reasons
-from rules.engine.state import LeaseState, SignalDraft
+from rules.engine.reasons import reasons
+from rules.engine.settlement import release_day
+from rules.engine.state import LeaseState, SignalDraft, Watermark
 from rules.policy import Policy
+from shared.calendar import statutory_period_end
+from shared.format import format_date
+
+END_RULE = "lag (1930:173) 2 §: a last day that is not a vardag moves to the next vardag"
 
 
 def recovery_window(state: LeaseState, policy: Policy) -> dict[str, Any] | None:
@@ -33,7 +38,10 @@ def recovery_window(state: LeaseState, policy: Policy) -> dict[str, Any] | None:
     ]
     # JB 12:44: the period runs from the LATER notice, so it has not started until both exist
     start = max(served[-1:] + notified[-1:]) if not missing else None
-    end = start + timedelta(days=policy.recovery.length_days) if start else None
+    # lag (1930:173) 2 §: a last day on a Saturday, Sunday or holiday moves to the next vardag
+    end = (
+        statutory_period_end(start + timedelta(days=policy.recovery.length_days)) if start else None
+    )
     return {
         "termination_step_id": term.step_id,
         "termination_date": term.step_date,
@@ -42,6 +50,7 @@ def recovery_window(state: LeaseState, policy: Policy) -> dict[str, Any] | None:
         "start": start,
         "end": end,
         "missing_notices": missing,
+        "end_rule": END_RULE,
     }
 
 
@@ -96,10 +105,10 @@ def _recovery_signal(
     week = int(stage.rsplit("_w", 1)[1]) if stage.startswith("recovery_period_reminder_w") else 0
     sv, en = reasons(
         signal,
-        start=window["start"].isoformat(),
-        end=window["end"].isoformat(),
+        start=format_date(window["start"]),
+        end=format_date(window["end"]),
         week=week,
-        amount_kr=kronor(owed),
+        amount_ore=owed,
     )
     inputs = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in window.items()}
     inputs["legal_basis"] = policy.recovery.legal_basis
@@ -153,7 +162,9 @@ def plan_status(state: LeaseState, policy: Policy, today: date) -> dict[str, dic
     return out
 
 
-def plan_signals(state: LeaseState, ev: Evaluation) -> list[SignalDraft]:
+def plan_signals(
+    state: LeaseState, policy: Policy, ev: Evaluation, watermark: Watermark | None
+) -> list[SignalDraft]:
     out = []
     for plan in state.plans:
         info = ev.plans[plan.plan_id]
@@ -163,6 +174,12 @@ def plan_signals(state: LeaseState, ev: Evaluation) -> list[SignalDraft]:
             )
         breach = info["breach"]
         if breach is None:
+            continue
+        # the installment's payment may still be on its way, like rent (settlement.py)
+        release = release_day(breach["check_on"], None, policy, watermark)
+        if release is None or release > ev.today:
+            again = release or ev.today + timedelta(days=1)
+            add_deadline(ev, "plan_breached", plan.plan_id, "plan_installment_check", again)
             continue
         sv, en = reasons("plan_breached", due_date=breach["due_date"].isoformat())
         out.append(

@@ -41,6 +41,32 @@ class Stage(_Strict):
     min_risk_score: int = Field(0, ge=0, le=100)
     min_late_payments_12m: int = Field(0, ge=0)
     legal_basis: str | None = None
+    statutory_period: bool = Field(
+        False,
+        description="The stage fires the day after a statutory period of offset_days - 1 "
+        "days whose last day follows lag (1930:173): a Saturday, Sunday or holiday moves it "
+        "to the next working day (JB 12:42: 'more than a week' after the due date).",
+    )
+
+    @model_validator(mode="after")
+    def _statutory_needs_positive_offset(self) -> Stage:
+        if self.statutory_period and self.offset_days < 1:
+            raise ValueError("statutory_period needs offset_days >= 1")
+        return self
+
+
+class Settlement(_Strict):
+    """When the ledger is complete enough for a late-rent stage to fire.
+
+    A stage due on day S fires only once every payment booked before S can be known: the
+    organisation's ledger watermark covers S - 1 (`LedgerWatermarkAdvanced`), or, for an
+    organisation that sends none, `lag_banking_days` banking days have passed after S - 1
+    (and after the day the charge arrived, so a backfilled history waits for its payments).
+    """
+
+    lag_banking_days: int = Field(
+        1, ge=0, le=10, description="Banking days an ERP may take to deliver a booked payment."
+    )
 
 
 class Recovery(_Strict):
@@ -109,6 +135,7 @@ class Policy(_Strict):
     version: str = Field(min_length=1, max_length=64)
     timezone: str = "Europe/Stockholm"
     ladder: tuple[Stage, ...] = Field(min_length=1)
+    settlement: Settlement = Settlement()
     recovery: Recovery = Recovery()
     plans: Plans = Plans()
     complaint_patterns: tuple[ComplaintPattern, ...] = ()

@@ -36,6 +36,10 @@ class Producer:
         """Flush and disconnect."""
         await self._producer.stop()
 
+    async def partitions(self, topic: str) -> int:
+        """Return how many partitions `topic` has (from the broker's metadata)."""
+        return len(await self._producer.partitions_for(topic))
+
     async def publish(self, event: CloudEvent[EventData]) -> None:
         """Publish one event and wait for the broker's acknowledgement."""
         await self.publish_many([event])

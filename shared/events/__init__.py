@@ -12,7 +12,13 @@ from shared.events.case import (
 from shared.events.complaint import ComplaintReceived, ComplaintResolved, WarningIssued
 from shared.events.envelope import CloudEvent, EnvelopeError, decode, encode, new_event
 from shared.events.lease import LeaseEnded, LeaseRegistered, LeaseUpdated, TenantRef
-from shared.events.ledger import CreditIssued, PaymentReceived, PaymentReversed, RentCharged
+from shared.events.ledger import (
+    CreditIssued,
+    LedgerWatermarkAdvanced,
+    PaymentReceived,
+    PaymentReversed,
+    RentCharged,
+)
 from shared.events.notification import NotificationStatusChanged, TaskChanged
 from shared.events.signal import RiskFactor, RiskScore, SignalRaised, SignalRetracted
 
@@ -30,6 +36,7 @@ __all__ = [
     "LeaseEnded",
     "LeaseRegistered",
     "LeaseUpdated",
+    "LedgerWatermarkAdvanced",
     "LegalStepRecorded",
     "NotificationStatusChanged",
     "PaymentPlanAgreed",

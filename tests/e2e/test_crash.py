@@ -32,6 +32,13 @@ async def _push(client: httpx.AsyncClient, items: list[dict[str, Any]]) -> None:
     assert response.json()["rejected"] == 0, response.text
 
 
+async def _watermark(client: httpx.AsyncClient, n: int) -> None:
+    """Say, as the ERP does after sending history, that payments through today are all in."""
+    body = {"event_id": f"wm-{n}", "booked_through": TODAY.isoformat()}
+    response = await client.post("/v1/ledger/watermark", json=body)
+    assert response.status_code == 202, response.text
+
+
 async def _quiet(twilio: FakeTwilio, w: Watcher, seconds: float = 3.0) -> None:
     """Await until neither the Twilio server nor the topics have seen anything new for a while."""
     last = (-1, -1)
@@ -70,6 +77,7 @@ async def test_kill_9_rules_and_notifier_mid_month_loses_and_doubles_nothing(
     ):
         for chunk in chunks[:3]:
             await _push(ingest, chunk)
+        await _watermark(ingest, 1)  # late stages wait for it (history covered so far)
         # Both die while they are working through the first half of the month.
         await w.wait(lambda d: isinstance(d, SignalRaised), what="first signals")
         p.kill9("rules")
@@ -79,6 +87,7 @@ async def test_kill_9_rules_and_notifier_mid_month_loses_and_doubles_nothing(
         await p.restart("notifier")
         for chunk in chunks[4:]:
             await _push(ingest, chunk)
+        await _watermark(ingest, 2)
         assert await p.drained(("rules", "notifier")), "consumers did not drain"
         await _quiet(twilio, w)
 

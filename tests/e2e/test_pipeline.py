@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from shared.auth import encode_token
+from shared.calendar import add_working_days
 from shared.clock import STOCKHOLM
 from shared.events import (
     CaseOpened,
@@ -35,6 +36,8 @@ ORG = "bostader"
 PHONE = "+46701234567"
 RENT = 812_500
 DEV_JWT_SECRET = "dev-cases-jwt-secret-change-me"
+# "every payment booked through 2026-03-09 has been sent": late stages wait for this
+WATERMARK = {"event_id": "wm-2026-03-09", "booked_through": "2026-03-09"}
 
 
 def local(*args: int) -> datetime:
@@ -118,7 +121,10 @@ async def test_unpaid_rent_to_sms_to_call_task_then_payment_stops_everything(
         Watcher(p.bootstrap_servers, [RISK_SIGNALS, NOTIFICATION_EVENTS]) as w,
     ):
         await post(ingest, "/v1/leases", lease("L-1"))
+        # Sunday, or Monday on a slow start (a real second is three simulated hours)
+        arrival = [sim_now(p).astimezone(STOCKHOLM).date()]
         await post(ingest, "/v1/ledger/charges", charge("L-1", "2026-03"))
+        arrival.append(sim_now(p).astimezone(STOCKHOLM).date())
 
         late = await w.wait(
             for_lease("L-1", SignalRaised, signal="late_rent_detected"), what="late_rent_detected"
@@ -129,8 +135,16 @@ async def test_unpaid_rent_to_sms_to_call_task_then_payment_stops_everything(
             what="late-rent SMS sent",
         )
         sent_local = sent[0].at.astimezone(STOCKHOLM)
-        # Working day 1 after the due date is Monday 2 March; quiet hours end at 08:00.
-        assert sent_local.date().isoformat() == "2026-03-02" and sent_local.hour >= 8
+        # Working day 1 after the due date is Monday 2 March: the stage's date. This ERP
+        # sends no ledger watermark, so the alarm waits one banking day (the settlement
+        # lag) after the later of Sunday and the day the charge arrived, for payments
+        # booked by then to come in: Tuesday 3 March after quiet hours (08:00), when the
+        # charge came in on Sunday.
+        assert late[0].occurred_at.astimezone(STOCKHOLM).date().isoformat() == "2026-03-02"
+        released = {
+            add_working_days(max(date(2026, 3, 1), day), 1) + timedelta(days=1) for day in arrival
+        }
+        assert sent_local.date() in released and sent_local.hour >= 8, (arrival, sent_local)
         assert any(m["to"] == PHONE for m in twilio.messages)
 
         task = (
@@ -194,6 +208,7 @@ async def test_forfeiture_opens_a_case_and_consent_allows_debt_advice_referral(
     ):
         await post(ingest, "/v1/leases", lease("L-2"))
         await post(ingest, "/v1/ledger/charges", charge("L-2", "2026-03"))
+        await post(ingest, "/v1/ledger/watermark", WATERMARK)  # the ERP's payments are all in
         await w.wait(
             for_lease("L-2", SignalRaised, signal="forfeiture_possible"), what="forfeiture_possible"
         )
@@ -238,6 +253,7 @@ async def test_termination_recovery_period_and_the_kronofogden_gate(
     ):
         await post(ingest, "/v1/leases", lease("L-3"))
         await post(ingest, "/v1/ledger/charges", charge("L-3", "2026-03"))
+        await post(ingest, "/v1/ledger/watermark", WATERMARK)
         case_id = (await w.wait(for_lease("L-3", CaseOpened), what="case opened"))[0].case_id
         headers = staff_token(p)
         path = f"/v1/cases/{case_id}"

@@ -11,14 +11,18 @@ from rules.engine import (
     LedgerEntry,
     LegalStep,
     Plan,
+    RetractionDraft,
     SignalDraft,
     Warning,
+    Watermark,
     evaluate,
 )
-from rules.policy import Policy, load_policy
+from rules.policy import Policy, Settlement, load_policy
 from shared.clock import STOCKHOLM, local_midnight
 
 POLICY = load_policy()
+# the ladder's own timing, as if every payment reached Bokvar the day it was booked
+NO_LAG = POLICY.model_copy(update={"settlement": Settlement(lag_banking_days=0)})
 Item = LedgerEntry | Complaint | Warning | LegalStep | Plan
 
 
@@ -56,6 +60,8 @@ class Scenario:
     timeline: list[tuple[datetime, Item]] = field(default_factory=list)
     emitted: dict[str, SignalDraft] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    retracted: dict[str, RetractionDraft] = field(default_factory=dict)
+    watermarks: list[Watermark] = field(default_factory=list)
 
     def add(self, when: datetime, item: Item) -> Scenario:
         """Let `item` arrive at `when`."""
@@ -63,13 +69,16 @@ class Scenario:
         return self
 
     def _state(self, upto: datetime) -> LeaseState:
-        items = [i for w, i in sorted(self.timeline, key=lambda x: x[0]) if w <= upto]
+        arrived = [(w, i) for w, i in sorted(self.timeline, key=lambda x: x[0]) if w <= upto]
+        items = [i for _, i in arrived]
         return LeaseState(
             lease_id="L1",
             org_id="org",
             monthly_rent_ore=self.rent,
             entries=tuple(
-                replace(i, seq=n) for n, i in enumerate(items) if isinstance(i, LedgerEntry)
+                replace(i, seq=n, known_at=w)
+                for n, (w, i) in enumerate(arrived)
+                if isinstance(i, LedgerEntry)
             ),
             complaints=tuple(i for i in items if isinstance(i, Complaint)),
             warnings=tuple(i for i in items if isinstance(i, Warning)),
@@ -77,23 +86,45 @@ class Scenario:
             plans=tuple(i for i in items if isinstance(i, Plan)),
         )
 
+    def watermark(self, booked_through: date, received_at: datetime) -> Scenario:
+        """Let the organisation's ledger watermark `booked_through` arrive at `received_at`."""
+        self.watermarks.append(Watermark(booked_through, received_at))
+        return self
+
     def _check(self, now: datetime) -> None:
-        ev = evaluate(self._state(now), self.policy, now, frozenset(self.emitted))
+        known = [w for w in self.watermarks if w.received_at <= now]
+        watermark = max(known, key=lambda w: w.booked_through) if known else None
+        seen = frozenset(self.emitted) | frozenset(self.retracted)
+        ev = evaluate(self._state(now), self.policy, now, seen, watermark)
         for s in ev.signals:
             self.emitted[s.signal_id] = s
             self.order.append(s.signal_id)
+        for r in ev.retractions:
+            self.retracted[r.retraction_id] = r
+            self.order.append(r.retraction_id)
 
     def run(self, start: date, end: date) -> list[str]:
         """Run from `start` to `end` (inclusive); return the signal ids in emission order."""
         instants = [
             local_midnight(start + timedelta(days=n)) for n in range((end - start).days + 1)
         ]
-        instants += [w for w, _ in self.timeline]
+        instants += [w for w, _ in self.timeline] + [w.received_at for w in self.watermarks]
         for now in sorted(set(instants)):
             if now.date() <= end + timedelta(days=1):
                 self._check(now)
         return self.order
 
     def signals(self) -> list[str]:
-        """Return the signal names emitted, in order."""
-        return [self.emitted[i].signal for i in self.order]
+        """Return the signal names emitted, in order (a retraction as `retracted:<signal>`)."""
+        return [
+            self.emitted[i].signal if i in self.emitted else f"retracted:{self.retracted[i].signal}"
+            for i in self.order
+        ]
+
+    def standing(self) -> list[str]:
+        """Return the signals emitted and not retracted, in order."""
+        return [
+            self.emitted[i].signal
+            for i in self.order
+            if i in self.emitted and f"{i}:retracted" not in self.retracted
+        ]

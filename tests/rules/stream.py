@@ -147,7 +147,8 @@ EXPECTED = {
     "L2:2026-04:forfeiture_possible",
     "L2:plan-L2:plan_breached",
     "L2:2026-04:high_risk",
-    # L3 never pays: the ladder, then the recovery period from 2026-03-13 and enforcement
+    # L3 never pays: the ladder, then the recovery period from 2026-03-13 and enforcement;
+    # its 21 days end on långfredagen 04-03, moved to Tuesday 04-07 (lag 1930:173): 3 reminders
     "L3:2026-03:late_rent_detected",
     "L3:2026-03:personal_contact_needed",
     "L3:2026-03:forfeiture_possible",
@@ -158,6 +159,7 @@ EXPECTED = {
     "L3:termination_sent-L3:recovery_period_started",
     "L3:termination_sent-L3:recovery_period_reminder_w1",
     "L3:termination_sent-L3:recovery_period_reminder_w2",
+    "L3:termination_sent-L3:recovery_period_reminder_w3",
     "L3:termination_sent-L3:recovery_period_ending",
     "L3:termination_sent-L3:recovery_period_ended",
     "L3:termination_sent-L3:enforcement_possible",

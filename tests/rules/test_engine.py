@@ -18,7 +18,7 @@ from rules.engine import (
 )
 from shared.calendar import rent_due_date
 from shared.clock import local_date, local_midnight
-from tests.rules.scenario import POLICY, Scenario, at, charge, payment
+from tests.rules.scenario import NO_LAG, POLICY, Scenario, at, charge, payment
 
 MARCH_DUE = rent_due_date(2026, 3)  # Friday 2026-02-27
 
@@ -47,7 +47,7 @@ def test_paid_one_day_late_over_a_weekend_raises_nothing_but_counts_as_late() ->
 
 def test_paid_one_day_late_midweek_detects_then_clears() -> None:
     due = rent_due_date(2026, 10)  # Wednesday 2026-09-30
-    sc = Scenario()
+    sc = Scenario(policy=NO_LAG)
     sc.add(at(due - timedelta(days=14)), charge("2026-10", due))
     sc.add(at(date(2026, 10, 1), 11), payment("p1", 800_000, date(2026, 10, 1)))
     sc.run(due - timedelta(days=20), date(2026, 10, 31))
@@ -82,12 +82,12 @@ def test_payment_before_the_sweep_on_the_deadline_day_raises_nothing() -> None:
     deadline = date(2026, 3, 2)  # working day 1 after Friday 2026-02-27
     unpaid = LeaseState("L1", "org", 800_000, entries=(charge("2026-03", MARCH_DUE),))
     sweep = local_midnight(deadline) + timedelta(minutes=5)
-    before = evaluate(unpaid, POLICY, sweep, frozenset())
+    before = evaluate(unpaid, NO_LAG, sweep, frozenset())
     assert [s.signal for s in before.signals] == ["late_rent_detected"]
     paid = LeaseState(
         "L1", "org", 800_000, entries=(*unpaid.entries, payment("p1", 800_000, deadline))
     )
-    assert evaluate(paid, POLICY, sweep, frozenset()).signals == []
+    assert evaluate(paid, NO_LAG, sweep, frozenset()).signals == []
 
 
 def test_arrears_cleared_only_after_a_late_signal_and_only_once() -> None:
@@ -120,7 +120,8 @@ def test_due_date_before_julafton_and_nyarsafton_counts_working_days() -> None:
     days = _ladder_days(due, "2027-01")
     assert days["late_rent_detected"] == date(2027, 1, 4)
     assert days["personal_contact_needed"] == date(2027, 1, 7)  # trettondagen skipped
-    assert days["forfeiture_possible"] == date(2027, 1, 7)
+    # the week of JB 12:42 ends on trettondedag jul (01-06): by lag (1930:173) on 01-07
+    assert days["forfeiture_possible"] == date(2027, 1, 8)
     days = _ladder_days(date(2026, 12, 23), "2026-12")
     assert days["late_rent_detected"] == date(
         2026, 12, 28
@@ -191,6 +192,31 @@ def test_enforcement_gate_refused_without_both_notices() -> None:
     )
     sc.run(date(2026, 7, 1), date(2026, 7, 31))
     assert sc.emitted["L1:s0:enforcement_possible"].occurred_at == local_midnight(date(2026, 7, 23))
+
+
+def test_recovery_period_ending_on_a_saturday_ends_on_monday_by_lag_1930_173() -> None:
+    # the later notice on Saturday 2027-01-09: 21 days end on Saturday 2027-01-30, which
+    # lag (1930:173) 2 § moves to Monday 2027-02-01; the Kronofogden gate opens after that
+    sc = Scenario()
+    sc.add(at(date(2026, 12, 1)), charge("2027-01", rent_due_date(2027, 1)))
+    for n, (step, on) in enumerate(
+        (
+            ("termination_sent", date(2027, 1, 5)),
+            ("recovery_notice_served", date(2027, 1, 7)),
+            ("social_services_notice_sent", date(2027, 1, 9)),
+        )
+    ):
+        sc.add(at(on, 12), LegalStep(f"s{n}", step, on))
+    sc.run(date(2026, 12, 1), date(2027, 2, 28))
+    started = sc.emitted["L1:s0:recovery_period_started"]
+    assert started.inputs["end"] == "2027-02-01"
+    assert "1930:173" in started.inputs["end_rule"]
+    fired = {s.split(":", 2)[2]: local_date(sc.emitted[s].occurred_at) for s in sc.order}
+    assert fired["recovery_period_ending"] == date(2027, 1, 29)
+    assert fired["recovery_period_ended"] == date(2027, 2, 2)
+    assert fired["enforcement_possible"] == date(2027, 2, 2)
+    window = recovery_window(sc._state(at(date(2027, 1, 31))), POLICY)
+    assert window is not None and window["end"] == date(2027, 2, 1)
 
 
 def test_recovery_period_silent_when_paid_within_it() -> None:
@@ -333,3 +359,17 @@ def test_no_escalation_after_the_lease_ended() -> None:
         "personal_contact_needed",
         "forfeiture_possible",
     ]
+
+
+def test_reasons_name_categories_in_swedish_and_format_amounts_like_the_sms() -> None:
+    sc = _complaints(date(2026, 3, 1), date(2026, 3, 31))
+    sc.run(date(2026, 3, 1), date(2026, 4, 5))
+    pattern = sc.emitted["L1:c1:disturbance_pattern"]
+    assert pattern.reason_sv == "2 klagomål om störning inom 30 dagar."
+    assert pattern.reason_en == "2 disturbance complaints within 30 days."
+    sc = Scenario(rent=1_234_550)
+    sc.add(at(date(2026, 2, 13)), charge("2026-03", MARCH_DUE, 1_234_550))
+    sc.run(date(2026, 2, 10), date(2026, 3, 5))
+    late = sc.emitted["L1:2026-03:late_rent_detected"]
+    assert "(12 345,50 kr)" in late.reason_sv  # shared.format.format_sek, as in the SMS
+    assert "(12 345,50 SEK)" in late.reason_en

@@ -11,6 +11,7 @@ from shared.calendar import (
     is_working_day,
     parse_period,
     rent_due_date,
+    statutory_period_end,
     working_days_between,
 )
 
@@ -126,3 +127,23 @@ def test_period_parsing_rejects_bad_input() -> None:
             parse_period(bad)
     with pytest.raises(ValueError):
         rent_due_date(2026, 13)
+
+
+@pytest.mark.parametrize(
+    ("last_day", "end"),
+    [
+        ("2027-01-30", "2027-02-01"),  # Saturday -> Monday
+        ("2027-01-31", "2027-02-01"),  # Sunday -> Monday
+        ("2027-02-01", "2027-02-01"),  # a working day stays
+        ("2026-06-19", "2026-06-22"),  # midsommarafton (Friday) -> Monday
+        ("2026-12-24", "2026-12-28"),  # julafton, juldagen, annandag jul, Sunday -> Monday
+        ("2026-12-31", "2027-01-04"),  # nyårsafton, nyårsdagen, weekend -> Monday
+        ("2027-01-06", "2027-01-07"),  # trettondedag jul -> Thursday
+        ("2027-03-26", "2027-03-30"),  # långfredagen, weekend, annandag påsk -> Tuesday
+    ],
+)
+def test_a_statutory_period_ending_on_a_non_working_day_ends_on_the_next_working_day(
+    last_day: str, end: str
+) -> None:
+    # lag (1930:173) om beräkning av lagstadgad tid, 2 §
+    assert statutory_period_end(date.fromisoformat(last_day)) == date.fromisoformat(end)

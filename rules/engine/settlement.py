@@ -1,0 +1,126 @@
+"""Settlement: hold ladder stages until the ledger is complete; retract what it disproves.
+
+A payment reaches Bokvar after it was booked: the ERP sends its bank file a day later,
+or sends a whole history at once. A late-rent stage due on day S is about payments
+booked before S, so it waits until those can all be known (`release_day`), and a stage
+that a payment booked before S proves wrong after all is withdrawn (`retractions`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from rules.engine.common import Evaluation, sid, stage_date
+from rules.engine.ledger import ChargeStatus, apply_entries
+from rules.engine.reasons import reasons
+from rules.engine.state import LeaseState, RetractionDraft, Watermark
+from rules.policy import Policy, Stage
+from shared.calendar import add_working_days
+from shared.clock import local_date
+from shared.events.signal import RetractionReason
+from shared.format import format_date
+
+RETRACTED = ":retracted"
+
+
+def release_day(
+    stage_day: date, known_at: datetime | None, policy: Policy, watermark: Watermark | None
+) -> date | None:
+    """Return the first day a stage due on `stage_day` may fire (None: when a watermark says).
+
+    With a watermark the organisation's word decides: every payment booked before the
+    stage day has been sent, and the watermark came after the charge (a history sent
+    later is not covered by an earlier watermark). Without one, `lag_banking_days`
+    banking days after the day before the stage, and after the day the charge arrived
+    (`known_at`; None: long known).
+    """
+    needed = stage_day - timedelta(days=1)
+    if watermark is not None:
+        covers = known_at is None or watermark.received_at > known_at
+        if covers and watermark.booked_through >= needed:
+            return stage_day
+        return None
+    arrived = local_date(known_at) if known_at is not None else needed
+    lag = policy.settlement.lag_banking_days
+    return add_working_days(max(needed, arrived), lag) + timedelta(days=1)
+
+
+def settlement_inputs(
+    charge: ChargeStatus, policy: Policy, watermark: Watermark | None
+) -> dict[str, Any]:
+    """Return what the release of a stage rested on (for the signal's inputs)."""
+    if watermark is not None:
+        return {"settled_by": "watermark", "watermark": watermark.booked_through.isoformat()}
+    return {
+        "settled_by": "settlement_lag",
+        "lag_banking_days": policy.settlement.lag_banking_days,
+        "charge_known_on": local_date(charge.known_at).isoformat() if charge.known_at else None,
+    }
+
+
+def retractions(
+    state: LeaseState, policy: Policy, ev: Evaluation, emitted: frozenset[str], now: datetime
+) -> list[RetractionDraft]:
+    """Withdraw ladder signals of charges that payments booked before the stage day paid."""
+    out: list[RetractionDraft] = []
+    for charge in ev.ledger.charges:
+        if charge.open_ore > 0 or charge.paid_on is None:
+            continue
+        for stage in policy.ladder:
+            signal_id = sid(state, charge.period, stage.name)
+            if signal_id not in emitted or signal_id + RETRACTED in emitted:
+                continue
+            on = stage_date(charge.due_date, stage)
+            if charge.paid_on >= on:
+                continue  # paid on or after the stage day: the signal was right
+            before = apply_entries(state.entries, on - timedelta(days=1)).by_period(charge.period)
+            if before is not None and before.open_ore == 0:
+                out.append(_retraction(signal_id, stage, charge, before, on, now))
+    return out
+
+
+def _retraction(
+    signal_id: str,
+    stage: Stage,
+    charge: ChargeStatus,
+    before: ChargeStatus,
+    on: date,
+    now: datetime,
+) -> RetractionDraft:
+    paid_on = before.paid_on or charge.paid_on
+    assert paid_on is not None
+    code: RetractionReason = (
+        "paid_on_time" if paid_on <= charge.due_date else "payment_booked_before_stage"
+    )
+    sv, en = reasons(
+        f"retracted_{code}",
+        period=charge.period,
+        paid_on=format_date(paid_on),
+        due_date=format_date(charge.due_date),
+        stage_date=format_date(on),
+    )
+    return RetractionDraft(
+        retraction_id=signal_id + RETRACTED,
+        signal_id=signal_id,
+        signal=stage.signal,
+        rule=f"ladder.{stage.name}",
+        occurred_at=now,
+        reason_code=code,
+        reason_sv=sv,
+        reason_en=en,
+        period=charge.period,
+        due_date=charge.due_date,
+        inputs={
+            "invoice_id": charge.invoice_id,
+            "paid_on": paid_on.isoformat(),
+            "stage_date": on.isoformat(),
+            "evaluated_on": local_date(now).isoformat(),
+        },
+    )
+
+
+def retracted(emitted: frozenset[str], new: list[RetractionDraft]) -> set[str]:
+    """Return the signal ids withdrawn so far, including the ones withdrawn now."""
+    out = {i[: -len(RETRACTED)] for i in emitted if i.endswith(RETRACTED)}
+    return out | {r.signal_id for r in new}

@@ -1,0 +1,150 @@
+"""Watermarks and retractions through the consumer path and the sweep, on the real database."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import orjson
+
+from rules.consumer import apply_events, evaluate_leases
+from rules.models import org_watermarks, outbox
+from rules.policy import PolicySet
+from rules.store import RulesStore
+from rules.sweep import sweep_once
+from shared.bus import add_to_outbox
+from shared.clock import STOCKHOLM, ManualClock, local_midnight
+from shared.db import Database
+from shared.events import (
+    CloudEvent,
+    EventData,
+    LedgerWatermarkAdvanced,
+    SignalRaised,
+    SignalRetracted,
+    decode,
+    new_event,
+)
+from tests.conftest import MakeDatabase
+from tests.rules.stream import MARCH_DUE, ORG, RENT, _charge, _lease, _pay
+
+POLICIES = PolicySet.load()
+
+
+def _at(day: date, hour: int = 10) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=STOCKHOLM)
+
+
+async def _consume(
+    db: Database, clock: ManualClock, *data: EventData, at: datetime
+) -> list[CloudEvent[EventData]]:
+    """Apply events arriving at `at` as the consumer does; return what it emits."""
+    clock.set(at)
+    events = [
+        new_event(d, id=f"e-{at.isoformat()}-{n}", source="t", time=at) for n, d in enumerate(data)
+    ]
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        touched = await apply_events(store, events, clock.now())
+        out = await evaluate_leases(store, POLICIES, sorted(touched), clock.now())
+        await add_to_outbox(session, outbox, out, clock=clock)
+    return out
+
+
+async def _sweep(db: Database, clock: ManualClock, at: datetime) -> list[CloudEvent[EventData]]:
+    """Sweep at `at`; return the events the sweep staged in the outbox."""
+    clock.set(at)
+    async with db.sessionmaker() as session:
+        before = await RulesStore(session).count(outbox)
+    await sweep_once(db, POLICIES, clock)
+    async with db.sessionmaker() as session:
+        rows = (await session.execute(outbox.select().order_by(outbox.c.id))).all()
+    return [
+        decode(r.value, [(k, v.encode()) for k, v in orjson.loads(r.headers)])
+        for r in rows[before:]
+    ]
+
+
+def _midnight(day: date) -> datetime:
+    return local_midnight(day) + timedelta(minutes=1)
+
+
+async def test_watermark_releases_held_stages_and_a_late_payment_retracts_once(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("rules")
+    clock = ManualClock(_at(date(2026, 2, 20)))
+    feb20 = _at(date(2026, 2, 20))
+    await _consume(db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=feb20)
+    wm = LedgerWatermarkAdvanced(org_id=ORG, booked_through=date(2026, 2, 26))
+    await _consume(db, clock, wm, at=_at(date(2026, 2, 27), 2))
+    # Monday 03-02 is the stage day; the watermark still says "through 02-26": held
+    assert await _sweep(db, clock, _midnight(date(2026, 3, 2))) == []
+    # an older watermark changes nothing; then "through Sunday" releases the stage now
+    old = LedgerWatermarkAdvanced(org_id=ORG, booked_through=date(2026, 2, 20))
+    assert await _consume(db, clock, old, at=_at(date(2026, 3, 2), 1)) == []
+    async with db.sessionmaker() as session:
+        stored = (await session.execute(org_watermarks.select())).one()
+    assert stored.booked_through == date(2026, 2, 26)
+    wm = LedgerWatermarkAdvanced(org_id=ORG, booked_through=date(2026, 3, 1))
+    # the batch that brings the watermark evaluates the held lease: released at once
+    [late] = [e.data for e in await _consume(db, clock, wm, at=_at(date(2026, 3, 2), 2))]
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+    assert late.inputs["settled_by"] == "watermark"
+    # Friday's payment, booked on the due date, reaches Bokvar on Tuesday: withdrawn
+    out = await _consume(db, clock, _pay("L1", "p1", RENT, MARCH_DUE), at=_at(date(2026, 3, 3), 11))
+    [retraction] = out
+    assert isinstance(retraction.data, SignalRetracted)
+    assert retraction.id == "L1:2026-03:late_rent_detected:retracted"
+    assert retraction.data.signal_id == late.signal_id
+    assert retraction.data.reason_code == "paid_on_time"
+    assert "förfallodagen" in retraction.data.reason_sv
+    # re-evaluations and later sweeps neither retract again nor clear
+    assert await _consume(db, clock, _lease("L1"), at=_at(date(2026, 3, 4))) == []
+    assert await _sweep(db, clock, _midnight(date(2026, 3, 10))) == []
+
+
+async def _charged(make_database: MakeDatabase) -> tuple[Database, ManualClock]:
+    """A lease charged for March on 02-20 (no payment, no watermark yet)."""
+    db = await make_database("rules")
+    clock = ManualClock(_at(date(2026, 2, 20)))
+    await _consume(
+        db, clock, _lease("L1"), _charge("L1", "2026-03", MARCH_DUE), at=_at(date(2026, 2, 20))
+    )
+    return db, clock
+
+
+async def test_a_watermark_counts_once_every_partition_copy_is_in(
+    make_database: MakeDatabase,
+) -> None:
+    db, clock = await _charged(make_database)
+    assert await _sweep(db, clock, _midnight(date(2026, 3, 2))) == []  # held: no watermark
+
+    def copy(n: int) -> LedgerWatermarkAdvanced:
+        return LedgerWatermarkAdvanced(
+            org_id=ORG, booked_through=date(2026, 3, 1), partition=n, partitions=3
+        )
+
+    at = _at(date(2026, 3, 2), 2)
+    # two of three copies: a payment may still be queued in the third partition
+    assert await _consume(db, clock, copy(0), copy(2), at=at) == []
+    async with db.sessionmaker() as session:
+        assert (await session.execute(org_watermarks.select())).all() == []
+    [late] = [e.data for e in await _consume(db, clock, copy(1), at=at)]
+    assert isinstance(late, SignalRaised) and late.inputs["watermark"] == "2026-03-01"
+
+
+async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
+    make_database: MakeDatabase,
+) -> None:
+    # two rules instances store the last two copies at once; neither saw all three
+    db, clock = await _charged(make_database)
+    at = _at(date(2026, 3, 2), 2)
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        for n in range(3):
+            await store.add_watermark_copy(ORG, date(2026, 3, 1), n, 3, at)
+    [late] = [e.data for e in await _sweep(db, clock, at + timedelta(seconds=1))]
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+    async with db.sessionmaker() as session:
+        assert (await session.execute(org_watermarks.select())).one().booked_through == date(
+            2026, 3, 1
+        )
