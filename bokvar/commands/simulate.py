@@ -119,7 +119,7 @@ async def _main(args: argparse.Namespace) -> int:
         {"sub": "bokvar-simulate", "role": "admin"},
         CasesSettings().cases_jwt_secret.get_secret_value(),
         now=clock.now() - timedelta(hours=1),
-        ttl=timedelta(days=3650),
+        ttl=timedelta(hours=12),
     )
     print(await report_line(args.cases_url, args.org, token, first, end), flush=True)
     return 0 if pushed.rejected == 0 else 1

@@ -12,8 +12,14 @@ class CasesSettings(CommonSettings):
 
     cases_port: int = Field(8004, description="HTTP port of the cases service.")
     cases_jwt_secret: SecretStr = Field(
-        SecretStr("dev-cases-jwt-secret-change-me"),
+        SecretStr("dev-cases-jwt-secret-change-me-published-not-secret"),
         description="HS256 signing key of the bearer JWTs the cases API accepts.",
+    )
+    cases_jwt_max_lifetime_hours: float = Field(
+        12.0,
+        gt=0,
+        description="Longest accepted lifetime of a bearer JWT (exp minus iat); longer ones "
+        "get 401.",
     )
     cases_retention_days: int = Field(
         730,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -83,6 +83,7 @@ async def principal(
             settings.cases_jwt_secret.get_secret_value(),
             now=_rt(request).clock.now(),
             required=("sub", "role", "exp"),
+            max_lifetime=timedelta(hours=settings.cases_jwt_max_lifetime_hours),
         )
     except InvalidToken as exc:
         raise Unauthorized(str(exc), headers=_CHALLENGE) from exc

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.cases.config import CasesSettings
 from shared.auth import encode_token
 from shared.clock import STOCKHOLM
 from shared.events import (
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ORG = "bostader"
 PHONE = "+46701234567"
 RENT = 812_500
-DEV_JWT_SECRET = "dev-cases-jwt-secret-change-me"
+DEV_JWT_SECRET = CasesSettings.model_fields["cases_jwt_secret"].default.get_secret_value()
 
 
 def local(*args: int) -> datetime:
