@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from shared.guard import ErrorBoundary, RejectControlCharacters
 from shared.metrics import render_latest
 
 
@@ -71,8 +72,15 @@ class ErrorBody(BaseModel):
     detail: Any
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render AppError and validation errors in the one error format."""
+def install_error_handlers(
+    app: FastAPI, *, retry_after_seconds: int = 5, check_json_bodies: bool = True
+) -> None:
+    """Render AppError and validation errors in the one error format; guard every request.
+
+    Control characters in the path, the query or (with `check_json_bodies`) a JSON body's
+    strings get 422 naming the field; a database outage gets 503 with Retry-After; any
+    other unexpected error gets a 500 in the same format, logged without its message.
+    """
 
     async def app_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
@@ -96,6 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(RejectControlCharacters, check_json_bodies=check_json_bodies)
+    app.add_middleware(ErrorBoundary, retry_after_seconds=retry_after_seconds)
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
