@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.cases.anchoring import start_anchor_loop
 from services.cases.config import CasesSettings
 from services.cases.consumer import TOPICS, make_handler
 from services.cases.engine import RuleViolation
@@ -42,6 +43,7 @@ def create_app(
                 retention_days=settings.cases_retention_days,
                 interval=settings.cases_retention_interval_seconds,
             )
+            start_anchor_loop(rt, interval=settings.cases_audit_anchor_interval_seconds)
             yield
 
     app = FastAPI(

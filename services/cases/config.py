@@ -30,6 +30,12 @@ class CasesSettings(CommonSettings):
     cases_retention_interval_seconds: float = Field(
         3600.0, gt=0, description="Real seconds between retention purge sweeps."
     )
+    cases_audit_anchor_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Real seconds between `cases.audit_anchor` log lines (the audit chain's "
+        "last id, hash and row count, for `bokvar audit verify --anchors`).",
+    )
     cases_consume: bool = Field(
         True, description="Run the consumer of risk.signals, notification.events, lease.events."
     )
