@@ -85,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     head = asyncio.run(_head(settings.database_url))
-    where = f"; record the head elsewhere: {head.last_id}:{head.last_hash}:{head.rows}"
-    checked = f"{len(anchors)} anchors checked"
-    print(f"audit chain OK ({verdict.rows} rows); {checked}{where if head else ''}")
+    where = (
+        f"; record the head elsewhere: {head.last_id}:{head.last_hash}:{head.rows}" if head else ""
+    )
+    print(f"audit chain OK ({verdict.rows} rows); {len(anchors)} anchors checked{where}")
     return 0
 
 
