@@ -44,13 +44,23 @@ from shared.http import (
     NotFound,
     Unauthorized,
     Unprocessable,
+    document_errors,
     health_router,
     install_error_handlers,
 )
 from shared.runtime import Runtime, service_runtime
 
-API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The ERP client's key.")
-BEARER = HTTPBearer(auto_error=False, description="The service token (internal APIs).")
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ErpApiKey",
+    description="The ERP client's key (`bokvar clients create`).",
+)
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceToken",
+    description="The service token (BOKVAR_SERVICE_TOKEN), internal APIs.",
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -361,4 +371,5 @@ def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastA
     app.include_router(_events_router())
     app.include_router(_internal_router())
     _install_openapi(app)
+    document_errors(app)
     return app

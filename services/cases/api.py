@@ -16,7 +16,7 @@ from services.cases.models import inbox, outbox
 from services.cases.retention import start_retention_loop
 from services.cases.routes import admin, cases, records, reports
 from shared.clock import Clock
-from shared.http import health_router, install_error_handlers
+from shared.http import document_errors, health_router, install_error_handlers
 from shared.runtime import Runtime, service_runtime
 
 _ERROR_NAMES = {403: "Forbidden", 409: "Conflict", 422: "Unprocessable"}
@@ -79,4 +79,5 @@ def create_app(
     app.include_router(health_router(checks))  # type: ignore[arg-type]
     for module in (cases, records, reports, admin):
         app.include_router(module.router)
+    document_errors(app, forbidden=True, conflicts=True)
     return app

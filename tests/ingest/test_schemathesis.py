@@ -7,6 +7,7 @@ database), and every answer must be no 5xx and conform to the documented schema.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -103,7 +104,10 @@ async def _send(ingest: Ingest, case: Any) -> httpx.Response:
     while isinstance(content, dict) and "data" in content:  # some serializers nest it
         content = content["data"]
     if "json" in kwargs:
-        content = orjson.dumps(kwargs["json"])
+        try:
+            content = orjson.dumps(kwargs["json"])
+        except TypeError:  # integers beyond 64 bits
+            content = json.dumps(kwargs["json"]).encode()
     return await ingest.http.request(
         kwargs["method"],
         kwargs["url"],
