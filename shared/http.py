@@ -186,9 +186,8 @@ RETRY_AFTER_HEADER = {
 }
 
 
-# What the guard refuses (shared.guard.CONTROL), as a JSON Schema pattern; headers: ASCII.
+# What the guard refuses (shared.guard.CONTROL), as a JSON Schema pattern.
 NO_CONTROL_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
-HEADER_PATTERN = "^[ -~]*$"
 
 
 def document_errors(app: FastAPI, *, forbidden: bool = False, conflicts: bool = False) -> None:
@@ -227,10 +226,10 @@ def _document(schema: dict[str, Any], *, forbidden: bool, conflicts: bool) -> No
             if method not in _METHODS:
                 continue
             for parameter in operation.get("parameters", []):
-                pattern = HEADER_PATTERN if parameter.get("in") == "header" else NO_CONTROL_PATTERN
-                _forbid_controls(parameter.get("schema", {}), pattern)
-            for body in operation.get("requestBody", {}).get("content", {}).values():
-                _forbid_controls(body.get("schema", {}), NO_CONTROL_PATTERN)
+                _forbid_controls(parameter.get("schema", {}), NO_CONTROL_PATTERN)
+            for media, body in operation.get("requestBody", {}).get("content", {}).items():
+                if "json" in media and "nd" not in media:  # NDJSON, CSV: refused per line
+                    _forbid_controls(body.get("schema", {}), NO_CONTROL_PATTERN)
             codes = {422, 400} if "requestBody" in operation else {422}
             if path not in _UNGUARDED:
                 codes.add(503)
