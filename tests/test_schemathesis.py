@@ -8,6 +8,7 @@ a few examples per operation and mode (about a minute in all).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -65,6 +66,14 @@ CONFIG = SchemathesisConfig.from_dict(
         }
     }
 )
+
+
+@schemathesis.serializer("application/x-ndjson", "text/csv")
+def _text(_ctx: Any, value: Any) -> dict[str, Any]:
+    """Send NDJSON and CSV bodies as text (any JSON value, integers of any size)."""
+    if isinstance(value, bytes):
+        return {"data": value}
+    return {"data": (value if isinstance(value, str) else json.dumps(value)).encode()}
 
 
 @dataclass
@@ -150,7 +159,8 @@ async def targets(
     ]
 
 
-def _cases(operation: Any, mode: GenerationMode, count: int) -> list[Any]:
+def generated_cases(operation: Any, mode: GenerationMode, count: int) -> list[Any]:
+    """Return `count` cases of `mode` for an operation, the same on every run."""
     found: list[Any] = []
 
     @settings(
@@ -184,7 +194,7 @@ def _fuzz(target: Target, deadline: float, statuses: Counter[int]) -> list[str]:
             if not (operation.path in ITEM_BY_ITEM and check.__name__ == "negative_data_rejection")
         ]
         for mode, count in EXAMPLES.items():
-            for n, case in enumerate(_cases(operation, mode, count)):
+            for n, case in enumerate(generated_cases(operation, mode, count)):
                 if time.monotonic() > deadline:  # time box: stop, keep what was found
                     return failures
                 positive = mode is GenerationMode.POSITIVE
