@@ -39,19 +39,30 @@ from ingest.schemas import (
 from ingest.service import Ingestor, batch_result
 from shared.clock import Clock
 from shared.http import (
+    Conflict,
     ErrorBody,
     Forbidden,
     NotFound,
     Unauthorized,
     Unprocessable,
     create_service_app,
+    document_errors,
     health_router,
     install_error_handlers,
 )
 from shared.runtime import Runtime, service_runtime
 
-API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The ERP client's key.")
-BEARER = HTTPBearer(auto_error=False, description="The service token (internal APIs).")
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ErpApiKey",
+    description="The ERP client's key (`bokvar clients create`).",
+)
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceToken",
+    description="The service token (BOKVAR_SERVICE_TOKEN), internal APIs.",
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -61,12 +72,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         403: "The lease belongs to another organisation.",
         413: "Body over the size limit.",
         415: "Wrong Content-Type.",
+        409: "The event id was already accepted with a different body (body hashes in the "
+        "detail); a repeat of the same body is answered `duplicate`.",
         422: "Invalid event: the field and the reason.",
-        503: "The broker is unreachable; retry after `Retry-After` seconds.",
+        503: "The broker or the database is unreachable; retry after `Retry-After` seconds.",
     }.items()
 }
+ERRORS[503]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
 PATH_ERRORS = {**ERRORS, 404: {"model": ErrorBody, "description": "Unknown lease or complaint."}}
-BATCH_ERRORS = ERRORS
+BATCH_ERRORS = {code: spec for code, spec in ERRORS.items() if code != 409}
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -115,7 +134,9 @@ async def _single(
         detail = [
             {"field": _location(e.field, path_id), "reason": e.reason} for e in outcome.errors[0]
         ]
-        error = {403: Forbidden, 404: NotFound}.get(outcome.http_status[0], Unprocessable)
+        error = {403: Forbidden, 404: NotFound, 409: Conflict}.get(
+            outcome.http_status[0], Unprocessable
+        )
         raise error(detail[0]["reason"], detail=detail)
     return Accepted(event_id=event_id, id=f"{org}:{event_id}", status=status)
 
@@ -340,7 +361,10 @@ def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastA
 
     app = create_service_app("ingest", title="Bokvar ingest", lifespan=lifespan)
     app.state.settings = settings
-    install_error_handlers(app)
+    # bodies are checked field by field by the input models (a batch answers item by item)
+    install_error_handlers(
+        app, retry_after_seconds=settings.ingest_retry_after_seconds, check_json_bodies=False
+    )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(
         BodyLimits,
@@ -364,4 +388,5 @@ def create_app(settings: IngestSettings, *, clock: Clock | None = None) -> FastA
     app.include_router(_events_router())
     app.include_router(_internal_router())
     _install_openapi(app)
+    document_errors(app)
     return app

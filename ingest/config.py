@@ -12,7 +12,7 @@ class IngestSettings(CommonSettings):
 
     ingest_port: int = Field(8001, description="HTTP port of the ingest service.")
     ingest_pseudonym_secret: SecretStr = Field(
-        SecretStr("dev-pseudonym-secret-change-me"),
+        SecretStr("dev-pseudonym-secret-change-me-published-not-secret"),
         description="Secret key of the HMAC-SHA256 tenant pseudonym (keep it stable: a new "
         "key gives every tenant a new pseudonym).",
     )

@@ -77,5 +77,7 @@ seen_events = Table(
     Column("org_id", String(64), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("seen_at", UtcDateTime(), nullable=False),
+    # sha256 of the accepted body: a reused event id with another body is a conflict (409)
+    Column("body_hash", String(64), nullable=True),
     Index("ix_seen_events_seen_at", "seen_at"),
 )

@@ -7,6 +7,7 @@ it, and a repeated event id in one batch is a duplicate.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from ingest.processing import Context, Known, Rejected, Writes, translate
@@ -38,14 +39,18 @@ class Outcome:
 
 
 def process(items: list[Item], ctx: Context, known: Known) -> Outcome:
-    """Walk `items` in order: reject, mark duplicates, translate the rest into events."""
+    """Walk `items` in order: reject, mark duplicates and conflicts, translate the rest."""
     out = Outcome([], [], [], [], Writes())
     for item in items:
         status, errors, http = "accepted", item.errors, 202
         if item.body is None or item.event_id is None:
             status, http = "rejected", 422
         elif item.event_id in known.seen:
-            status, http = "duplicate", 202
+            stored, digest = known.seen[item.event_id], body_hash(item)
+            if stored is None or stored == digest:
+                status, http = "duplicate", 202
+            else:
+                status, errors, http = "rejected", [_conflict(stored, digest)], 409
         else:
             try:
                 data = translate(item.body, ctx, known, out.writes, path_id=item.path_id)
@@ -53,12 +58,27 @@ def process(items: list[Item], ctx: Context, known: Known) -> Outcome:
                 status, errors, http = "rejected", exc.errors, exc.status
             else:
                 out.events.append(ctx.envelope(data, item.event_id))
-                known.seen.add(item.event_id)
-                out.writes.seen.append(item.event_id)
+                known.seen[item.event_id] = out.writes.seen[item.event_id] = body_hash(item)
         out.statuses.append(status)
         out.errors.append(errors)
         out.http_status.append(http)
     return out
+
+
+def body_hash(item: Item) -> str:
+    """Return the sha256 of what an event says: its kind, path id and validated body."""
+    assert item.body is not None
+    digest = hashlib.sha256(f"{item.kind}\0{item.path_id or ''}\0".encode())
+    digest.update(item.body.model_dump_json(exclude={"type"}).encode())
+    return digest.hexdigest()
+
+
+def _conflict(stored: str, digest: str) -> ItemError:
+    return ItemError(
+        field="event_id",
+        reason=f"event id already used for a different body (body hash sha256:{stored[:12]}, "
+        f"this body sha256:{digest[:12]}); a new event needs a new event id",
+    )
 
 
 def referenced(items: list[Item]) -> tuple[set[str], set[str], set[str], set[str]]:

@@ -94,7 +94,7 @@ class Known:
     leases: dict[str, LeaseRow] = field(default_factory=dict)
     ocr: dict[str, tuple[str, str]] = field(default_factory=dict)  # ocr -> (lease, invoice)
     complaints: dict[str, str] = field(default_factory=dict)  # complaint id -> lease id
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, str | None] = field(default_factory=dict)  # event id -> body hash
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Writes:
     invoices: dict[str, tuple[str, str]] = field(default_factory=dict)
     complaints: dict[str, ComplaintRow] = field(default_factory=dict)
     resolved: dict[str, datetime] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)  # event id -> body hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from shared.events.base import LeaseId, Period
 from shared.events.complaint import ComplaintCategory
 from shared.events.lease import HouseholdType
+from shared.guard import CONTROL, CONTROL_REASON
 
 
 def _iso_date(value: Any) -> Any:
@@ -60,9 +61,17 @@ Reason = Annotated[str, Field(max_length=200)]
 
 
 class StrictIn(BaseModel):
-    """Base of every input body: strict types, unknown fields rejected."""
+    """Base of every input body: strict types, unknown fields, control characters rejected."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        # PostgreSQL refuses NUL in text; no other control character belongs in ERP data.
+        if isinstance(value, str) and CONTROL.search(value):
+            raise ValueError(CONTROL_REASON)
+        return value
 
 
 class TenantIn(StrictIn):

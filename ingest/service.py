@@ -59,7 +59,7 @@ class Ingestor:
         return found[0]
 
     async def ingest(self, org_id: str, items: list[Item]) -> Outcome:
-        """Process items: publish accepted events, then record them as seen; 503 if no broker."""
+        """Process items: record, publish (acks=all), commit; 503 if broker or database is away."""
         now = self.rt.clock.now()
         ctx = Context(org_id=org_id, now=now, secret=self._secret)
         leases, ocrs, complaints, event_ids = referenced(items)
@@ -75,9 +75,11 @@ class Ingestor:
             )
         outcome = process(items, ctx, known)
         if outcome.events:
-            await self._publish(outcome)
+            # Store first (a refused write publishes nothing), publish within the open
+            # transaction, commit once the broker acknowledged: 503 leaves neither.
             async with self.rt.database.sessionmaker() as session, session.begin():
                 await IngestStore(session).apply(org_id, outcome.writes, now)
+                await self._publish(outcome)
         self._count(items, outcome.statuses)
         log.info(
             "ingest.batch",

@@ -86,12 +86,12 @@ class IngestStore:
             for r in await s.execute(q.where(leases.c.lease_id.in_(chunk))):
                 known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
         for chunk in _chunks(event_ids):
-            qs = select(seen_events.c.event_id).where(
+            qs = select(seen_events.c.event_id, seen_events.c.body_hash).where(
                 seen_events.c.org_id == org_id,
                 seen_events.c.event_id.in_(chunk),
                 seen_events.c.seen_at >= seen_since,
             )
-            known.seen.update((await s.execute(qs)).scalars())
+            known.seen.update((r.event_id, r.body_hash) for r in await s.execute(qs))
         return known
 
     async def apply(self, org_id: str, writes: Writes, now: datetime) -> None:
@@ -113,9 +113,13 @@ class IngestStore:
         if writes.seen:
             upsert = self._insert(seen_events)
             stmt = upsert.on_conflict_do_update(
-                index_elements=["org_id", "event_id"], set_={"seen_at": upsert.excluded.seen_at}
+                index_elements=["org_id", "event_id"],
+                set_={"seen_at": upsert.excluded.seen_at, "body_hash": upsert.excluded.body_hash},
             )
-            seen = [{"org_id": org_id, "event_id": e, "seen_at": now} for e in writes.seen]
+            seen = [
+                {"org_id": org_id, "event_id": e, "seen_at": now, "body_hash": h}
+                for e, h in writes.seen.items()
+            ]
             await self.session.execute(stmt, seen)
         await self.session.flush()
 

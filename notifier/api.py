@@ -26,7 +26,7 @@ from notifier.store import NotifierStore
 from notifier.webhooks import router as webhook_router
 from notifier.workflow import Context, escalate_overdue
 from shared.clock import Clock
-from shared.http import create_service_app, health_router, install_error_handlers
+from shared.http import create_service_app, document_errors, health_router, install_error_handlers
 from shared.runtime import Runtime, service_runtime
 
 log = structlog.get_logger(__name__)
@@ -142,4 +142,5 @@ def create_app(settings: NotifierSettings, *, clock: Clock | None = None) -> Fas
 
     app.include_router(health_router(checks))  # type: ignore[arg-type]
     install_routes(app)
+    document_errors(app, conflicts=True)
     return app

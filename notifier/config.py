@@ -45,7 +45,7 @@ class NotifierSettings(CommonSettings):
         description="Override of https://api.twilio.com (tests point it at a local server).",
     )
     notifier_phone_hash_key: SecretStr = Field(
-        SecretStr("dev-phone-hash-key-change-me"),
+        SecretStr("dev-phone-hash-key-change-me-published-not-secret"),
         description="Key of the keyed hash of phone numbers in opt-out records.",
     )
     notifier_sender_interval_seconds: float = Field(

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier.config import NotifierSettings
@@ -47,7 +48,19 @@ async def get_store(state: State) -> AsyncIterator[NotifierStore]:
 Store = Annotated[NotifierStore, Depends(get_store)]
 
 
-def require_service_token(request: Request, state: State) -> None:
+# Declares the scheme in OpenAPI (Swagger UI's Authorize); the check reads the header itself.
+SERVICE_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceToken",
+    description="The service token (BOKVAR_SERVICE_TOKEN).",
+)
+
+
+def require_service_token(
+    request: Request,
+    state: State,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(SERVICE_TOKEN)] = None,
+) -> None:
     """Require `Authorization: Bearer <service token>` on staff endpoints."""
     expected = state.settings.service_token.get_secret_value()
     given = request.headers.get("authorization", "")

@@ -29,7 +29,14 @@ from notifier.channels import Channel, ChannelError, SendResult
 from notifier.contacts import ContactsUnavailable, IngestContacts, TenantContact
 from notifier.metrics import PROVIDER_SECONDS, SMS_OUTCOMES
 from notifier.store import PENDING, NotifierStore
-from notifier.workflow import ANY_TENANT, Context, fallback_task, open_task, stage_notification
+from notifier.workflow import (
+    ANY_TENANT,
+    Context,
+    expand_any_tenant,
+    fallback_task,
+    open_task,
+    stage_notification,
+)
 from shared.bus import OutboxRelay
 from shared.clock import Clock
 from shared.db import Database
@@ -150,6 +157,9 @@ class Sender:
         if row is None or row.status not in PENDING:
             return 0
         try:
+            split = await self._split_per_tenant(row)
+            if split is not None:
+                return sum([await self.send_one(new_id) for new_id in split])
             recipient = await self._resolve(row)
         except ContactsUnavailable as exc:
             log.warning("notifier.contacts_unavailable", error=str(exc), lease_id=row.lease_id)
@@ -160,6 +170,22 @@ class Sender:
             return 0
         body, to = claimed
         return await self._call_provider(row.id, to=to, body=body)
+
+    async def _split_per_tenant(self, row: Any) -> list[str] | None:
+        """Split a notification for any tenant ("*") into one per tenant ingest knows.
+
+        Returns the new ids, or None when the row is not for any tenant or ingest knows
+        no tenants of the lease (the row then takes the usual path).
+        """
+        if row.recipient_kind != "tenant" or row.recipient_id != ANY_TENANT:
+            return None
+        contacts = await self.contacts.get(row.lease_id)
+        if contacts is None or not contacts.tenants:
+            return None
+        async with self.database.sessionmaker.begin() as session:
+            store = NotifierStore(session, clock=self.clock)
+            tenant_ids = [t.tenant_id for t in contacts.tenants]
+            return await expand_any_tenant(store, row, tenant_ids, now=self.clock.now())
 
     async def _postpone(self, row: Any, delay: timedelta) -> None:
         now = self.clock.now()

@@ -224,6 +224,16 @@ class NotifierStore:
         )
         return list((await self.session.execute(stmt)).all())
 
+    async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
+        """Return a lease's pending tenant notifications queued before its tenants were known."""
+        stmt = select(notifications).where(
+            N.lease_id == lease_id,
+            N.recipient_kind == "tenant",
+            N.recipient_id == "*",
+            N.status.in_(PENDING),
+        )
+        return list((await self.session.execute(stmt.order_by(N.id))).all())
+
     async def due_notifications(self, now: datetime, *, limit: int) -> list[Row[Any]]:
         """Return pending notifications due at `now`, oldest first."""
         stmt = (

@@ -14,10 +14,14 @@ from twilio.request_validator import RequestValidator
 from notifier import engine
 from notifier.deps import State, Store
 from notifier.workflow import apply_provider_status, open_task
-from shared.http import Forbidden
+from shared.http import ErrorBody, Forbidden
 
 log = structlog.get_logger(__name__)
-router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks/twilio",
+    tags=["webhooks"],
+    responses={403: {"model": ErrorBody, "description": "Missing or invalid X-Twilio-Signature."}},
+)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 

@@ -17,7 +17,7 @@ from notifier import engine
 from notifier.emit import notification_event, task_event
 from notifier.metrics import TASKS_CREATED, TASKS_ESCALATED
 from notifier.policy import Policy
-from notifier.store import NotifierStore
+from notifier.store import PENDING, NotifierStore
 from notifier.variables import signal_variables
 from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
 
@@ -148,6 +148,8 @@ async def on_lease(
     await store.upsert_lease(
         lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
     )
+    for row in await store.pending_for_any_tenant(data.lease_id) if tenant_ids else []:
+        await expand_any_tenant(store, row, tenant_ids, now=now)
     welcome = ctx.policy.welcome(data.org_id)
     if (
         isinstance(data, LeaseRegistered)
@@ -177,6 +179,37 @@ def _new_lease(data: LeaseRegistered, ctx: Context, event_time: datetime) -> boo
         return True
     log.info("notifier.welcome_skipped", lease_id=data.lease_id, reason="lease_started_earlier")
     return False
+
+
+async def expand_any_tenant(
+    store: NotifierStore, row: Any, tenant_ids: list[str], *, now: datetime
+) -> list[str]:
+    """Replace a pending SMS for any tenant ("*") by one per tenant; return the new ids.
+
+    The ids become `{signal id}:{tenant}`, the same a repeated signal would get once the
+    tenants are known, so no tenant is texted twice for one signal.
+    """
+    base = row.id[: -len(ANY_TENANT)] if row.id.endswith(ANY_TENANT) else f"{row.id}:"
+    created: list[str] = []
+    for tenant_id in tenant_ids:
+        values = {
+            **row._asdict(),
+            "id": base + tenant_id,
+            "recipient_id": tenant_id,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        new = await store.create_notification(values)
+        if new is not None:
+            await stage_notification(store, new, now)
+            created.append(new.id)
+    cancelled = await store.update_notification(
+        row.id, where_status=PENDING, status="cancelled", detail="sent per tenant", updated_at=now
+    )
+    if cancelled is not None:
+        await stage_notification(store, cancelled, now)
+    return created
 
 
 async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, detail: str) -> None:

@@ -37,12 +37,17 @@ from shared.http import (
     Unauthorized,
     Unprocessable,
     create_service_app,
+    document_errors,
     health_router,
     install_error_handlers,
 )
 from shared.runtime import Runtime, service_runtime
 
-BEARER = HTTPBearer(auto_error=False, description="The service token.")
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceToken",
+    description="The service token (BOKVAR_SERVICE_TOKEN).",
+)
 MAX_POLICY_BYTES = 256 * 1024
 MAX_WHATIF_LEASES = 5_000
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -302,4 +307,5 @@ def create_app(
 
     app.include_router(health_router(checks))  # type: ignore[arg-type]
     app.include_router(_router())
+    document_errors(app)
     return app

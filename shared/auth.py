@@ -32,8 +32,13 @@ def verify_token(
     now: datetime,
     required: Iterable[str] = ("sub", "exp"),
     leeway: timedelta = timedelta(seconds=30),
+    max_lifetime: timedelta | None = None,
 ) -> dict[str, Any]:
-    """Return the claims of a valid token; raise InvalidToken with the reason otherwise."""
+    """Return the claims of a valid token; raise InvalidToken with the reason otherwise.
+
+    Refused besides a bad signature or a missing claim: expired, `nbf` or `iat` in the
+    future, and a lifetime (`exp` minus `iat`, or minus now without `iat`) over `max_lifetime`.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -48,13 +53,28 @@ def verify_token(
     for name in required:
         if name not in claims:
             raise InvalidToken(f"missing claim {name}")
-    exp = claims.get("exp")
-    if exp is not None:
-        if not isinstance(exp, int | float):
-            raise InvalidToken("claim exp is not a number")
-        if now.timestamp() > exp + leeway.total_seconds():
-            raise InvalidToken("token expired")
+    times = {name: _instant(claims, name) for name in ("exp", "nbf", "iat")}
+    at, slack = now.timestamp(), leeway.total_seconds()
+    exp, nbf, iat = times["exp"], times["nbf"], times["iat"]
+    if exp is not None and at > exp + slack:
+        raise InvalidToken("token expired")
+    if nbf is not None and nbf > at + slack:
+        raise InvalidToken("token not valid yet (nbf is in the future)")
+    if iat is not None and iat > at + slack:
+        raise InvalidToken("token issued in the future (iat)")
+    limit = None if max_lifetime is None else max_lifetime.total_seconds()
+    if limit is not None and exp is not None and exp - (iat or at) > limit + slack:
+        raise InvalidToken(f"token lifetime exceeds the maximum of {limit / 3600:g} h")
     return claims
+
+
+def _instant(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"claim {name} is not a number")
+    return float(value)
 
 
 def bearer(authorization: str | None) -> str:

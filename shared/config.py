@@ -7,6 +7,7 @@ fails when it drifts.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,11 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
+MIN_SECRET_BYTES = 32
+# Every published development secret (field defaults, deploy placeholders) contains this.
+PLACEHOLDER_MARK = "change-me"
+# The cases service checks bearer JWTs with this key; the console mints them with it.
+DEV_CASES_JWT_SECRET = "dev-cases-jwt-secret-change-me-published-not-secret"
 
 
 class CommonSettings(BaseSettings):
@@ -47,9 +53,14 @@ class CommonSettings(BaseSettings):
         "auto", description="`json` in production; `auto` uses console on a TTY."
     )
     host: str = Field("127.0.0.1", description="Interface the HTTP services bind to.")
+    dev_mode: bool = Field(
+        False,
+        description="Development mode: let a service start with the published development "
+        "secrets on a non-loopback host or on PostgreSQL (never in production).",
+    )
     timezone: str = Field("Europe/Stockholm", description="Local time zone of the rules.")
     service_token: SecretStr = Field(
-        SecretStr("dev-service-token-change-me"),
+        SecretStr("dev-service-token-change-me-published-not-secret"),
         description="Bearer token services use to call each other's internal APIs.",
     )
     clock_start: datetime | None = Field(
@@ -72,3 +83,55 @@ class CommonSettings(BaseSettings):
     )
     consumer_batch_size: int = Field(500, ge=1, description="Max records per consumer batch.")
     consumer_poll_ms: int = Field(200, ge=1, description="Consumer poll timeout.")
+
+
+class InsecureSettings(ValueError):
+    """A service would start with a published or too short secret; names the variables."""
+
+
+def secret_variables(settings: CommonSettings) -> dict[str, str]:
+    """Return the service's own secrets by variable name (not optional integrations' keys)."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    found: dict[str, str] = {}
+    for name, info in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and info.default is not None:
+            found[(prefix + name).upper()] = value.get_secret_value()
+    return found
+
+
+def is_exposed(settings: CommonSettings) -> bool:
+    """Tell whether a service is reachable beyond this machine or keeps data in PostgreSQL."""
+    if not settings.database_url.startswith("sqlite"):
+        return True
+    if settings.host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        return True
+
+
+def check_secrets(settings: CommonSettings) -> None:
+    """Raise InsecureSettings if a secret is short, or published while the service is exposed."""
+    short, published = [], []
+    for variable, value in secret_variables(settings).items():
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            short.append(variable)
+        elif PLACEHOLDER_MARK in value.lower():
+            published.append(variable)
+    problems = []
+    if short:
+        problems.append(f"{', '.join(short)} shorter than {MIN_SECRET_BYTES} bytes")
+    if published and is_exposed(settings) and not settings.dev_mode:
+        problems.append(
+            f"{', '.join(published)} still the published development value "
+            f"(host {settings.host}, database {settings.database_url.split(':', 1)[0]}; "
+            "BOKVAR_DEV_MODE=true allows it on a development machine)"
+        )
+    if problems:
+        raise InsecureSettings(
+            "refusing to start: " + "; ".join(problems) + ". Set each to a random value of "
+            f"{MIN_SECRET_BYTES} bytes or more, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )

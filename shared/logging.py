@@ -63,7 +63,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, _redact, structlog.processors.format_exc_info, renderer],
+        # tracebacks are rendered first, so the redaction also covers their text
+        processors=[*shared, structlog.processors.format_exc_info, _redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
@@ -74,8 +75,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _redact,
                 structlog.processors.format_exc_info,
+                _redact,
                 renderer,
             ],
         )

@@ -7,13 +7,14 @@ one line saying what to do: the embedded broker's address, and migrated tables.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import structlog
 import uvicorn
 from fastapi import FastAPI
 
 from shared.bus.broker import resolve_bootstrap_servers
-from shared.config import CommonSettings
+from shared.config import CommonSettings, InsecureSettings, check_secrets
 from shared.db import Database
 from shared.db.migrate import is_migrated
 from shared.logging import configure_logging
@@ -47,7 +48,8 @@ def preflight(settings: CommonSettings, service: str) -> str | None:
 
 
 def serve(app: FastAPI, settings: CommonSettings, *, port: int) -> None:
-    """Serve `app` on settings.host:port until a signal stops it."""
+    """Serve `app` on settings.host:port until a signal stops it; refuse insecure secrets."""
+    refuse_insecure(settings)
     configure_logging(settings.log_level, settings.log_format)
     service = getattr(app.state, "service", None)
     problem = preflight(settings, service) if service else None
@@ -63,3 +65,12 @@ def serve(app: FastAPI, settings: CommonSettings, *, port: int) -> None:
         timeout_graceful_shutdown=20,
     )
     uvicorn.Server(config).run()
+
+
+def refuse_insecure(settings: CommonSettings) -> None:
+    """Exit with a one-line message (status 2) when the settings' secrets are unsafe."""
+    try:
+        check_secrets(settings)
+    except InsecureSettings as exc:
+        print(f"bokvar: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

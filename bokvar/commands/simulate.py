@@ -181,7 +181,7 @@ async def _main(args: argparse.Namespace) -> int:
         role="admin",
         sub="bokvar-simulate",
         now=clock.now() - timedelta(hours=1),
-        ttl=timedelta(days=3650),
+        ttl=timedelta(hours=12),
     )
     print(await report_line(args.cases_url, args.org, token, first, end), flush=True)
     return 0 if pushed.rejected == 0 else 1

@@ -8,12 +8,13 @@ same claims (`sub`, `role`, `org`, `municipality`, `exp`).
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.cases.config import CasesSettings
 from services.cases.engine import ROLES
 from shared.auth import encode_token
+from shared.clock import clock_from_settings
 from shared.config import CommonSettings
 
 NEEDS_ORG = ("landlord_staff", "bosocial")
@@ -72,13 +73,16 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"bokvar token: --org is required for role {args.role}")
     if args.role == "social_services" and not args.municipality:
         raise SystemExit("bokvar token: --municipality is required for role social_services")
+    settings = CasesSettings()
+    # the services' clock (BOKVAR_CLOCK_*), so a token for a simulated past is not "from the future"
+    clock = clock_from_settings(settings.clock_start, settings.clock_epoch, settings.clock_speed)
     token = mint(
-        CasesSettings(),
+        settings,
         role=args.role,
         sub=args.sub,
         org=args.org,
         municipality=args.municipality,
-        now=datetime.now(UTC),
+        now=clock.now(),
         ttl=timedelta(hours=args.ttl_hours),
     )
     print(token)

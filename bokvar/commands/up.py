@@ -24,6 +24,7 @@ from bokvar.processes import PORT_SETTINGS, ServiceProcess, wait_drained
 from shared.bus import create_topics
 from shared.bus.broker import ADDRESS_FILE, EMBEDDED_NOTE, EmbeddedBroker, wait_for_broker
 from shared.config import EMBEDDED, CommonSettings
+from shared.serve import refuse_insecure
 
 SERVICES = ("ingest", "rules", "notifier", "cases", "console")
 DATABASE_SERVICES = ("ingest", "rules", "notifier", "cases")  # the console owns no tables
@@ -224,5 +225,23 @@ async def _main(args: argparse.Namespace) -> int:
         await sup.stop()
 
 
+def _refuse_insecure(services: list[str]) -> None:
+    """Exit before anything starts if a service would refuse its secrets."""
+    from ingest.config import IngestSettings
+    from notifier.config import NotifierSettings
+    from rules.config import RulesSettings
+    from services.cases.config import CasesSettings
+
+    classes: dict[str, type[CommonSettings]] = {
+        "ingest": IngestSettings,
+        "rules": RulesSettings,
+        "notifier": NotifierSettings,
+        "cases": CasesSettings,
+    }
+    for service in services:
+        refuse_insecure(classes[service]())
+
+
 def run(args: argparse.Namespace) -> int:
+    _refuse_insecure(args.only)
     return asyncio.run(_main(args))

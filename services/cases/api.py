@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.cases.anchoring import start_anchor_loop
 from services.cases.config import CasesSettings
 from services.cases.consumer import TOPICS, make_handler
 from services.cases.engine import RuleViolation
@@ -15,7 +16,7 @@ from services.cases.models import inbox, outbox
 from services.cases.retention import start_retention_loop
 from services.cases.routes import admin, cases, records, reports
 from shared.clock import Clock
-from shared.http import create_service_app, health_router, install_error_handlers
+from shared.http import create_service_app, document_errors, health_router, install_error_handlers
 from shared.runtime import Runtime, service_runtime
 
 _ERROR_NAMES = {403: "Forbidden", 409: "Conflict", 422: "Unprocessable"}
@@ -42,6 +43,7 @@ def create_app(
                 retention_days=settings.cases_retention_days,
                 interval=settings.cases_retention_interval_seconds,
             )
+            start_anchor_loop(rt, interval=settings.cases_audit_anchor_interval_seconds)
             yield
 
     app = create_service_app(
@@ -77,4 +79,5 @@ def create_app(
     app.include_router(health_router(checks))  # type: ignore[arg-type]
     for module in (cases, records, reports, admin):
         app.include_router(module.router)
+    document_errors(app, forbidden=True, conflicts=True)
     return app

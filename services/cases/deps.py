@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases import engine
@@ -23,6 +24,14 @@ from shared.runtime import Runtime
 
 Row = dict[str, Any]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bokvar-cases"'}
+# Declares the scheme in OpenAPI (Swagger UI's Authorize); `principal` reads the header.
+STAFF_JWT = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffJWT",
+    bearerFormat="JWT",
+    description="HS256 JWT signed with BOKVAR_CASES_JWT_SECRET: sub, role, exp (org, "
+    "municipality); at most BOKVAR_CASES_JWT_MAX_LIFETIME_HOURS long.",
+)
 
 
 @dataclass
@@ -73,16 +82,17 @@ def _settings(request: Request) -> CasesSettings:
 
 async def principal(
     request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer JWT")] = None,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(STAFF_JWT)] = None,
 ) -> engine.Principal:
     """Return the caller from a valid bearer JWT; 401 otherwise."""
     settings = _settings(request)
     try:
         claims = verify_token(
-            bearer(authorization),
+            bearer(request.headers.get("authorization")),
             settings.cases_jwt_secret.get_secret_value(),
             now=_rt(request).clock.now(),
             required=("sub", "role", "exp"),
+            max_lifetime=timedelta(hours=settings.cases_jwt_max_lifetime_hours),
         )
     except InvalidToken as exc:
         raise Unauthorized(str(exc), headers=_CHALLENGE) from exc

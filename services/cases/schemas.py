@@ -263,6 +263,7 @@ class AuditVerification(BaseModel):
     ok: bool
     rows: int
     first_broken_id: int | None
+    problem: str | None = None
 
 
 class PurgeResult(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.config import CommonSettings
+from shared.config import DEV_CASES_JWT_SECRET, CommonSettings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEV_SESSION_SECRET = "dev-console-session-secret-change-me-0123456789"
@@ -70,7 +70,7 @@ class ConsoleSettings(CommonSettings):
     )
     # Same variable as the cases service: the console mints the signed-in user's cases token.
     cases_jwt_secret: SecretStr = Field(
-        SecretStr("dev-cases-jwt-secret-change-me"),
+        SecretStr(DEV_CASES_JWT_SECRET),
         description="HS256 signing key of the bearer JWTs the cases API accepts.",
     )
 

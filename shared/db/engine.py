@@ -55,7 +55,8 @@ class Database:
         self.service = service
         self.url = service_url(url, service)
         self.sqlite = is_sqlite(self.url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # hide_parameters: an error's message never carries the values (names, phones)
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.sqlite:
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
         else:

@@ -8,7 +8,7 @@ import pytest
 
 from bokvar.cli import main
 from shared.bus.broker import EmbeddedBroker
-from tests.cases.conftest import SECRET, database_url, open_case, running_app
+from tests.cases.conftest import NOW, SECRET, database_url, open_case, running_app
 from tests.conftest import MakeDatabase
 
 
@@ -28,6 +28,8 @@ async def test_minted_tokens_work_against_the_cases_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BOKVAR_CASES_JWT_SECRET", SECRET)
+    # the cases app under test stands at NOW; the token follows the services' clock setting
+    monkeypatch.setenv("BOKVAR_CLOCK_START", NOW.isoformat())
     db = await make_database("cases")
     case_id = await open_case(db, "L-1", org="org1")
     staff = _token(capsys, "--role", "landlord_staff", "--org", "org1")

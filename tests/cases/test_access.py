@@ -196,6 +196,11 @@ def _bad_tokens(app: App) -> dict[str, dict[str, str]]:
     )
     unknown_role = encode_token({"sub": "u", "role": "tenant"}, SECRET, now=now)
     no_role = encode_token({"sub": "u"}, SECRET, now=now)
+    admin = {"sub": "u", "role": "admin"}
+    later = now + timedelta(hours=1)
+    not_yet = encode_token({**admin, "nbf": int(later.timestamp())}, SECRET, now=now)
+    issued_later = encode_token(admin, SECRET, now=later)
+    too_long = encode_token(admin, SECRET, now=now, ttl=timedelta(hours=13))
     return {
         "missing": {},
         "not bearer": {"Authorization": "Basic dTpw"},
@@ -204,6 +209,9 @@ def _bad_tokens(app: App) -> dict[str, dict[str, str]]:
         "forged": {"Authorization": f"Bearer {forged}"},
         "unknown role": {"Authorization": f"Bearer {unknown_role}"},
         "no role": {"Authorization": f"Bearer {no_role}"},
+        "nbf in the future": {"Authorization": f"Bearer {not_yet}"},
+        "iat in the future": {"Authorization": f"Bearer {issued_later}"},
+        "lifetime over 12 h": {"Authorization": f"Bearer {too_long}"},
     }
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
+import pytest
 from sqlalchemy import func, select, update
 
-from services.cases.models import audit_log, cases, consents, meetings, timeline
+from services.cases.anchoring import ANCHOR_EVENT, log_anchor
+from services.cases.audit import GENESIS, Anchor, AuditRow, digest, row_hash, verify_chain
+from services.cases.models import audit_head, audit_log, cases, consents, meetings, timeline
 from services.cases.store import AuditStore
 from shared.bus.broker import EmbeddedBroker
-from tests.cases.conftest import App, database_url, open_case, running_app
+from tests.cases.conftest import NOW, App, database_url, open_case, running_app
 from tests.conftest import MakeDatabase
 from tests.helpers import wait_for
 
@@ -55,10 +60,10 @@ async def test_every_read_and_write_is_audited_with_who_and_why(cases_app: App) 
     assert who is not None and who.actor == "kim" and who.at == cases_app.clock.now()
 
 
-async def _verify_cli(app: App, db_url: str) -> tuple[int, str]:
+async def _verify_cli(app: App, db_url: str, *args: str) -> tuple[int, str]:
     env = {**os.environ, "BOKVAR_DATABASE_URL": db_url}
     proc = await asyncio.create_subprocess_exec(
-        BOKVAR, "audit", "verify", env=env, stdout=asyncio.subprocess.PIPE
+        BOKVAR, "audit", "verify", *args, env=env, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode()
@@ -93,6 +98,99 @@ async def test_deleting_a_row_breaks_the_chain(cases_app: App) -> None:
         await session.execute(audit_log.delete().where(audit_log.c.id == 2))
     async with cases_app.database.sessionmaker() as session:
         assert await AuditStore(session).verify() == (2, 3)
+
+
+async def _read_five_times(app: App) -> None:
+    case_id = await open_case(app.database)
+    for _ in range(5):
+        got = await app.client.get(f"/v1/cases/{case_id}", headers=app.token("admin"))
+        assert got.status_code == 200
+
+
+async def test_deleting_the_newest_rows_is_detected_against_the_head(
+    cases_app: App, test_database_url: str, tmp_path: Path
+) -> None:
+    await _read_five_times(cases_app)
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        await session.execute(audit_log.delete().where(audit_log.c.id >= 4))
+    async with cases_app.database.sessionmaker() as session:
+        assert await AuditStore(session).verify() == (3, 4)
+    code, out = await _verify_cli(cases_app, database_url(test_database_url, tmp_path))
+    assert code == 1 and "row id 4" in out and "head records row 5" in out
+
+
+async def test_truncation_with_the_head_rewritten_is_caught_by_an_anchor(
+    cases_app: App, test_database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _read_five_times(cases_app)
+    anchor = await log_anchor(cases_app.app.state.rt)
+    assert anchor is not None and anchor.last_id == 5 and anchor.rows == 5
+    logged = [line for line in capsys.readouterr().out.splitlines() if ANCHOR_EVENT in line]
+    assert logged and f"last_hash={anchor.last_hash}" in logged[-1]
+    db_url = database_url(test_database_url, tmp_path)
+    as_arg = f"{anchor.last_id}:{anchor.last_hash}:{anchor.rows}"
+    code, out = await _verify_cli(cases_app, db_url)
+    assert code == 0 and as_arg in out  # what to record elsewhere
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        row3 = (await session.execute(select(audit_log).where(audit_log.c.id == 3))).one()
+        await session.execute(audit_log.delete().where(audit_log.c.id >= 4))
+        await session.execute(update(audit_head).values(last_id=3, last_hash=row3.hash))
+    code, out = await _verify_cli(cases_app, db_url)
+    assert code == 0  # the database alone cannot tell
+    code, out = await _verify_cli(cases_app, db_url, "--anchor", as_arg)
+    assert code == 1 and "row id 4" in out and "anchor records row 5" in out
+    log_file = tmp_path / "cases.log"
+    line = {"event": ANCHOR_EVENT, "last_id": 5, "last_hash": anchor.last_hash, "rows": 5}
+    log_file.write_bytes(b'{"event": "other"}\n' + orjson.dumps(line) + b"\n")
+    code, out = await _verify_cli(cases_app, db_url, "--anchors", str(log_file))
+    assert code == 1 and "anchor records row 5" in out
+
+
+async def test_a_missing_head_is_reported(cases_app: App) -> None:
+    await _read_five_times(cases_app)
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        await session.execute(audit_head.delete())
+    got = await cases_app.client.get("/v1/audit/verify", headers=cases_app.token("admin"))
+    # the request's own audit row restored the head first (logged as suspicious)
+    assert got.json()["ok"] is True
+    async with cases_app.database.sessionmaker() as session, session.begin():
+        await session.execute(audit_head.delete())
+    async with cases_app.database.sessionmaker() as session:
+        verdict = await AuditStore(session).check()
+    assert verdict.first_broken == 7 and verdict.problem == "the head row is missing"
+
+
+def test_anchors_check_the_hash_and_count_at_their_row() -> None:
+    rows = _chain(4)
+    good = Anchor(2, rows[1].hash, 2)
+    assert verify_chain(rows, anchors=[good]).first_broken is None
+    assert verify_chain(rows, anchors=[Anchor(2, "f" * 64, 2)]).first_broken == 2
+    assert verify_chain(rows[:3], anchors=[Anchor(4, rows[3].hash, 4)]).first_broken == 4
+    head = Anchor(4, rows[3].hash, 4)
+    assert verify_chain(rows[:3], head=head).first_broken == 4
+    assert verify_chain(rows, head=head).first_broken is None
+
+
+def _chain(n: int) -> list[AuditRow]:
+    rows, prev = [], GENESIS
+    for i in range(1, n + 1):
+        row = AuditRow(
+            id=i,
+            at=NOW,
+            actor="u",
+            role="admin",
+            org_id=None,
+            action="case.read",
+            outcome="allowed",
+            case_id=None,
+            reason=None,
+            reason_sha256=digest(None),
+            prev_hash=prev,
+        )
+        row = replace(row, hash=row_hash(prev, row))
+        rows.append(row)
+        prev = row.hash
+    return rows
 
 
 async def test_retention_purges_personal_data_and_keeps_statistics(cases_app: App) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,7 +30,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shared.bus.broker import EmbeddedBroker
-from tests.deploy.support import HEALTHCHECK, SERVICES, compose, compose_effective_env
+from tests.deploy.support import (
+    HEALTHCHECK,
+    SERVICES,
+    all_secret_env_names,
+    compose,
+    compose_effective_env,
+)
 from tests.helpers import FAST_GROUP, wait_for
 
 pytestmark = pytest.mark.slow
@@ -66,12 +73,21 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         await conn.close()
 
 
+# What an operator puts in deploy/secrets.env: a random value for every secret.
+OPERATOR_SECRETS = {
+    name: secrets.token_urlsafe(32)
+    for name in all_secret_env_names()
+    if name != "BOKVAR_DATABASE_URL" and "TWILIO" not in name
+}
+
+
 def _environment(
     service: str, database_url: str, broker: EmbeddedBroker, ports: dict[str, int], var: Path
 ) -> dict[str, str]:
     """Return the compose environment of `service`, pointed at the test's broker and database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOKVAR_")}
     env.update(compose_effective_env(compose()["services"][service]))
+    env.update({k: v for k, v in OPERATOR_SECRETS.items() if k in env})
     env.update(
         {
             "BOKVAR_DATABASE_URL": database_url,

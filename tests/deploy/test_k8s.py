@@ -99,6 +99,7 @@ def test_kustomization_lists_every_manifest_but_the_secret_template() -> None:
 
 
 def test_secret_template_holds_placeholders_only() -> None:
+    assert "BOKVAR_DEV_MODE" not in _one("ConfigMap", "bokvar-settings")["data"]
     for secret in load_yaml_all(K8S / SECRET_TEMPLATE):
         assert secret["kind"] == "Secret"
         for value in secret["stringData"].values():

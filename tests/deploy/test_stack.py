@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ from tests.deploy.support import (
     load_yaml,
     mentioned_in_env_file,
     read_env_file,
+    secret_env_names,
 )
 
 JOBS = ("migrate", "topics")
@@ -195,6 +197,26 @@ def test_env_files_exist_and_secrets_stay_out_of_the_compose_file(
     hint = "a new secret setting: add a placeholder to deploy/secrets.example.env"
     assert must_set - set(provided) == set(), hint
     assert set(secrets) - mentioned_in_env_file(example) == set(), hint + " (commented out)"
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_a_service_refuses_the_published_placeholders_naming_the_variables(
+    services: dict[str, Any], service: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOKVAR_")}
+    env.update(compose_effective_env(services[service]))
+    assert "BOKVAR_DEV_MODE" not in env
+    bokvar = Path(sys.executable).with_name("bokvar")
+    run = subprocess.run(
+        [str(bokvar), "serve", service], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bokvar: refusing to start"), run.stderr
+    own = {name for name in secret_env_names(SERVICES[service]) if "TWILIO" not in name}
+    own.discard("BOKVAR_DATABASE_URL")
+    assert own and all(name in lines[0] for name in own), lines[0]
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("service", [*SERVICES, *JOBS])

@@ -75,6 +75,10 @@ class Pipeline:
                 "BOKVAR_DATABASE_URL": self.database_url,
                 "BOKVAR_VAR_DIR": str(self.var_dir),
                 "BOKVAR_LOG_FORMAT": "json",
+                # the published development secrets, on PostgreSQL too
+                "BOKVAR_DEV_MODE": "true",
+                # staff tokens live long on the fast simulated clock
+                "BOKVAR_CASES_JWT_MAX_LIFETIME_HOURS": str(24 * 3650),
                 "BOKVAR_CLOCK_START": self.clock_start.isoformat(),
                 "BOKVAR_CLOCK_EPOCH": repr(self.epoch),
                 "BOKVAR_CLOCK_SPEED": repr(self.clock_speed),

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.cases.config import CasesSettings
 from shared.auth import encode_token
 from shared.calendar import add_working_days
 from shared.clock import STOCKHOLM
@@ -35,7 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ORG = "bostader"
 PHONE = "+46701234567"
 RENT = 812_500
-DEV_JWT_SECRET = "dev-cases-jwt-secret-change-me"
+DEV_JWT_SECRET = CasesSettings.model_fields["cases_jwt_secret"].default.get_secret_value()
 # "every payment booked through 2026-03-09 has been sent": late stages wait for this
 WATERMARK = {"event_id": "wm-2026-03-09", "booked_through": "2026-03-09"}
 

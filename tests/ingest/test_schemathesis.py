@@ -7,6 +7,7 @@ database), and every answer must be no 5xx and conform to the documented schema.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,7 +15,6 @@ import httpx
 import orjson
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.ingest.conftest import Ingest, lease_body
+from tests.test_schemathesis import generated_cases
 
 CHECKS = [
     not_a_server_error,
@@ -34,31 +35,6 @@ CHECKS = [
     response_schema_conformance,
 ]
 POSITIVE, NEGATIVE = 50, 20
-
-
-@schemathesis.serializer("application/x-ndjson", "text/csv")
-def _text(_ctx: Any, value: Any) -> dict[str, Any]:
-    if isinstance(value, bytes):
-        return {"data": value}
-    return {"data": (value if isinstance(value, str) else orjson.dumps(value).decode()).encode()}
-
-
-def _cases(operation: Any, mode: GenerationMode, count: int) -> list[Any]:
-    found: list[Any] = []
-
-    @settings(
-        max_examples=count,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-    )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def collect(case: Any) -> None:
-        found.append(case)
-
-    collect()
-    return found
 
 
 @pytest.mark.slow
@@ -75,7 +51,7 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(ingest: Ingest)
             (GenerationMode.POSITIVE, POSITIVE),
             (GenerationMode.NEGATIVE, NEGATIVE),
         ):
-            for case in _cases(operation, mode, count):
+            for case in generated_cases(operation, mode, count):
                 response = await _send(ingest, case)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 ran += 1
@@ -103,7 +79,10 @@ async def _send(ingest: Ingest, case: Any) -> httpx.Response:
     while isinstance(content, dict) and "data" in content:  # some serializers nest it
         content = content["data"]
     if "json" in kwargs:
-        content = orjson.dumps(kwargs["json"])
+        try:
+            content = orjson.dumps(kwargs["json"])
+        except TypeError:  # integers beyond 64 bits
+            content = json.dumps(kwargs["json"]).encode()
     return await ingest.http.request(
         kwargs["method"],
         kwargs["url"],

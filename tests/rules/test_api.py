@@ -25,7 +25,7 @@ from tests.conftest import MakeDatabase
 from tests.rules.stream import envelopes
 from tests.rules.test_pipeline import START, _settings
 
-TOKEN = {"Authorization": "Bearer dev-service-token-change-me"}
+TOKEN = {"Authorization": "Bearer dev-service-token-change-me-published-not-secret"}
 UNTIL = date(2026, 3, 5)
 
 

@@ -44,8 +44,13 @@ async def put_org_settings(ctx: Admin, org_id: OrgIdPath, body: OrgSettingsBody)
 async def verify_audit(ctx: Admin) -> AuditVerification:
     """Verify the audit chain; name the first broken row."""
     await ctx.audit("audit.verify", case_id=None)
-    rows, broken = await AuditStore(ctx.session).verify()
-    return AuditVerification(ok=broken is None, rows=rows, first_broken_id=broken)
+    verdict = await AuditStore(ctx.session).check()
+    return AuditVerification(
+        ok=verdict.first_broken is None,
+        rows=verdict.rows,
+        first_broken_id=verdict.first_broken,
+        problem=verdict.problem,
+    )
 
 
 @router.post("/v1/admin/retention/purge", response_model=PurgeResult)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+import structlog
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cases.audit import GENESIS, AuditRow, digest, first_broken, row_hash
+from services.cases.audit import (
+    GENESIS,
+    Anchor,
+    AuditRow,
+    Verdict,
+    digest,
+    row_hash,
+    verify_chain,
+)
 from services.cases.models import audit_head, audit_log
+
+log = structlog.get_logger(__name__)
 
 
 class AuditStore:
@@ -68,12 +79,17 @@ class AuditStore:
         return result.first()
 
     async def _restore_head(self) -> None:
-        """Recreate the head row (the migration seeds it; a truncate may have removed it)."""
+        """Recreate the head row (the migration seeds it; a truncate may have removed it).
+
+        Appends go on, but a missing head is suspicious: it is logged, and only the anchors
+        kept outside the database can tell whether rows went with it.
+        """
         last = (
             await self.session.execute(
                 select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
             )
         ).first()
+        log.warning("cases.audit_head_restored", last_id=last.id if last else 0)
         await self.session.execute(
             audit_head.insert().values(
                 id=1,
@@ -82,13 +98,14 @@ class AuditStore:
             )
         )
 
-    async def rows(self, *, chunk: int = 1000) -> AsyncIterator[AuditRow]:
-        """Yield every row in id order."""
+    async def rows(self, *, chunk: int = 1000, up_to: int | None = None) -> AsyncIterator[AuditRow]:
+        """Yield every row (up to id `up_to`) in id order."""
         last = 0
         while True:
-            result = await self.session.execute(
-                select(audit_log).where(audit_log.c.id > last).order_by(audit_log.c.id).limit(chunk)
-            )
+            query = select(audit_log).where(audit_log.c.id > last)
+            if up_to is not None:
+                query = query.where(audit_log.c.id <= up_to)
+            result = await self.session.execute(query.order_by(audit_log.c.id).limit(chunk))
             batch = [AuditRow(**dict(r._mapping)) for r in result]
             if not batch:
                 return
@@ -96,10 +113,32 @@ class AuditStore:
                 yield row
             last = batch[-1].id
 
+    async def head(self) -> Anchor | None:
+        """Return the head row as an anchor (its row count included), None when missing."""
+        found = (await self.session.execute(select(audit_head))).first()
+        if found is None:
+            return None
+        count = (
+            await self.session.execute(
+                select(func.count()).select_from(audit_log).where(audit_log.c.id <= found.last_id)
+            )
+        ).scalar_one()
+        return Anchor(int(found.last_id), found.last_hash, int(count))
+
+    async def check(self, anchors: Sequence[Anchor] = ()) -> Verdict:
+        """Verify links, the end against the head, and the anchors kept elsewhere."""
+        head = await self.head()
+        up_to = head.last_id if head is not None else None
+        collected = [row async for row in self.rows(up_to=up_to)]
+        if head is None and collected:
+            end = collected[-1].id
+            return Verdict(len(collected), end + 1, "the head row is missing")
+        return verify_chain(collected, head=head, anchors=anchors)
+
     async def verify(self) -> tuple[int, int | None]:
-        """Return (rows checked, first broken row id or None)."""
-        collected = [row async for row in self.rows()]
-        return len(collected), first_broken(collected)
+        """Return (rows checked, first broken or missing row id, or None)."""
+        verdict = await self.check()
+        return verdict.rows, verdict.first_broken
 
     async def for_case(self, case_id: str) -> list[AuditRow]:
         """Return the audit rows of one case."""
