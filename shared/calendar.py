@@ -21,6 +21,16 @@ def _holidays_of(year: int) -> frozenset[date]:
     return frozenset(table.keys())
 
 
+def preload(years: range) -> None:
+    """Build the holiday tables of `years` now (a service does it at start, before freezing).
+
+    The first lookup of a year imports the `holidays` country module and builds its table
+    (tens of milliseconds); done at start it is not paid by the first request or batch.
+    """
+    for year in years:
+        _holidays_of(year)
+
+
 def holiday_name(day: date) -> str | None:
     """Return the Swedish name of the holiday on `day`, if it is one."""
     table = holidays.country_holidays(
