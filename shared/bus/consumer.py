@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -244,9 +245,11 @@ class ConsumerRunner:
                     unique.append(r)
             if unique:
                 await self._handler(Batch(session, unique, self._outbox, self._clock))
-        for r in received:
-            outcome = "applied" if r.event.id in new_ids else "duplicate"
-            CONSUMER_EVENTS.labels(self.service, r.topic, outcome).inc()
+        counts = Counter(
+            (r.topic, "applied" if r.event.id in new_ids else "duplicate") for r in received
+        )
+        for (topic, outcome), n in counts.items():  # one metric update per label, not per event
+            CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
 
     async def _claim(self, session: AsyncSession, received: list[Received]) -> set[str]:
         """Insert the event ids into the inbox; return the ids that were new."""
