@@ -7,6 +7,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases.engine import ConsentView, StepView
@@ -179,9 +181,12 @@ class CasesStore:
 
     async def upsert_household(self, values: Mapping[str, Any]) -> None:
         """Insert or replace a lease's household attributes."""
-        lease_id = values["lease_id"]
-        await self.session.execute(delete(households).where(households.c.lease_id == lease_id))
-        await self.session.execute(insert(households).values(**values))
+        dialect = self.session.get_bind().dialect.name
+        stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(households).values(**values)
+        changes = {k: v for k, v in values.items() if k != "lease_id"}
+        # one round trip per lease event (was a DELETE and an INSERT)
+        stmt = stmt.on_conflict_do_update(index_elements=["lease_id"], set_=changes)
+        await self.session.execute(stmt)
 
     async def household(self, lease_id: str) -> Row | None:
         """Return a lease's household attributes."""
