@@ -43,6 +43,7 @@ class NotifierStore:
         self._staff: dict[str, list[Row[Any]]] = {}
         self._cursors: dict[str, str | None] = {}
         self._retracted: dict[str, bool] = {}
+        self._any_tenant: set[str] | None = None  # leases that may have a pending "*" SMS
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -136,6 +137,8 @@ class NotifierStore:
 
     async def create_notification(self, values: Mapping[str, Any]) -> Row[Any] | None:
         """Insert a notification unless its id exists; return the new row (None if it existed)."""
+        if self._any_tenant is not None and values.get("recipient_id") == "*":
+            self._any_tenant.add(values["lease_id"])
         stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
         return (await self.session.execute(stmt.returning(*notifications.c))).first()
 
@@ -224,8 +227,28 @@ class NotifierStore:
         )
         return list((await self.session.execute(stmt)).all())
 
+    async def prefetch_any_tenant(self, lease_ids: Sequence[str]) -> None:
+        """Find in one query which leases have pending notifications for any tenant ("*").
+
+        `pending_for_any_tenant` then skips its query for the other leases (notifications
+        this store creates later are tracked), so a batch of lease events costs no
+        round trip per lease for it.
+        """
+        self._any_tenant = set()
+        if not lease_ids:
+            return
+        stmt = select(N.lease_id).where(
+            N.lease_id.in_(set(lease_ids)),
+            N.recipient_kind == "tenant",
+            N.recipient_id == "*",
+            N.status.in_(PENDING),
+        )
+        self._any_tenant = set((await self.session.execute(stmt)).scalars())
+
     async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
         """Return a lease's pending tenant notifications queued before its tenants were known."""
+        if self._any_tenant is not None and lease_id not in self._any_tenant:
+            return []
         stmt = select(notifications).where(
             N.lease_id == lease_id,
             N.recipient_kind == "tenant",
