@@ -354,6 +354,7 @@ async def main() -> None:
     parser.add_argument(
         "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )
+    parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
     parser.add_argument("--profile", type=Path, help="py-spy each service into this directory")
     parser.add_argument("--top", type=int, default=0, help="print the top N functions per service")
     args = parser.parse_args()
@@ -372,7 +373,12 @@ async def main() -> None:
             "BOKVAR_RULES_SWEEP_INTERVAL_SECONDS": "0.2",
             "BOKVAR_NOTIFIER_SENDER_INTERVAL_SECONDS": "0.2",
             "BOKVAR_LOG_LEVEL": "warning",
-        },
+        }
+        | (
+            {"BOKVAR_CONSUMER_BATCH_SIZE": str(args.consumer_batch_size)}
+            if args.consumer_batch_size
+            else {}
+        ),
     )
     try:
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
