@@ -44,6 +44,7 @@ class NotifierStore:
         self._cursors: dict[str, str | None] = {}
         self._retracted: dict[str, bool] = {}
         self._any_tenant: set[str] | None = None  # leases that may have a pending "*" SMS
+        self._lease_writes: dict[str, dict[str, Any]] = {}  # buffered upserts, by lease
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -57,7 +58,8 @@ class NotifierStore:
             await add_to_outbox(self.session, outbox, events, clock=self.clock)
 
     async def flush_events(self) -> None:
-        """Write buffered events to the outbox in one statement (buffering stores only)."""
+        """Write buffered leases and events (one statement each; buffering stores only)."""
+        await self._flush_leases()
         events, self._events = self._events, []
         await add_to_outbox(self.session, outbox, events, clock=self.clock)
 
@@ -76,16 +78,33 @@ class NotifierStore:
     async def upsert_lease(
         self, *, lease_id: str, org_id: str, team: str | None, tenant_ids: list[str], now: datetime
     ) -> None:
-        """Remember a lease's org, team and tenant ids (from lease events)."""
+        """Remember a lease's org, team and tenant ids (from lease events).
+
+        A buffering store writes the batch's leases in one statement: before anything
+        reads or changes a lease again, and at `flush_events`.
+        """
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
-        stmt = self._insert(leases).values(lease_id=lease_id, ended=False, **values)
+        self._lease_writes[lease_id] = {"lease_id": lease_id, "ended": False, **values}
+        if not self._buffer:
+            await self._flush_leases()
+
+    async def _flush_leases(self) -> None:
+        if not self._lease_writes:
+            return
+        rows, self._lease_writes = list(self._lease_writes.values()), {}
+        stmt = self._insert(leases)
+        changed = ("org_id", "team", "tenant_ids", "updated_at")
         await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=["lease_id"], set_=values)
+            stmt.on_conflict_do_update(
+                index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in changed}
+            ),
+            rows,
         )
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""
+        await self._flush_leases()
         await self.session.execute(
             update(leases).where(leases.c.lease_id == lease_id).values(ended=True, updated_at=now)
         )
@@ -94,12 +113,14 @@ class NotifierStore:
         """Return a known lease (prefetched rows are served from memory)."""
         if lease_id in self._leases:
             return self._leases[lease_id]
+        await self._flush_leases()
         return (
             await self.session.execute(select(leases).where(leases.c.lease_id == lease_id))
         ).first()
 
     async def mark_cleared(self, *, lease_id: str, org_id: str, at: datetime) -> None:
         """Record that the lease's arrears were cleared at `at`."""
+        await self._flush_leases()
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
         stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
