@@ -338,7 +338,9 @@ async def _collect(
             if isinstance(d, NotificationStatusChanged) and d.signal == "late_rent_detected":
                 if d.status == "deferred":
                     deferred.add(d.lease_id)
-                elif d.status == "cancelled":
+                elif d.status == "cancelled" and d.detail == "arrears_cleared":
+                    # not "sent per tenant": an SMS queued before the notifier had read the
+                    # lease (topics are not ordered among each other) is replaced per tenant
                     cancelled.setdefault(d.lease_id, now)
 
 
