@@ -231,12 +231,14 @@ def _refuse_insecure(services: list[str]) -> None:
     from notifier.config import NotifierSettings
     from rules.config import RulesSettings
     from services.cases.config import CasesSettings
+    from services.console.config import ConsoleSettings
 
     classes: dict[str, type[CommonSettings]] = {
         "ingest": IngestSettings,
         "rules": RulesSettings,
         "notifier": NotifierSettings,
         "cases": CasesSettings,
+        "console": ConsoleSettings,
     }
     for service in services:
         refuse_insecure(classes[service]())
