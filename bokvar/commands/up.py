@@ -127,7 +127,8 @@ class Supervisor:
             self.procs[service] = proc
         for proc in self.procs.values():
             await proc.wait_healthy()
-            print(f"  {proc.service:<9} {proc.url}/docs", flush=True)
+            page = "/ (sign in)" if proc.service == "console" else "/docs"
+            print(f"  {proc.service:<9} {proc.url}{page}", flush=True)
         print(credentials_note(self.settings), flush=True)
         print(f"Bokvar is up. Logs in {var / 'logs'}. Ctrl-C stops everything.", flush=True)
 
