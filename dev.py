@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -55,6 +56,29 @@ def ensure_installed() -> None:
     STAMP.write_text(_fingerprint())
 
 
+def ensure_browser() -> None:
+    """Install Debian's Chromium for the console's browser tests where this machine allows.
+
+    Only as root on a Debian-like system (CI and these project machines): a browser is
+    never downloaded from anywhere but the system's package registry. Elsewhere the
+    browser tests skip (and fail under CI=true), and this says how to get them.
+    """
+    if shutil.which("chromium") or os.environ.get("BOKVAR_TEST_CHROMIUM"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print(
+            "note: no chromium: the console's browser tests will be skipped "
+            "(sudo apt-get install chromium)",
+            flush=True,
+        )
+        return
+    print("installing Debian's chromium for the console's browser tests ...", flush=True)
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([apt, "update", "-qq"], check=True, env=quiet)
+    subprocess.run([apt, "install", "-y", "-qq", "chromium"], check=True, env=quiet)
+
+
 def run(*args: str) -> int:
     """Run a program from the venv in the project root; return its exit code."""
     return subprocess.call([str(BIN / args[0]), *args[1:]], cwd=ROOT)
@@ -86,6 +110,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         return become("bokvar", "up", *rest)
     if command == "test":
+        ensure_browser()
         return become("pytest", *rest)
     if command == "lint":
         return run("ruff", "check", ".") or run("ruff", "format", "--check", ".")

@@ -127,7 +127,8 @@ class Supervisor:
             self.procs[service] = proc
         for proc in self.procs.values():
             await proc.wait_healthy()
-            print(f"  {proc.service:<9} {proc.url}/docs", flush=True)
+            page = "/ (sign in)" if proc.service == "console" else "/docs"
+            print(f"  {proc.service:<9} {proc.url}{page}", flush=True)
         print(credentials_note(self.settings), flush=True)
         print(f"Bokvar is up. Logs in {var / 'logs'}. Ctrl-C stops everything.", flush=True)
 
@@ -231,12 +232,14 @@ def _refuse_insecure(services: list[str]) -> None:
     from notifier.config import NotifierSettings
     from rules.config import RulesSettings
     from services.cases.config import CasesSettings
+    from services.console.config import ConsoleSettings
 
     classes: dict[str, type[CommonSettings]] = {
         "ingest": IngestSettings,
         "rules": RulesSettings,
         "notifier": NotifierSettings,
         "cases": CasesSettings,
+        "console": ConsoleSettings,
     }
     for service in services:
         refuse_insecure(classes[service]())

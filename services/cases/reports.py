@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from shared.clock import local_date
 
+RAISED_IN_ERROR = "raised_in_error"
 DIMENSIONS = ("age_band", "gender", "household_group")
 _WITH_CHILDREN = frozenset({"single_with_children", "couple_with_children"})
 
@@ -152,14 +153,17 @@ def build_report(data: ReportInput) -> Report:
     ]
     late = [a for a in data.late_signals if _in(local_date(a.at), start, end)]
     flagged = sorted({a.lease_id for a in late})
+    # a case closed as raised in error (its signal was retracted) was never a household at
+    # risk: it is listed under outcomes only, not counted as opened or active
+    real = [c for c in data.cases if c.resolution != RAISED_IN_ERROR]
     active = [
         c
-        for c in data.cases
+        for c in real
         if local_date(c.opened_at) <= end
         and (c.closed_at is None or local_date(c.closed_at) >= start)
     ]
     closed = [c for c in data.cases if c.closed_at and _in(local_date(c.closed_at), start, end)]
-    opened = [c for c in data.cases if _in(local_date(c.opened_at), start, end)]
+    opened = [c for c in real if _in(local_date(c.opened_at), start, end)]
     referrals: dict[str, Counter[str]] = defaultdict(Counter)
     for recipient, outcome, on in data.referrals:
         if _in(on, start, end):

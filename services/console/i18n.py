@@ -298,6 +298,18 @@ LABELS: dict[str, tuple[str, str]] = {
     ),
 }
 TEXTS.update(LABELS)
+# values of the report's breakdowns and referral outcomes (codes from the cases API)
+TEXTS.update(
+    {
+        "value.pending": ("väntar", "pending"),
+        "value.female": ("kvinna", "female"),
+        "value.male": ("man", "male"),
+        "value.unknown": ("okänt", "unknown"),
+        "value.single_adult": ("ensamstående vuxen", "single adult"),
+        "value.with_children": ("med barn", "with children"),
+        "value.other": ("övriga", "other"),
+    }
+)
 
 
 def translator(lang: str) -> Callable[[str], str]:
@@ -306,6 +318,9 @@ def translator(lang: str) -> Callable[[str], str]:
 
     def t(key: str) -> str:
         pair = TEXTS.get(key)
-        return pair[index] if pair else key
+        if pair:
+            return pair[index]
+        # a data value without a translation (an age band, free text) is shown as it is
+        return key.removeprefix("value.")
 
     return t

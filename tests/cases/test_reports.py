@@ -7,7 +7,14 @@ import io
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.cases.reports import household_group, median_days_to_first
+from services.cases.reports import (
+    Attrs,
+    CaseFact,
+    ReportInput,
+    build_report,
+    household_group,
+    median_days_to_first,
+)
 from services.cases.store import CasesStore
 from shared.db import Database
 from tests.cases.conftest import App
@@ -235,3 +242,28 @@ def test_median_needs_a_followup_on_or_after_the_due_date() -> None:
     late = [Activity("L", at("2026-03-03"), date(2026, 2, 27))]
     assert median_days_to_first(late, [Activity("L", at("2026-02-20"))]) is None
     assert median_days_to_first(late, [Activity("L", at("2026-02-27"))]) == 0.0
+
+
+def test_a_case_raised_in_error_is_an_outcome_not_an_opened_or_active_case() -> None:
+    def case(case_id: str, resolution: str | None) -> CaseFact:
+        closed = at("2026-03-12") if resolution else None
+        status = "resolved" if resolution else "new"
+        attrs = Attrs(age_band="30-39")
+        return CaseFact(case_id, case_id, status, resolution, at("2026-03-09"), closed, attrs)
+
+    cases = [case("C-1", None), case("C-2", "raised_in_error"), case("C-3", "paid")]
+    report = build_report(
+        ReportInput(
+            org_id="org1",
+            start=date(2026, 3, 1),
+            end=date(2026, 3, 31),
+            cases=cases,
+            households={},
+            late_signals=[],
+            sms=[],
+            reached_calls=[],
+        )
+    )
+    assert report.cases_active == 2
+    assert report.breakdown["age_band"]["30-39"]["cases_opened"] == 2
+    assert report.outcomes == {"resolved:paid": 1, "resolved:raised_in_error": 1}

@@ -133,3 +133,16 @@ def page(**ctx: object) -> str:
     scope = {"type": "http", "method": "GET", "path": "/tasks", "query_string": b""}
     scope.update(headers=[], session={})
     return bytes(render(Request(scope), "tasks.html", **ctx).body).decode()
+
+
+def test_report_values_are_named_in_the_page_language() -> None:
+    from services.console.i18n import translator
+
+    sv, en = translator("sv"), translator("en")
+    assert (sv("value.female"), sv("value.with_children"), sv("value.pending")) == (
+        "kvinna",
+        "med barn",
+        "väntar",
+    )
+    assert en("value.single_adult") == "single adult"
+    assert sv("value.30-39") == "30-39"  # an age band is shown as it is

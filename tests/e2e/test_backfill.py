@@ -2,7 +2,7 @@
 
 Through running service processes: households that paid on time (on the due date, the
 day before it, or with their payments in a later request than their charges) get no
-signal and no SMS; households that paid late or never get the stages still open today.
+signal and no SMS at all; households that paid late or never get the stages still open today.
 """
 
 from __future__ import annotations
@@ -132,10 +132,8 @@ async def test_backfilled_history_in_shuffled_order_flags_only_late_and_never_pa
         assert all(s.occurred_at.date() <= TODAY for s in flagged)
         # the households that paid on time: no signal, no SMS, nothing to retract
         assert w.matching(_of(ON_TIME, SignalRaised)) == []
-        # (a welcome SMS is no alarm; issue 10 item 5 limits it to new leases elsewhere)
-        texts = w.matching(_of(ON_TIME, NotificationStatusChanged))
-        assert [t for t in texts if t.template != "welcome"] == []
+        # leases from 2024 are existing stock: not even a welcome SMS (issue 10 item 5)
+        assert w.matching(_of(ON_TIME, NotificationStatusChanged)) == []
         assert w.matching(lambda d: isinstance(d, SignalRetracted)) == []
         on_time_phones = {_phone(n) for n, lid in enumerate(leases) if lid in ON_TIME}
-        sent = [m for m in twilio.messages if m["to"] in on_time_phones]
-        assert len(sent) <= len({t.notification_id for t in texts}), sent  # welcomes only
+        assert [m for m in twilio.messages if m["to"] in on_time_phones] == []

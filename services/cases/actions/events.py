@@ -54,6 +54,7 @@ async def on_signal(
             "days_late": signal.days_late,
             "arrears_ore": signal.arrears_ore,
             "risk_score": signal.risk.score,
+            "reason_sv": signal.reason_sv,
             **extra,
         },
     )

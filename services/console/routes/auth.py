@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any
 
 import structlog
-from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.deprecate import AuthlibDeprecationWarning
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.console.config import ConsoleSettings
 from services.console.render import render
 from services.console.session import ROLES, Csrf, NotAllowed, User, current_user, sign_in
+
+# authlib 1.9 warns on import that it would rather have httpx2; the console uses the httpx
+# integration on purpose, and the warning on stderr would bury the one-line start errors.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth, OAuthError
 
 router = APIRouter(tags=["sign-in"], include_in_schema=False)
 log = structlog.get_logger()
