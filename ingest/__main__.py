@@ -25,9 +25,11 @@ def tune_gc() -> None:
 def main() -> None:
     """Run the ingest service until SIGTERM."""
     settings = IngestSettings()
-    year = clock_from_settings(
-        settings.clock_start, settings.clock_epoch, settings.clock_speed
-    ).now().year
+    year = (
+        clock_from_settings(settings.clock_start, settings.clock_epoch, settings.clock_speed)
+        .now()
+        .year
+    )
     preload(range(year - 1, year + 2))  # before the freeze: the tables live for the process
     tune_gc()
     serve(create_app(settings), settings, port=settings.ingest_port)
