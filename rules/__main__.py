@@ -25,12 +25,8 @@ def tune_gc() -> None:
 def main() -> None:
     """Run the rules service until SIGTERM."""
     settings = RulesSettings()
-    year = (
-        clock_from_settings(settings.clock_start, settings.clock_epoch, settings.clock_speed)
-        .now()
-        .year
-    )
-    preload(range(year - 1, year + 2))  # before the freeze: the tables live for the process
+    clock = clock_from_settings(settings.clock_start, settings.clock_epoch, settings.clock_speed)
+    preload(clock.now().date())
     tune_gc()
     serve(create_app(settings), settings, port=settings.rules_port)
 

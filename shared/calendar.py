@@ -21,13 +21,14 @@ def _holidays_of(year: int) -> frozenset[date]:
     return frozenset(table.keys())
 
 
-def preload(years: range) -> None:
-    """Build the holiday tables of `years` now (a service does it at start, before freezing).
+def preload(today: date) -> None:
+    """Build the holiday tables of the years around `today` (a service does it at start).
 
     The first lookup of a year imports the `holidays` country module and builds its table
-    (tens of milliseconds); done at start it is not paid by the first request or batch.
+    (tens of milliseconds); done at start, before `gc.freeze`, it is not paid by the first
+    request or batch.
     """
-    for year in years:
+    for year in range(today.year - 1, today.year + 2):
         _holidays_of(year)
 
 
