@@ -1,11 +1,12 @@
 """Rules service on PostgreSQL: ledger events/s through the store, and the deadline sweep.
 
-    python bench/rules.py [--events 100000] [--leases 100000] [--late-share 0.05]
+    python bench/rules.py [--events 100000] [--leases 100000] [--late-share 0.05] [--batch 2000]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 
 Creates a scratch database (dropped afterwards) and measures, in one run:
 1. ledger: N ledger events (charges, then payments) applied the way the consumer does it
-   (`apply_events` + `evaluate_leases` per batch of 500, one transaction per batch),
+   (`apply_events` + `evaluate_leases` per batch of `--batch`, default the consumer's
+   BOKVAR_CONSUMER_BATCH_SIZE default, one transaction per batch),
    next to the raw asyncpg `executemany` insert of the same rows into a bare table;
 2. sweep: L leases bulk-loaded with COPY (a charge each; all but `late-share` paid), their
    open deadlines due; then `sweep_once` over them in chunks, with wall time, peak Python
@@ -40,13 +41,14 @@ from rules.policy import PolicySet
 from rules.store import RulesStore
 from rules.sweep import sweep_once
 from shared.clock import ManualClock, local_midnight
+from shared.config import CommonSettings
 from shared.db import Database
 from shared.db.migrate import migrate
 from shared.events import CloudEvent, EventData, PaymentReceived, RentCharged, new_event
 from shared.logging import configure_logging
 
 DUE = date(2026, 2, 27)  # March rent (JB 12:20)
-BATCH = 500
+BATCH = CommonSettings.model_fields["consumer_batch_size"].default
 ORG = "org1"
 RENT = 800_000
 OFFSET = 100_000_000  # ids of bulk-loaded rows stay clear of the ledger part's rows
@@ -82,14 +84,14 @@ def ledger_events(n: int, leases: int) -> list[CloudEvent[EventData]]:
     return out
 
 
-async def bench_ledger(db: Database, dsn: str, n: int, leases: int) -> None:
+async def bench_ledger(db: Database, dsn: str, n: int, leases: int, batch: int = BATCH) -> None:
     """Apply ledger events through the store; compare with raw asyncpg executemany."""
     events = ledger_events(n, leases)
     policies = PolicySet.load()
     clock = ManualClock(datetime(2026, 2, 26, 12, tzinfo=UTC))
     apply_s = store_s = 0.0
-    for start in range(0, n, BATCH):
-        chunk = events[start : start + BATCH]
+    for start in range(0, n, batch):
+        chunk = events[start : start + batch]
         async with db.sessionmaker() as session, session.begin():
             store = RulesStore(session)
             t0 = time.perf_counter()
@@ -121,17 +123,17 @@ async def bench_ledger(db: Database, dsn: str, n: int, leases: int) -> None:
             " UNIQUE (kind, entry_id))"
         )
         t0 = time.perf_counter()
-        for start in range(0, n, BATCH):
+        for start in range(0, n, batch):
             async with conn.transaction():
                 await conn.executemany(
                     "INSERT INTO raw_entries (lease_id, kind, entry_id, amount_ore, booked_on,"
                     " period, due_date) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                    rows[start : start + BATCH],
+                    rows[start : start + batch],
                 )
         raw_s = time.perf_counter() - t0
     finally:
         await conn.close()
-    print(f"ledger: {n} events over {leases} leases, batches of {BATCH}")
+    print(f"ledger: {n} events over {leases} leases, batches of {batch}")
     print(f"  store only (apply_events):        {n / apply_s:,.0f} events/s ({apply_s:.2f} s)")
     print(f"  consumer path (+ engine, deadlines): {n / store_s:,.0f} events/s ({store_s:.2f} s)")
     print(f"  raw asyncpg executemany, same rows:  {n / raw_s:,.0f} rows/s ({raw_s:.2f} s)")
@@ -279,6 +281,7 @@ async def main() -> None:
     parser.add_argument("--leases", type=int, default=100_000)
     parser.add_argument("--late-share", type=float, default=0.05)
     parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=BATCH, help="ledger events per transaction")
     parser.add_argument("--workers", type=int, default=2, help="concurrent sweep chunks")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap")
     parser.add_argument(
@@ -307,7 +310,11 @@ async def main() -> None:
         await migrate(db)
         if args.events:
             await bench_ledger(
-                db, dsn + "?options=-csearch_path%3Drules", args.events, args.ledger_leases
+                db,
+                dsn + "?options=-csearch_path%3Drules",
+                args.events,
+                args.ledger_leases,
+                args.batch,
             )
         if args.leases:
             await bench_sweep(

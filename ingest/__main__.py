@@ -6,6 +6,8 @@ import gc
 
 from ingest.api import create_app
 from ingest.config import IngestSettings
+from shared.calendar import preload
+from shared.clock import clock_from_settings
 from shared.serve import serve
 
 
@@ -23,6 +25,8 @@ def tune_gc() -> None:
 def main() -> None:
     """Run the ingest service until SIGTERM."""
     settings = IngestSettings()
+    clock = clock_from_settings(settings.clock_start, settings.clock_epoch, settings.clock_speed)
+    preload(clock.now().date())
     tune_gc()
     serve(create_app(settings), settings, port=settings.ingest_port)
 

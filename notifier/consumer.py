@@ -13,6 +13,7 @@ from shared.topics import LEASE_EVENTS, RISK_SIGNALS
 
 log = structlog.get_logger(__name__)
 TOPICS = (RISK_SIGNALS, LEASE_EVENTS)
+LEASE_TYPES = (LeaseRegistered, LeaseUpdated)
 
 
 def make_handler(ctx: Context, clock: Clock) -> Handler:
@@ -22,6 +23,9 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
         store = NotifierStore(batch.session, clock=clock, buffer_events=True)
         now = clock.now()
         await store.prefetch_leases([item.event.data.lease_id for item in batch.events])
+        await store.prefetch_any_tenant(
+            [i.event.data.lease_id for i in batch.events if isinstance(i.event.data, LEASE_TYPES)]
+        )
         await store.retracted(
             [i.event.data.signal_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
         )

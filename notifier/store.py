@@ -43,6 +43,8 @@ class NotifierStore:
         self._staff: dict[str, list[Row[Any]]] = {}
         self._cursors: dict[str, str | None] = {}
         self._retracted: dict[str, bool] = {}
+        self._any_tenant: set[str] | None = None  # leases that may have a pending "*" SMS
+        self._lease_writes: dict[str, dict[str, Any]] = {}  # buffered upserts, by lease
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -56,7 +58,8 @@ class NotifierStore:
             await add_to_outbox(self.session, outbox, events, clock=self.clock)
 
     async def flush_events(self) -> None:
-        """Write buffered events to the outbox in one statement (buffering stores only)."""
+        """Write buffered leases and events (one statement each; buffering stores only)."""
+        await self._flush_leases()
         events, self._events = self._events, []
         await add_to_outbox(self.session, outbox, events, clock=self.clock)
 
@@ -75,16 +78,33 @@ class NotifierStore:
     async def upsert_lease(
         self, *, lease_id: str, org_id: str, team: str | None, tenant_ids: list[str], now: datetime
     ) -> None:
-        """Remember a lease's org, team and tenant ids (from lease events)."""
+        """Remember a lease's org, team and tenant ids (from lease events).
+
+        A buffering store writes the batch's leases in one statement: before anything
+        reads or changes a lease again, and at `flush_events`.
+        """
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
-        stmt = self._insert(leases).values(lease_id=lease_id, ended=False, **values)
+        self._lease_writes[lease_id] = {"lease_id": lease_id, "ended": False, **values}
+        if not self._buffer:
+            await self._flush_leases()
+
+    async def _flush_leases(self) -> None:
+        if not self._lease_writes:
+            return
+        rows, self._lease_writes = list(self._lease_writes.values()), {}
+        stmt = self._insert(leases)
+        changed = ("org_id", "team", "tenant_ids", "updated_at")
         await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=["lease_id"], set_=values)
+            stmt.on_conflict_do_update(
+                index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in changed}
+            ),
+            rows,
         )
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""
+        await self._flush_leases()
         await self.session.execute(
             update(leases).where(leases.c.lease_id == lease_id).values(ended=True, updated_at=now)
         )
@@ -93,12 +113,14 @@ class NotifierStore:
         """Return a known lease (prefetched rows are served from memory)."""
         if lease_id in self._leases:
             return self._leases[lease_id]
+        await self._flush_leases()
         return (
             await self.session.execute(select(leases).where(leases.c.lease_id == lease_id))
         ).first()
 
     async def mark_cleared(self, *, lease_id: str, org_id: str, at: datetime) -> None:
         """Record that the lease's arrears were cleared at `at`."""
+        await self._flush_leases()
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
         stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
@@ -136,6 +158,8 @@ class NotifierStore:
 
     async def create_notification(self, values: Mapping[str, Any]) -> Row[Any] | None:
         """Insert a notification unless its id exists; return the new row (None if it existed)."""
+        if self._any_tenant is not None and values.get("recipient_id") == "*":
+            self._any_tenant.add(values["lease_id"])
         stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
         return (await self.session.execute(stmt.returning(*notifications.c))).first()
 
@@ -224,8 +248,28 @@ class NotifierStore:
         )
         return list((await self.session.execute(stmt)).all())
 
+    async def prefetch_any_tenant(self, lease_ids: Sequence[str]) -> None:
+        """Find in one query which leases have pending notifications for any tenant ("*").
+
+        `pending_for_any_tenant` then skips its query for the other leases (notifications
+        this store creates later are tracked), so a batch of lease events costs no
+        round trip per lease for it.
+        """
+        self._any_tenant = set()
+        if not lease_ids:
+            return
+        stmt = select(N.lease_id).where(
+            N.lease_id.in_(set(lease_ids)),
+            N.recipient_kind == "tenant",
+            N.recipient_id == "*",
+            N.status.in_(PENDING),
+        )
+        self._any_tenant = set((await self.session.execute(stmt)).scalars())
+
     async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
         """Return a lease's pending tenant notifications queued before its tenants were known."""
+        if self._any_tenant is not None and lease_id not in self._any_tenant:
+            return []
         stmt = select(notifications).where(
             N.lease_id == lease_id,
             N.recipient_kind == "tenant",

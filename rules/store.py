@@ -9,12 +9,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    DateTime,
-    Insert,
     String,
     Table,
     bindparam,
-    cast,
     delete,
     func,
     insert,
@@ -31,7 +28,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from rules import models as m
 from rules.engine import (
@@ -45,6 +41,7 @@ from rules.engine import (
     Watermark,
 )
 from shared.bus.outbox import outbox_row
+from shared.db.bulk import unnest_insert
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -132,38 +129,6 @@ EvaluationInput = tuple[
 ]
 
 
-def _array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
-    """The PostgreSQL array type of a column's values (a TypeDecorator's own impl)."""
-    if isinstance(col_type, TypeDecorator):
-        impl = col_type.impl
-        return ARRAY(impl if isinstance(impl, TypeEngine) else DateTime(timezone=True))
-    return ARRAY(col_type)
-
-
-_UNNEST: dict[tuple[str, tuple[str, ...], bool, str | None], Insert] = {}
-
-
-def _unnest_insert(
-    table: Table, cols: tuple[str, ...], *, ignore: bool, returning: str | None
-) -> Insert:
-    """`INSERT INTO t (cols) SELECT * FROM unnest($1::a[], $2::b[], ...)`: one statement,
-    one array parameter per column, whatever the number of rows (built once, then cached)."""
-    key = (table.name, cols, ignore, returning)
-    stmt = _UNNEST.get(key)
-    if stmt is None:
-        arrays = [
-            cast(bindparam(f"u_{c}", type_=_array_of(table.c[c].type)), _array_of(table.c[c].type))
-            for c in cols
-        ]
-        source = func.unnest(*arrays).table_valued(*cols).render_derived()
-        pg = pg_insert(table).from_select(list(cols), select(*source.c))
-        stmt = pg.on_conflict_do_nothing() if ignore else pg
-        if returning is not None:
-            stmt = stmt.returning(table.c[returning])
-        _UNNEST[key] = stmt
-    return stmt
-
-
 class RulesStore:
     """Reads and writes the rules service's tables inside the caller's transaction."""
 
@@ -198,7 +163,7 @@ class RulesStore:
             return []
         cols = tuple(rows[0])
         params = {f"u_{c}": [r[c] for r in rows] for c in cols}
-        stmt = _unnest_insert(table, cols, ignore=ignore, returning=returning)
+        stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
         result = await self.session.execute(stmt, params)
         return list(result.scalars().all()) if returning is not None else []
 

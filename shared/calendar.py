@@ -21,6 +21,17 @@ def _holidays_of(year: int) -> frozenset[date]:
     return frozenset(table.keys())
 
 
+def preload(today: date) -> None:
+    """Build the holiday tables of the years around `today` (a service does it at start).
+
+    The first lookup of a year imports the `holidays` country module and builds its table
+    (tens of milliseconds); done at start, before `gc.freeze`, it is not paid by the first
+    request or batch.
+    """
+    for year in range(today.year - 1, today.year + 2):
+        _holidays_of(year)
+
+
 def holiday_name(day: date) -> str | None:
     """Return the Swedish name of the holiday on `day`, if it is one."""
     table = holidays.country_holidays(

@@ -81,7 +81,12 @@ class CommonSettings(BaseSettings):
     kafka_rebalance_timeout_ms: int = Field(
         3000, ge=100, description="How long a rebalance waits for members to rejoin."
     )
-    consumer_batch_size: int = Field(500, ge=1, description="Max records per consumer batch.")
+    consumer_batch_size: int = Field(
+        2000,
+        ge=1,
+        description="Max records per consumer batch (one transaction; a backlog is read in "
+        "batches this large, a trickle one event at a time).",
+    )
     consumer_poll_ms: int = Field(200, ge=1, description="Consumer poll timeout.")
 
 

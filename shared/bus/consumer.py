@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -24,7 +25,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from shared.bus.outbox import OutboxRelay, add_to_outbox
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
+from shared.db.bulk import unnest_insert
 from shared.events import CloudEvent, EnvelopeError, EventData, decode
 from shared.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_EVENTS, CONSUMER_RETRIES
 
@@ -244,20 +245,29 @@ class ConsumerRunner:
                     unique.append(r)
             if unique:
                 await self._handler(Batch(session, unique, self._outbox, self._clock))
-        for r in received:
-            outcome = "applied" if r.event.id in new_ids else "duplicate"
-            CONSUMER_EVENTS.labels(self.service, r.topic, outcome).inc()
+        counts = Counter(
+            (r.topic, "applied" if r.event.id in new_ids else "duplicate") for r in received
+        )
+        for (topic, outcome), n in counts.items():  # one metric update per label, not per event
+            CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
 
     async def _claim(self, session: AsyncSession, received: list[Received]) -> set[str]:
         """Insert the event ids into the inbox; return the ids that were new."""
-        insert = sqlite_insert if self._database.sqlite else pg_insert
         now = self._clock.now()
-        rows = {
-            r.event.id: {"event_id": r.event.id, "topic": r.topic, "received_at": now}
-            for r in received
-        }
-        stmt = insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
-        result = await session.execute(stmt, list(rows.values()))
+        topics = {r.event.id: r.topic for r in received}
+        if not self._database.sqlite:  # one statement with an array per column
+            stmt = unnest_insert(
+                self._inbox, ("event_id", "topic", "received_at"), ignore=True, returning="event_id"
+            )
+            params = {
+                "u_event_id": list(topics),
+                "u_topic": list(topics.values()),
+                "u_received_at": [now] * len(topics),
+            }
+            return set((await session.execute(stmt, params)).scalars().all())
+        rows = [{"event_id": i, "topic": t, "received_at": now} for i, t in topics.items()]
+        insert = sqlite_insert(self._inbox).on_conflict_do_nothing()
+        result = await session.execute(insert.returning(self._inbox.c.event_id), rows)
         return set(result.scalars().all())
 
     async def _send_dlq(self, dead: list[tuple[ConsumerRecord, str, str]]) -> None:

@@ -7,6 +7,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases.engine import ConsentView, StepView
@@ -57,6 +59,7 @@ class CasesStore:
         self._batched = batched
         self._open: dict[str, Row | None] = {}
         self._pending: list[Row] = []
+        self._households: dict[str, Row] = {}  # batched: written together at the flush
 
     async def prefetch_open(self, lease_ids: Sequence[str]) -> None:
         """Look up the open cases of many leases in one query (batched mode)."""
@@ -71,10 +74,13 @@ class CasesStore:
             self._open[lid] = found.get(lid)
 
     async def flush_entries(self) -> None:
-        """Insert the buffered timeline rows."""
+        """Insert the buffered timeline rows and upsert the buffered households."""
         if self._pending:
             rows, self._pending = self._pending, []
             await self.session.execute(insert(timeline), rows)
+        if self._households:
+            homes, self._households = list(self._households.values()), {}
+            await self.session.execute(self._household_upsert(), homes)
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
@@ -178,13 +184,23 @@ class CasesStore:
         return local_date(at) if at is not None else None
 
     async def upsert_household(self, values: Mapping[str, Any]) -> None:
-        """Insert or replace a lease's household attributes."""
-        lease_id = values["lease_id"]
-        await self.session.execute(delete(households).where(households.c.lease_id == lease_id))
-        await self.session.execute(insert(households).values(**values))
+        """Insert or replace a lease's household attributes (batched: at the next flush)."""
+        if self._batched:
+            self._households[values["lease_id"]] = dict(values)
+            return
+        await self.session.execute(self._household_upsert(), [dict(values)])
+
+    def _household_upsert(self) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(households)
+        keep = [c.name for c in households.columns if c.name != "lease_id"]
+        changes = {name: stmt.excluded[name] for name in keep}
+        return stmt.on_conflict_do_update(index_elements=["lease_id"], set_=changes)
 
     async def household(self, lease_id: str) -> Row | None:
-        """Return a lease's household attributes."""
+        """Return a lease's household attributes (one written in this batch included)."""
+        if lease_id in self._households:
+            return dict(self._households[lease_id])
         result = await self.session.execute(
             select(households).where(households.c.lease_id == lease_id)
         )

@@ -1,0 +1,43 @@
+"""Bulk inserts on PostgreSQL as ONE statement: one array parameter per column (unnest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import DateTime, Insert, Table, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+def array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
+    """The PostgreSQL array type of a column's values (a TypeDecorator's own impl)."""
+    if isinstance(col_type, TypeDecorator):
+        impl = col_type.impl
+        return ARRAY(impl if isinstance(impl, TypeEngine) else DateTime(timezone=True))
+    return ARRAY(col_type)
+
+
+_UNNEST: dict[tuple[Table, tuple[str, ...], bool, str | None], Insert] = {}
+
+
+def unnest_insert(
+    table: Table, cols: tuple[str, ...], *, ignore: bool, returning: str | None
+) -> Insert:
+    """`INSERT INTO t (cols) SELECT * FROM unnest($1::a[], $2::b[], ...)`: one statement,
+    one array parameter per column (`u_<column>`), whatever the number of rows (built once,
+    then cached). `ignore`: ON CONFLICT DO NOTHING; `returning`: a column of the new rows."""
+    key = (table, cols, ignore, returning)
+    stmt = _UNNEST.get(key)
+    if stmt is None:
+        arrays = [
+            cast(bindparam(f"u_{c}", type_=array_of(table.c[c].type)), array_of(table.c[c].type))
+            for c in cols
+        ]
+        source = func.unnest(*arrays).table_valued(*cols).render_derived()
+        pg = pg_insert(table).from_select(list(cols), select(*source.c))
+        stmt = pg.on_conflict_do_nothing() if ignore else pg
+        if returning is not None:
+            stmt = stmt.returning(table.c[returning])
+        _UNNEST[key] = stmt
+    return stmt
