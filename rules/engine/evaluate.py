@@ -94,7 +94,7 @@ def _ladder(
                 release_day(on, charge.known_at, policy, watermark) if stage.offset_days > 0 else on
             )
             if release is None or release > today:
-                _hold(ev, stage, charge, on, release)
+                _hold(ev, stage, charge, on, release, watermark is not None)
                 continue
             owed = charge.open_ore if stage.offset_days < 0 else arrears
             if (
@@ -105,25 +105,32 @@ def _ladder(
             ):
                 signal = _ladder_signal(state, stage, charge, on, arrears, today, late_12m)
                 if stage.offset_days > 0:
-                    signal.inputs.update(settlement_inputs(charge, policy, watermark))
+                    signal.inputs.update(settlement_inputs(charge, on, policy, watermark))
                 out.append(signal)
     return out
 
 
 def _hold(
-    ev: Evaluation, stage: Stage, charge: ChargeStatus, on: date, release: date | None
+    ev: Evaluation,
+    stage: Stage,
+    charge: ChargeStatus,
+    on: date,
+    release: date | None,
+    by_watermark: bool,
 ) -> None:
     """Keep a due stage waiting for the ledger to be complete; look again on `release`."""
-    # without a release day (waiting for a watermark) look again tomorrow; a watermark
-    # that arrives earlier has the consumer evaluate the lease at once (advance_watermark)
-    again = release or ev.today + timedelta(days=1)
+    # waiting for a watermark: look again tomorrow (or on the stale fallback day, if
+    # sooner), so the lease stays among the deadlines an arriving watermark re-evaluates
+    # at once (advance_watermark looks two days ahead)
+    tomorrow = ev.today + timedelta(days=1)
+    again = min(release or tomorrow, tomorrow) if by_watermark else release or tomorrow
     add_deadline(ev, stage.signal, charge.period, stage.name, again)
     ev.held.append(
         {
             "stage": stage.name,
             "period": charge.period,
             "stage_date": on,
-            "waiting_for": "watermark" if release is None else "settlement_lag",
+            "waiting_for": "watermark" if by_watermark else "settlement_lag",
             "release_on": release,
         }
     )

@@ -33,30 +33,43 @@ def release_day(
     stage day has been sent, and the watermark came after the charge (a history sent
     later is not covered by an earlier watermark). Without one, `lag_banking_days`
     banking days after the day before the stage, and after the day the charge arrived
-    (`known_at`; None: long known).
+    (`known_at`; None: long known). A watermark that does not cover the stage holds it at
+    most `watermark_stale_after_banking_days` banking days past that lag day.
     """
     needed = stage_day - timedelta(days=1)
-    if watermark is not None:
-        covers = known_at is None or watermark.received_at > known_at
-        if covers and watermark.booked_through >= needed:
-            return stage_day
-        return None
     arrived = local_date(known_at) if known_at is not None else needed
-    lag = policy.settlement.lag_banking_days
-    return add_working_days(max(needed, arrived), lag) + timedelta(days=1)
+    by_lag = add_working_days(max(needed, arrived), policy.settlement.lag_banking_days)
+    if watermark is None:
+        return by_lag + timedelta(days=1)
+    if covered(stage_day, known_at, watermark):
+        return stage_day
+    stale_after = policy.settlement.watermark_stale_after_banking_days
+    if stale_after is None:
+        return None
+    return add_working_days(by_lag, stale_after) + timedelta(days=1)
+
+
+def covered(stage_day: date, known_at: datetime | None, watermark: Watermark) -> bool:
+    """Tell whether `watermark` vouches for every payment booked before `stage_day`."""
+    after_charge = known_at is None or watermark.received_at > known_at
+    return after_charge and watermark.booked_through >= stage_day - timedelta(days=1)
 
 
 def settlement_inputs(
-    charge: ChargeStatus, policy: Policy, watermark: Watermark | None
+    charge: ChargeStatus, stage_day: date, policy: Policy, watermark: Watermark | None
 ) -> dict[str, Any]:
     """Return what the release of a stage rested on (for the signal's inputs)."""
-    if watermark is not None:
+    if watermark is not None and covered(stage_day, charge.known_at, watermark):
         return {"settled_by": "watermark", "watermark": watermark.booked_through.isoformat()}
-    return {
+    out: dict[str, Any] = {
         "settled_by": "settlement_lag",
         "lag_banking_days": policy.settlement.lag_banking_days,
         "charge_known_on": local_date(charge.known_at).isoformat() if charge.known_at else None,
     }
+    if watermark is not None:
+        out["stale_watermark"] = watermark.booked_through.isoformat()
+        out["stale_after_banking_days"] = policy.settlement.watermark_stale_after_banking_days
+    return out
 
 
 def retractions(

@@ -62,10 +62,20 @@ class Settlement(_Strict):
     organisation's ledger watermark covers S - 1 (`LedgerWatermarkAdvanced`), or, for an
     organisation that sends none, `lag_banking_days` banking days have passed after S - 1
     (and after the day the charge arrived, so a backfilled history waits for its payments).
+    A watermark that stalls holds a stage at most `watermark_stale_after_banking_days`
+    banking days longer than the lag would.
     """
 
     lag_banking_days: int = Field(
         1, ge=0, le=10, description="Banking days an ERP may take to deliver a booked payment."
+    )
+    watermark_stale_after_banking_days: int | None = Field(
+        2,
+        ge=0,
+        le=20,
+        description="A watermark that has not covered a stage this many banking days after "
+        "the lag would have released it no longer holds it: the lag decides (a stalled ERP "
+        "export must not silence late rent). None: wait for the watermark however long.",
     )
 
 

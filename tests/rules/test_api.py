@@ -97,9 +97,9 @@ async def test_auth_and_unknown_lease(client: httpx.AsyncClient) -> None:
 
 async def test_policy_is_served_with_its_overrides(client: httpx.AsyncClient) -> None:
     body = (await client.get("/v1/policy", headers=TOKEN)).json()
-    assert body["version"] == "2026.2"
+    assert body["version"] == "2026.3"
     assert [s["name"] for s in body["policy"]["ladder"]][1] == "late_rent_detected"
-    assert body["overrides"] == {"example-org": "2026.2-example-org"}
+    assert body["overrides"] == {"example-org": "2026.3-example-org"}
 
 
 def _default() -> dict[str, Any]:
@@ -111,7 +111,7 @@ async def test_validate_accepts_yaml_and_json(client: httpx.AsyncClient) -> None
     response = await client.post(
         "/v1/policy/validate", content=DEFAULT_POLICY.read_bytes(), headers=TOKEN
     )
-    assert response.status_code == 200 and response.json()["version"] == "2026.2"
+    assert response.status_code == 200 and response.json()["version"] == "2026.3"
     response = await client.post("/v1/policy/validate", json=_default(), headers=TOKEN)
     assert response.status_code == 200
 

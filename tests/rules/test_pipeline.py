@@ -135,7 +135,7 @@ async def test_signals_carry_rule_policy_inputs_risk_and_reasons(
     event = next(e for k, e in by_id.items() if k.endswith("L2:2026-03:late_rent_detected"))
     data = event.data
     assert isinstance(data, SignalRaised)
-    assert data.rule == "ladder.late_rent_detected" and data.policy_version == "2026.2"
+    assert data.rule == "ladder.late_rent_detected" and data.policy_version == "2026.3"
     assert data.arrears_ore == 300_000 and data.days_late == 3
     assert data.inputs["invoice_id"] == "inv-L2-2026-03"
     assert {f.name for f in data.risk.factors} >= {"days_late", "arrears_months"}

@@ -15,7 +15,7 @@ MARCH_DUE = date(2026, 2, 27)
 
 def test_default_policy_is_versioned_and_follows_domain() -> None:
     policy = PolicySet.load().default
-    assert policy.version == "2026.2"
+    assert policy.version == "2026.3"
     ladder = {s.name: (s.offset_days, s.unit) for s in policy.ladder}
     assert ladder == {
         "pre_due_reminder": (-3, "calendar"),
@@ -31,7 +31,7 @@ def test_an_organisation_override_changes_what_fires() -> None:
     policies = PolicySet.load()
     override = policies.for_org("example-org")
     assert (
-        override.version == "2026.2-example-org" and policies.for_org("other") is policies.default
+        override.version == "2026.3-example-org" and policies.for_org("other") is policies.default
     )
     assert override.risk == policies.default.risk  # merged over the default
     owes_30_kr = LeaseState(

@@ -11,6 +11,7 @@ import random
 from datetime import date, datetime, timedelta
 
 from rules.engine import evaluate
+from rules.policy import Settlement
 from shared.calendar import rent_due_date
 from shared.clock import local_date, local_midnight
 from tests.rules.scenario import NO_LAG, Scenario, at, charge, payment
@@ -90,8 +91,43 @@ def test_a_watermark_holds_the_ladder_until_it_covers_the_day_before_the_stage()
     assert late.occurred_at == local_midnight(date(2026, 3, 2))
 
 
-def test_a_stale_watermark_keeps_the_stage_waiting_and_the_status_says_so() -> None:
+def test_a_stalled_watermark_holds_a_stage_two_banking_days_past_the_lag_at_most() -> None:
+    # the ERP's nightly export stopped after 26 Feb: late rent must not go unnoticed
     sc = Scenario()
+    sc.add(at(date(2026, 2, 13)), charge("2026-03", MARCH_DUE))
+    sc.watermark(date(2026, 2, 25), at(date(2026, 2, 26), 2))
+    assert sc.run(date(2026, 2, 10), date(2026, 3, 4)) == []
+    now = at(date(2026, 3, 3))
+    ev = evaluate(sc._state(now), sc.policy, now, frozenset(), sc.watermarks[0])
+    held = {h["stage"]: h for h in ev.held}
+    assert held["late_rent_detected"]["waiting_for"] == "watermark"
+    # the lag alone would release Monday 03-02's stage on Tuesday 03-03; two banking days more
+    assert held["late_rent_detected"]["release_on"] == date(2026, 3, 5)
+    # still looked at daily, so a watermark arriving meanwhile releases it at once
+    assert [d.due_on for d in ev.deadlines if d.stage == "late_rent_detected"] == [date(2026, 3, 4)]
+    sc._check(local_midnight(date(2026, 3, 5)))
+    assert sc.order == ["L1:2026-03:late_rent_detected"]
+    late = sc.emitted["L1:2026-03:late_rent_detected"]
+    assert late.inputs["settled_by"] == "settlement_lag"
+    assert late.inputs["stale_watermark"] == "2026-02-25"
+    assert late.occurred_at == local_midnight(date(2026, 3, 2))
+
+
+def test_a_payment_in_time_still_arriving_while_the_watermark_stalls_raises_nothing() -> None:
+    sc = Scenario()
+    sc.add(at(date(2026, 2, 13)), charge("2026-03", MARCH_DUE))
+    sc.watermark(date(2026, 2, 25), at(date(2026, 2, 26), 2))
+    sc.add(at(date(2026, 3, 4), 15), payment("p1", 800_000, MARCH_DUE))
+    assert sc.run(date(2026, 2, 10), date(2026, 3, 31)) == []
+
+
+def test_without_a_staleness_limit_a_stalled_watermark_keeps_the_stage_waiting() -> None:
+    sc = Scenario()
+    sc.policy = sc.policy.model_copy(
+        update={
+            "settlement": Settlement(lag_banking_days=1, watermark_stale_after_banking_days=None)
+        }
+    )
     sc.add(at(date(2026, 2, 13)), charge("2026-03", MARCH_DUE))
     sc.watermark(date(2026, 2, 25), at(date(2026, 2, 26), 2))
     assert sc.run(date(2026, 2, 10), date(2026, 3, 10)) == []
