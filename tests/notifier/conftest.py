@@ -18,7 +18,7 @@ from notifier.store import NotifierStore
 from notifier.workflow import Context
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events import RiskScore, SignalRaised
+from shared.events import LeaseRegistered, LeaseUpdated, RiskScore, SignalRaised, TenantRef
 from tests.notifier.ingest_stub import IngestStub, running_ingest
 from tests.notifier.twilio_server import MESSAGING_SERVICE_SID, FakeTwilio, running_twilio
 
@@ -31,6 +31,34 @@ T = TypeVar("T")
 def local(*args: int) -> datetime:
     """An aware Stockholm-time instant."""
     return datetime(*args, tzinfo=STHLM)  # type: ignore[misc]
+
+
+def make_lease(
+    start: date = date(2020, 1, 1),
+    *,
+    tenant_ids: tuple[str, ...] = ("T1",),
+    kind: type[LeaseRegistered] | type[LeaseUpdated] = LeaseRegistered,
+) -> LeaseRegistered | LeaseUpdated:
+    """Return a lease event for L-1 of org1 (team-a) with the given tenants."""
+    return kind(
+        lease_id="L-1",
+        org_id="org1",
+        property_id="P1",
+        municipality_code="0180",
+        monthly_rent_ore=850_000,
+        start_date=start,
+        team="team-a",
+        tenants=tuple(
+            TenantRef(
+                tenant_id=t,
+                pseudonym=(t * 32)[:32],
+                birth_year=1990,
+                age_band="30-39",
+                gender="male",
+            )
+            for t in tenant_ids
+        ),
+    )
 
 
 def make_signal(

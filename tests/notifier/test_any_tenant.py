@@ -8,12 +8,13 @@ from typing import Any
 from notifier.workflow import Context, on_lease, on_signal
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events import LeaseUpdated, TenantRef
-from tests.notifier.conftest import SenderFactory, in_tx, local, make_signal
+from shared.events import LeaseUpdated
+from tests.notifier.conftest import SenderFactory, in_tx, local, make_lease, make_signal
 from tests.notifier.ingest_stub import IngestStub
 from tests.notifier.twilio_server import FakeTwilio
 
 PHONES = {"T1": "+46701234567", "T2": "+46701234568"}
+LEASE = make_lease(date(2025, 4, 1), tenant_ids=tuple(PHONES), kind=LeaseUpdated)
 
 
 def _two_tenants(ingest: IngestStub) -> None:
@@ -23,24 +24,6 @@ def _two_tenants(ingest: IngestStub) -> None:
             {"tenant_id": t, "phone": phone, "language": "sv", "opted_out": False}
             for t, phone in PHONES.items()
         ],
-    )
-
-
-def _lease() -> LeaseUpdated:
-    return LeaseUpdated(
-        lease_id="L-1",
-        org_id="org1",
-        property_id="P1",
-        municipality_code="0180",
-        monthly_rent_ore=850_000,
-        start_date=date(2025, 4, 1),
-        team="team-a",
-        tenants=tuple(
-            TenantRef(
-                tenant_id=t, pseudonym=t * 16, birth_year=1990, age_band="30-39", gender="male"
-            )
-            for t in PHONES
-        ),
     )
 
 
@@ -66,7 +49,7 @@ async def test_a_signal_before_its_lease_texts_every_tenant_once(
     await _signal(db, clock, ctx)
     assert await make_sender().run_once() == 2
     assert sorted(m["to"] for m in twilio.messages) == sorted(PHONES.values())
-    await in_tx(db, clock, lambda s: on_lease(s, ctx, _lease(), clock.now()))
+    await in_tx(db, clock, lambda s: on_lease(s, ctx, LEASE, clock.now()))
     await _signal(db, clock, ctx)  # now the tenants are known: keys (signal, tenant)
     assert await make_sender().run_once() == 0
     assert len(twilio.messages) == 2
@@ -86,7 +69,7 @@ async def test_a_lease_arriving_after_the_signal_splits_the_pending_sms(
     _two_tenants(ingest)
     clock.set(local(2026, 3, 3, 21, 15))  # quiet hours: deferred to the morning
     await _signal(db, clock, ctx)
-    await in_tx(db, clock, lambda s: on_lease(s, ctx, _lease(), clock.now()))
+    await in_tx(db, clock, lambda s: on_lease(s, ctx, LEASE, clock.now()))
     await _signal(db, clock, ctx)
     rows = {r.recipient_id: r.status for r in await _rows(db, clock)}
     assert rows == {"*": "cancelled", "T1": "deferred", "T2": "deferred"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,10 +16,18 @@ from shared.bus import Producer
 from shared.bus.broker import EmbeddedBroker
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events import LeaseRegistered, SignalRaised, SignalRetracted, TenantRef
+from shared.events import SignalRaised, SignalRetracted
 from shared.topics import NOTIFICATION_EVENTS
 from tests.helpers import header, read_topic, wait_for
-from tests.notifier.conftest import SenderFactory, add_lease, add_staff, in_tx, local, make_signal
+from tests.notifier.conftest import (
+    SenderFactory,
+    add_lease,
+    add_staff,
+    in_tx,
+    local,
+    make_lease,
+    make_signal,
+)
 from tests.notifier.ingest_stub import IngestStub
 from tests.notifier.test_service import _event, _settings, running
 from tests.notifier.twilio_server import FakeTwilio
@@ -42,23 +50,6 @@ def retraction(sig: SignalRaised) -> SignalRetracted:
         inputs={"paid_on": "2026-02-27"},
         reason_sv="Hyran betalades i tid.",
         reason_en="The rent was paid on time.",
-    )
-
-
-def _lease() -> LeaseRegistered:
-    return LeaseRegistered(
-        lease_id="L-1",
-        org_id="org1",
-        property_id="P1",
-        municipality_code="0180",
-        monthly_rent_ore=850_000,
-        start_date=date(2020, 1, 1),
-        team="team-a",
-        tenants=(
-            TenantRef(
-                tenant_id="T1", pseudonym="p" * 32, birth_year=1990, age_band="30-39", gender="male"
-            ),
-        ),
     )
 
 
@@ -96,7 +87,7 @@ async def test_retraction_on_the_broker_cancels_pending_sms_and_tasks_of_that_si
         # lease.events and risk.signals have no order between them: let the notifier know
         # the tenants first, or the signals queue for any tenant and are split per tenant
         # later (a cancellation of its own, not the one this test is about)
-        await producer.publish_many([_event(_lease(), "lease-1", clock)])
+        await producer.publish_many([_event(make_lease(), "lease-1", clock)])
         await wait_for(
             lambda: in_tx(db, clock, lambda store: store.get_lease("L-1")),
             what="the notifier to know the lease",

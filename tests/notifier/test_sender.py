@@ -19,7 +19,6 @@ from notifier.workflow import Context, escalate_overdue, on_lease, on_signal
 from shared.bus import SimulatedCrash
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events import LeaseRegistered, TenantRef
 from tests.notifier.conftest import (
     CALLBACK,
     SenderFactory,
@@ -27,6 +26,7 @@ from tests.notifier.conftest import (
     add_staff,
     in_tx,
     local,
+    make_lease,
     make_signal,
 )
 from tests.notifier.ingest_stub import IngestStub
@@ -327,20 +327,7 @@ async def test_new_lease_gets_a_welcome_sms_in_the_tenants_language(
     ingest.add_lease(
         "L-1", tenants=[{"tenant_id": "T1", "phone": "+46701234567", "language": "en"}]
     )
-    lease = LeaseRegistered(
-        lease_id="L-1",
-        org_id="org1",
-        property_id="P1",
-        municipality_code="0180",
-        monthly_rent_ore=850_000,
-        start_date=date(2026, 4, 1),
-        team="team-a",
-        tenants=(
-            TenantRef(
-                tenant_id="T1", pseudonym="p" * 32, birth_year=1990, age_band="30-39", gender="male"
-            ),
-        ),
-    )
+    lease = make_lease(date(2026, 4, 1))
     await in_tx(db, clock, lambda s: on_lease(s, ctx, lease, clock.now()))
     await in_tx(db, clock, lambda s: on_lease(s, ctx, lease, clock.now()))  # redelivered
     await make_sender().run_once()

@@ -13,10 +13,10 @@ from notifier.policy import DEFAULT_POLICY, TEMPLATES_DIR, PolicyError, load_pol
 from notifier.workflow import Context, on_lease, on_signal
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events import LeaseRegistered, RiskScore, SignalRaised, TenantRef
+from shared.events import RiskScore, SignalRaised
 from shared.events.signal import SignalType
 from shared.format import format_date, format_sek
-from tests.notifier.conftest import SenderFactory, add_lease, in_tx
+from tests.notifier.conftest import SenderFactory, add_lease, in_tx, make_lease
 from tests.notifier.ingest_stub import IngestStub
 from tests.notifier.twilio_server import FakeTwilio
 
@@ -137,23 +137,6 @@ async def test_sms_amounts_and_dates_use_the_shared_formatter(
     assert "SEK" not in body
 
 
-def _lease(start: date) -> LeaseRegistered:
-    return LeaseRegistered(
-        lease_id="L-1",
-        org_id="org1",
-        property_id="P1",
-        municipality_code="0180",
-        monthly_rent_ore=850_000,
-        start_date=start,
-        team="team-a",
-        tenants=(
-            TenantRef(
-                tenant_id="T1", pseudonym="p" * 32, birth_year=1990, age_band="30-39", gender="male"
-            ),
-        ),
-    )
-
-
 @pytest.mark.parametrize(
     ("started_days_ago", "welcomed"),
     [(365 * 6, False), (31, False), (30, True), (0, True), (-20, True)],
@@ -169,7 +152,7 @@ async def test_welcome_sms_only_for_leases_starting_within_the_window(
 ) -> None:
     event_time = clock.now() - timedelta(days=2)  # the ERP registered it two days ago
     start = event_time.date() - timedelta(days=started_days_ago)
-    lease = _lease(start)
+    lease = make_lease(start)
     await in_tx(db, clock, lambda s: on_lease(s, ctx, lease, clock.now(), event_time=event_time))
     await make_sender().run_once()
     assert (len(twilio.messages) == 1) is welcomed
