@@ -2,17 +2,21 @@
 
     python bench/pipeline.py [--leases 5000] [--latency-samples 100]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
-        [--profile DIR]
+        [--warmup 500] [--profile DIR]
 
 In one run, on one embedded broker and a fresh PostgreSQL database:
 1. raw broker: aiokafka produce + consume of the same number of events (the ceiling);
-2. sustained rate: leases, charges (rent already due) and payments for 90 % of them pushed
-   through ingest's batch API; measured until rules has applied all of them (its group
-   has no lag) and the signals for the 10 % who did not pay are on risk.signals;
+2. sustained rate, after a warm-up feed of `--warmup` households that is not measured (the
+   services' connections, prepared statements and type caches are made once; a pipeline
+   that runs for months pays that once): leases, charges (rent already due) and payments
+   for 90 % of them pushed through ingest's batch API; measured until rules has applied
+   all of them (its group has no lag) and the signals for the 10 % who did not pay are
+   on risk.signals;
 3. latency from a payment accepted by ingest (202) to the notifier's cancellation of the
    tenant's pending SMS (deferred by quiet hours: the clock stands at 22:00), p50/p99;
 4. peak resident memory of each service process;
-5. CPU time of each service process (and the broker) during the sustained part, per event:
+5. CPU time of each service process, the broker, PostgreSQL (the backends serving the
+   bench's database) and the bench client itself during the sustained part, per event:
    robust on a loaded machine, where the wall-clock rates are not. With `--profile DIR`,
    py-spy (`pip install py-spy`, not a dependency) samples each service during the
    sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -55,6 +60,8 @@ from tests.e2e.pipeline import Pipeline, drop_database, fresh_database_url
 
 FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 1000}
 RENT = 812_500
+JSON = {"Content-Type": "application/json"}
+WARMUP_OFFSET = 9_000_000  # lease ids of the warm-up feed (B9000000...) stay clear of the rest
 RULES_TOPICS = ("lease.events", "ledger.events", "complaint.events", "case.events")
 
 
@@ -158,29 +165,73 @@ class MemorySampler:
         self._thread.join()
 
 
-class CpuMeter:
-    """CPU seconds (user + system) each process spent between enter and exit."""
+def cpu_seconds(pid: int) -> float | None:
+    """Return the user + system CPU seconds of a process (and its reaped children)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return t.user + t.system + t.children_user + t.children_system
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+
+class CpuMeter:
+    """CPU seconds (user + system) each process spent between enter and exit.
+
+    `postgres` is the sum over the backends serving the bench's database (looked up in
+    pg_stat_activity at enter and at exit; pooled connections live through the run).
+    """
+
+    def __init__(self, pids: dict[str, int], database_url: str | None = None) -> None:
+        self._pids = pids
+        self._database_url = database_url
         self._start: dict[str, float] = {}
+        self._backends: dict[int, float] = {}
         self.used: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         out = {}
-        for name, proc in self._procs.items():
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                out[name] = t.user + t.system + t.children_user + t.children_system
+        for name, pid in self._pids.items():
+            seconds = cpu_seconds(pid)
+            if seconds is not None:
+                out[name] = seconds
         return out
 
-    def __enter__(self) -> CpuMeter:
-        self._start = self._now()
+    async def _backend_cpu(self) -> dict[int, float]:
+        if self._database_url is None or self._database_url.startswith("sqlite"):
+            return {}
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self._database_url)
+        conn = await asyncpg.connect(
+            url.set(drivername="postgresql", database="postgres").render_as_string(False)
+        )
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1", url.database
+            )
+        finally:
+            await conn.close()
+        out = {}
+        for row in rows:
+            seconds = cpu_seconds(row["pid"])
+            if seconds is not None:
+                out[row["pid"]] = seconds
+        return out
+
+    async def __aenter__(self) -> CpuMeter:
+        self._backends = await self._backend_cpu()
+        self._start = self._now() | {"bench": time.process_time()}
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        end = self._now()
+    async def __aexit__(self, *_: Any) -> None:
+        end = self._now() | {"bench": time.process_time()}
+        backends = await self._backend_cpu()
         self.used = {name: end[name] - self._start.get(name, 0.0) for name in end}
+        if backends:
+            self.used["postgres"] = sum(
+                sec - self._backends.get(pid, 0.0) for pid, sec in backends.items()
+            )
 
 
 class Profiler:
@@ -225,7 +276,8 @@ def top_functions(path: Path, n: int = 12) -> list[tuple[str, float]]:
 
 async def push(client: httpx.AsyncClient, items: list[dict[str, Any]], chunk: int = 5000) -> None:
     for i in range(0, len(items), chunk):
-        response = await client.post("/v1/events/batch", json=items[i : i + chunk])
+        body = orjson.dumps(items[i : i + chunk])
+        response = await client.post("/v1/events/batch", content=body, headers=JSON)
         if response.status_code != 202 or response.json()["rejected"]:
             raise RuntimeError(f"ingest: {response.status_code} {response.text[:300]}")
 
@@ -238,23 +290,26 @@ async def watermark(client: httpx.AsyncClient, name: str) -> None:
         raise RuntimeError(f"ingest: {response.status_code} {response.text[:300]}")
 
 
-async def count_signals(consumer: AIOKafkaConsumer, seen: dict[str, int]) -> None:
+async def count_signals(consumer: AIOKafkaConsumer, seen: dict[str, int], leases: set[str]) -> None:
     for msgs in (await consumer.getmany(timeout_ms=200, max_records=10000)).values():
         for r in msgs:
             data = decode(r.value, r.headers).data
-            if isinstance(data, SignalRaised):
+            if isinstance(data, SignalRaised) and data.lease_id in leases:
                 seen[data.signal_id] = 1
 
 
-async def sustained(p: Pipeline, key: str, n: int) -> tuple[int, float, int]:
+async def sustained(
+    p: Pipeline, key: str, n: int, *, offset: int = 0, name: str = "sustained"
+) -> tuple[int, float, int]:
     import random
 
     rng = random.Random(1)
     # Each household's lease, charge and (for 9 in 10) payment arrive together, as an ERP
     # feed would send them; the 10 % who do not pay get the arrears ladder.
     items = []
-    for i in range(n):
+    for i in range(offset, offset + n):
         items += [lease(i, rng), charge(i)] + ([payment(i, date(2026, 2, 26))] if i % 10 else [])
+    leases = {f"B{i:07d}" for i in range(offset, offset + n)}
     consumer = AIOKafkaConsumer(
         RISK_SIGNALS,
         bootstrap_servers=p.bootstrap_servers,
@@ -271,10 +326,10 @@ async def sustained(p: Pipeline, key: str, n: int) -> tuple[int, float, int]:
         base_url=p.url("ingest"), headers={"X-API-Key": key}, timeout=120
     ) as client:
         await push(client, items)
-        await watermark(client, "sustained")  # late stages wait for it (settlement hold)
+        await watermark(client, name)  # late stages wait for it (settlement hold)
     pushed = time.perf_counter() - t0
     while True:
-        await count_signals(consumer, signals)
+        await count_signals(consumer, signals, leases)
         if sum(
             1
             for s in signals
@@ -285,7 +340,10 @@ async def sustained(p: Pipeline, key: str, n: int) -> tuple[int, float, int]:
             raise RuntimeError(f"pipeline did not finish: {len(signals)} signals")
     elapsed = time.perf_counter() - t0
     await consumer.stop()
-    print(f"  pushed {len(items)} events in {pushed:.1f} s ({len(items) / pushed:,.0f}/s accepted)")
+    print(
+        f"  {name}: pushed {len(items)} events in {pushed:.1f} s "
+        f"({len(items) / pushed:,.0f}/s accepted)"
+    )
     return len(items), elapsed, len(signals)
 
 
@@ -354,6 +412,12 @@ async def main() -> None:
     parser.add_argument("--leases", type=int, default=5000)
     parser.add_argument("--latency-samples", type=int, default=100)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=500,
+        help="households fed through first, not measured (connections, prepared statements)",
+    )
+    parser.add_argument(
         "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
@@ -390,10 +454,13 @@ async def main() -> None:
         await p.start()
         key = await api_key(p, "bench")
         pids = {name: proc.proc.pid for name, proc in p.procs.items() if proc.proc}
+        if args.warmup:
+            await sustained(p, key, args.warmup, offset=WARMUP_OFFSET, name="warm-up")
         with MemorySampler(pids) as memory:
-            meter = CpuMeter(pids | ({"broker": broker.pid} if broker.pid else {}))
-            with Profiler(pids, args.profile), meter:
-                n, elapsed, signals = await sustained(p, key, args.leases)
+            meter = CpuMeter(pids | ({"broker": broker.pid} if broker.pid else {}), url)
+            with Profiler(pids, args.profile):
+                async with meter:
+                    n, elapsed, signals = await sustained(p, key, args.leases)
             lat = await latency(p, key, args.latency_samples, offset=args.leases)
         rate = n / elapsed
         print(f"raw broker produce+consume: {raw:,.0f} events/s")
@@ -408,6 +475,7 @@ async def main() -> None:
         print(
             f"CPU per event during the sustained part (load average {os.getloadavg()[0]:.2f}): "
             + ", ".join(f"{name} {sec / n * 1e6:.0f} us" for name, sec in meter.used.items())
+            + f"; all {sum(meter.used.values()) / n * 1e6:.0f} us"
         )
         if args.profile and args.top:
             for name in pids:

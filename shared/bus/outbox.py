@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
+from shared.db.bulk import any_of, bulk_insert
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
@@ -33,7 +34,7 @@ async def add_to_outbox(
     if not events:
         return
     now = clock.now()
-    await session.execute(insert(table), [outbox_row(ev, now) for ev in events])
+    await bulk_insert(session, table, [outbox_row(ev, now) for ev in events])
 
 
 def outbox_row(ev: CloudEvent[EventData], now: datetime) -> dict[str, Any]:
@@ -99,7 +100,8 @@ class OutboxRelay:
             for row in rows
         )
         async with self._database.sessionmaker.begin() as session:
-            await session.execute(delete(t).where(t.c.id.in_([row.id for row in rows])))
+            ids = [row.id for row in rows]
+            await session.execute(delete(t).where(any_of(t.c.id, ids, self._database.sqlite)))
         return len(rows)
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:

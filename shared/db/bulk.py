@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import DateTime, Insert, Table, bindparam, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Insert,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -16,6 +29,15 @@ def array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
         impl = col_type.impl
         return ARRAY(impl if isinstance(impl, TypeEngine) else DateTime(timezone=True))
     return ARRAY(col_type)
+
+
+def any_of(column: Any, values: list[Any], sqlite: bool) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(:array)`: one parameter, one statement
+    text whatever the number of values (a prepared statement asyncpg caches), where an
+    expanding IN compiles a new statement for each length."""
+    if sqlite:
+        return column.in_(values)  # type: ignore[no-any-return]
+    return column == any_(bindparam(None, values, type_=array_of(column.type)))  # type: ignore[no-any-return]
 
 
 _UNNEST: dict[tuple[Table, tuple[str, ...], bool, str | None], Insert] = {}
@@ -41,3 +63,30 @@ def unnest_insert(
             stmt = stmt.returning(table.c[returning])
         _UNNEST[key] = stmt
     return stmt
+
+
+async def bulk_insert(
+    session: AsyncSession,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    ignore: bool = False,
+    returning: str | None = None,
+) -> list[Any]:
+    """Insert `rows` (the same keys each): on PostgreSQL as one unnest statement, on SQLite
+    as an executemany. `ignore`: ON CONFLICT DO NOTHING; `returning`: a column of the new
+    rows, returned (any order)."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = sqlite_insert(table).on_conflict_do_nothing() if ignore else insert(table)
+        if returning is not None:
+            stmt = stmt.returning(table.c[returning])
+            return list((await session.execute(stmt, rows)).scalars().all())
+        await session.execute(stmt, rows)
+        return []
+    cols = tuple(rows[0])
+    params = {f"u_{c}": [r[c] for r in rows] for c in cols}
+    stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
+    result = await session.execute(stmt, params)
+    return list(result.scalars().all()) if returning is not None else []
