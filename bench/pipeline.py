@@ -20,7 +20,8 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    robust on a loaded machine, where the wall-clock rates are not. With `--profile DIR`,
    py-spy (`pip install py-spy`, not a dependency) samples each service during the
    sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
-   functions with the most own samples per service.
+   functions with the most own samples per service. `--table-writes N` prints the rows
+   inserted, updated or deleted per event in the N busiest tables (pg_stat_user_tables).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -261,6 +263,27 @@ class Profiler:
             proc.wait(timeout=60)
 
 
+async def table_writes(database_url: str) -> Counter[str]:
+    """Rows inserted, updated and deleted so far per table of the bench's database
+    (pg_stat_user_tables; a backend reports its counts at most a second late)."""
+    if database_url.startswith("sqlite"):
+        return Counter()
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    conn = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        rows = await conn.fetch(
+            "SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del AS n"
+            " FROM pg_stat_user_tables"
+        )
+    finally:
+        await conn.close()
+    return Counter({f"{r['schemaname']}.{r['relname']}": r["n"] for r in rows})
+
+
 def top_functions(path: Path, n: int = 12) -> list[tuple[str, float]]:
     """Return the functions with the most own (leaf) samples in a collapsed-stack file."""
     own: dict[str, int] = {}
@@ -423,6 +446,13 @@ async def main() -> None:
     parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
     parser.add_argument("--profile", type=Path, help="py-spy each service into this directory")
     parser.add_argument("--top", type=int, default=0, help="print the top N functions per service")
+    parser.add_argument(
+        "--table-writes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N PostgreSQL tables with the most rows written per event",
+    )
     args = parser.parse_args()
     broker = EmbeddedBroker()
     broker.start()
@@ -458,9 +488,14 @@ async def main() -> None:
             await sustained(p, key, args.warmup, offset=WARMUP_OFFSET, name="warm-up")
         with MemorySampler(pids) as memory:
             meter = CpuMeter(pids | ({"broker": broker.pid} if broker.pid else {}), url)
+            writes_before = await table_writes(url)
             with Profiler(pids, args.profile):
                 async with meter:
                     n, elapsed, signals = await sustained(p, key, args.leases)
+            if args.table_writes:
+                await asyncio.sleep(2.0)  # notifier and cases finish; backends report
+                writes = await table_writes(url)
+                writes.subtract(writes_before)
             lat = await latency(p, key, args.latency_samples, offset=args.leases)
         rate = n / elapsed
         print(f"raw broker produce+consume: {raw:,.0f} events/s")
@@ -477,6 +512,11 @@ async def main() -> None:
             + ", ".join(f"{name} {sec / n * 1e6:.0f} us" for name, sec in meter.used.items())
             + f"; all {sum(meter.used.values()) / n * 1e6:.0f} us"
         )
+        if args.table_writes:
+            total = sum(writes.values())
+            print(f"PostgreSQL rows written per event (sustained part): {total / n:.1f}")
+            for table, count in writes.most_common(args.table_writes):
+                print(f"    {count / n:6.2f}  {table}")
         if args.profile and args.top:
             for name in pids:
                 print(f"  {name}: own samples")
