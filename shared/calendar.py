@@ -30,6 +30,7 @@ def preload(today: date) -> None:
     """
     for year in range(today.year - 1, today.year + 2):
         _holidays_of(year)
+        _holiday_names(year)
 
 
 @lru_cache(maxsize=64)
