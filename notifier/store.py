@@ -23,6 +23,7 @@ from notifier.models import (
 )
 from shared.bus import add_to_outbox
 from shared.clock import Clock
+from shared.db.bulk import in_values
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
@@ -47,8 +48,14 @@ class NotifierStore:
         self._lease_writes: dict[str, dict[str, Any]] = {}  # buffered upserts, by lease
 
     def _insert(self, table: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+        return (sqlite_insert if self._sqlite() else pg_insert)(table)
+
+    def _sqlite(self) -> bool:
+        return bool(self.session.get_bind().dialect.name == "sqlite")
+
+    def _in(self, column: Any, values: Sequence[str] | set[str]) -> Any:
+        """`column IN values`, one array parameter on PostgreSQL (a batch has 2,000 ids)."""
+        return in_values(column, values, sqlite=self._sqlite())
 
     async def stage(self, events: Sequence[CloudEvent[Any]]) -> None:
         """Stage events in the outbox (published after this transaction commits)."""
@@ -68,7 +75,7 @@ class NotifierStore:
         wanted = [i for i in set(lease_ids) if i not in self._leases]
         if not wanted:
             return
-        rows = await self.session.execute(select(leases).where(leases.c.lease_id.in_(wanted)))
+        rows = await self.session.execute(select(leases).where(self._in(leases.c.lease_id, wanted)))
         found = {row.lease_id: row for row in rows}
         for lease_id in wanted:
             self._leases[lease_id] = found.get(lease_id)
@@ -146,7 +153,7 @@ class NotifierStore:
                 (
                     await self.session.execute(
                         select(retracted_signals.c.signal_id).where(
-                            retracted_signals.c.signal_id.in_(wanted)
+                            self._in(retracted_signals.c.signal_id, wanted)
                         )
                     )
                 ).scalars()
@@ -259,7 +266,7 @@ class NotifierStore:
         if not lease_ids:
             return
         stmt = select(N.lease_id).where(
-            N.lease_id.in_(set(lease_ids)),
+            self._in(N.lease_id, set(lease_ids)),
             N.recipient_kind == "tenant",
             N.recipient_id == "*",
             N.status.in_(PENDING),

@@ -25,6 +25,7 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
+from shared.db.bulk import in_values
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
@@ -66,8 +67,9 @@ class CasesStore:
         wanted = [lid for lid in set(lease_ids) if lid not in self._open]
         if not wanted:
             return
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
         result = await self.session.execute(
-            select(cases).where(cases.c.lease_id.in_(wanted), _OPEN)
+            select(cases).where(in_values(cases.c.lease_id, wanted, sqlite=sqlite), _OPEN)
         )
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
