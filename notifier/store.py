@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,68 @@ N = notifications.c
 T = tasks.c
 
 
+# Statements a consumer batch runs once per signal are built once, per dialect, and
+# executed with parameters: building `insert(t).values(**row)` anew cost ~350 us of CPU
+# per row (coercing each value, a fresh cache key), executing the built one ~160 us.
+def _per_dialect(build: Callable[[Any], Any]) -> dict[str, Any]:
+    return {"sqlite": build(sqlite_insert), "postgresql": build(pg_insert)}
+
+
+_NEW_NOTIFICATION = _per_dialect(
+    lambda ins: ins(notifications).on_conflict_do_nothing().returning(*notifications.c)
+)
+_NEW_TASK = _per_dialect(lambda ins: ins(tasks).on_conflict_do_nothing().returning(*tasks.c))
+_NEW_RETRACTION = _per_dialect(lambda ins: ins(retracted_signals).on_conflict_do_nothing())
+
+
+def _upsert(ins: Any, table: Any, key: str, changed: tuple[str, ...]) -> Any:
+    stmt = ins(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: stmt.excluded[c] for c in changed}
+    )
+
+
+_MARK_CLEARED = _per_dialect(
+    lambda ins: _upsert(ins, leases, "lease_id", ("cleared_at", "updated_at"))
+)
+_SET_CURSOR = _per_dialect(lambda ins: _upsert(ins, team_cursors, "team", ("last_assignee_id",)))
+
+
+def _cancel_pending(by_signal: bool) -> Any:
+    cond = [N.lease_id == bindparam("p_lease_id"), N.status.in_(PENDING)]
+    cond.append(N.recipient_kind == "tenant")
+    if by_signal:
+        cond.append(N.signal_id == bindparam("p_signal_id"))
+    return (
+        update(notifications)
+        .where(*cond)
+        .values(
+            status="cancelled",
+            detail=bindparam("p_detail"),
+            updated_at=bindparam("p_now"),
+            version=N.version + 1,
+        )
+        .returning(*notifications.c)
+    )
+
+
+def _cancel_tasks(by_signal: bool) -> Any:
+    cond = [T.lease_id == bindparam("p_lease_id"), T.status.in_(OPEN_TASK)]
+    cond.append(T.kind.in_(("phone_call", "letter")))
+    if by_signal:
+        cond.append(T.signal_id == bindparam("p_signal_id"))
+    return (
+        update(tasks)
+        .where(*cond)
+        .values(status="cancelled", updated_at=bindparam("p_now"), version=T.version + 1)
+        .returning(*tasks.c)
+    )
+
+
+_CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
+_CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
+
+
 class NotifierStore:
     """The notifier's tables, inside the caller's transaction."""
 
@@ -50,8 +112,11 @@ class NotifierStore:
     def _insert(self, table: Any) -> Any:
         return (sqlite_insert if self._sqlite() else pg_insert)(table)
 
+    def _dialect(self) -> str:
+        return str(self.session.get_bind().dialect.name)
+
     def _sqlite(self) -> bool:
-        return bool(self.session.get_bind().dialect.name == "sqlite")
+        return self._dialect() == "sqlite"
 
     def _in(self, column: Any, values: Sequence[str] | set[str]) -> Any:
         """`column IN values`, one array parameter on PostgreSQL (a batch has 2,000 ids)."""
@@ -130,20 +195,15 @@ class NotifierStore:
         await self._flush_leases()
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
-        stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lease_id"], set_={"cleared_at": at, "updated_at": at}
-            )
-        )
+        row = {"lease_id": lease_id, "tenant_ids": [], "ended": False, **values}
+        await self.session.execute(_MARK_CLEARED[self._dialect()], row)
 
     # --- retracted signals ------------------------------------------------------------
 
     async def record_retraction(self, values: Mapping[str, Any]) -> None:
         """Remember that a signal was withdrawn (a redelivery changes nothing)."""
         self._retracted[values["signal_id"]] = True
-        stmt = self._insert(retracted_signals).values(**values).on_conflict_do_nothing()
-        await self.session.execute(stmt)
+        await self.session.execute(_NEW_RETRACTION[self._dialect()], dict(values))
 
     async def retracted(self, signal_ids: Sequence[str]) -> set[str]:
         """Return which of `signal_ids` were withdrawn (answers are kept for this store)."""
@@ -167,8 +227,8 @@ class NotifierStore:
         """Insert a notification unless its id exists; return the new row (None if it existed)."""
         if self._any_tenant is not None and values.get("recipient_id") == "*":
             self._any_tenant.add(values["lease_id"])
-        stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
-        return (await self.session.execute(stmt.returning(*notifications.c))).first()
+        stmt = _NEW_NOTIFICATION[self._dialect()]
+        return (await self.session.execute(stmt, dict(values))).first()
 
     async def get_notification(self, notification_id: str) -> Row[Any] | None:
         """Return one notification."""
@@ -230,16 +290,11 @@ class NotifierStore:
         self, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
     ) -> list[Row[Any]]:
         """Cancel the pending tenant notifications of a lease (or of one of its signals)."""
-        cond = [N.lease_id == lease_id, N.status.in_(PENDING), N.recipient_kind == "tenant"]
+        params = {"p_lease_id": lease_id, "p_detail": detail, "p_now": now}
         if signal_id is not None:
-            cond.append(N.signal_id == signal_id)
-        stmt = (
-            update(notifications)
-            .where(*cond)
-            .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
-            .returning(*notifications.c)
-        )
-        return list((await self.session.execute(stmt)).all())
+            params["p_signal_id"] = signal_id
+        stmt = _CANCEL_PENDING[signal_id is not None]
+        return list((await self.session.execute(stmt, params)).all())
 
     async def cancel_alerts(
         self, lease_id: str, task_ids: Sequence[str], *, now: datetime, detail: str
@@ -386,8 +441,8 @@ class NotifierStore:
 
     async def create_task(self, values: Mapping[str, Any]) -> Row[Any] | None:
         """Insert a task unless its id exists; return the new row (None if it existed)."""
-        stmt = self._insert(tasks).values(**values).on_conflict_do_nothing()
-        return (await self.session.execute(stmt.returning(*tasks.c))).first()
+        stmt = _NEW_TASK[self._dialect()]
+        return (await self.session.execute(stmt, dict(values))).first()
 
     async def get_task(self, task_id: str) -> Row[Any] | None:
         """Return one task."""
@@ -409,20 +464,11 @@ class NotifierStore:
         self, lease_id: str, *, now: datetime, signal_id: str | None = None
     ) -> list[Row[Any]]:
         """Cancel a lease's (or one of its signals') open call and letter tasks; return them."""
-        cond = [
-            T.lease_id == lease_id,
-            T.status.in_(OPEN_TASK),
-            T.kind.in_(("phone_call", "letter")),
-        ]
+        params: dict[str, Any] = {"p_lease_id": lease_id, "p_now": now}
         if signal_id is not None:
-            cond.append(T.signal_id == signal_id)
-        stmt = (
-            update(tasks)
-            .where(*cond)
-            .values(status="cancelled", updated_at=now, version=T.version + 1)
-            .returning(*tasks.c)
-        )
-        return list((await self.session.execute(stmt)).all())
+            params["p_signal_id"] = signal_id
+        stmt = _CANCEL_TASKS[signal_id is not None]
+        return list((await self.session.execute(stmt, params)).all())
 
     async def overdue_tasks(self, now: datetime, *, limit: int = 500) -> list[Row[Any]]:
         """Return unacknowledged tasks past their due time."""
@@ -509,7 +555,5 @@ class NotifierStore:
     async def set_cursor(self, team: str, staff_id: str) -> None:
         """Advance a team's round robin."""
         self._cursors[team] = staff_id
-        stmt = self._insert(team_cursors).values(team=team, last_assignee_id=staff_id)
-        await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=["team"], set_={"last_assignee_id": staff_id})
-        )
+        row = {"team": team, "last_assignee_id": staff_id}
+        await self.session.execute(_SET_CURSOR[self._dialect()], row)
