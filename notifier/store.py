@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+import orjson
+from sqlalchemy import JSON, Row, Text, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +25,7 @@ from notifier.models import (
 )
 from shared.bus import add_to_outbox
 from shared.clock import Clock
-from shared.db.bulk import in_values
+from shared.db.bulk import array_of, in_values
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
@@ -90,6 +92,30 @@ def _cancel_tasks(by_signal: bool) -> Any:
     )
 
 
+_LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_at")
+_LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
+
+
+def _pg_lease_upsert() -> Any:
+    """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
+
+    The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
+    are cast to the column's JSON in the SELECT.
+    """
+    arrays = []
+    for name in _LEASE_COLUMNS:
+        array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
+        arrays.append(cast(bindparam(f"u_{name}", type_=array), array))
+    source = func.unnest(*arrays).table_valued(*_LEASE_COLUMNS).render_derived()
+    picked = [cast(source.c[n], JSON) if n == "tenant_ids" else source.c[n] for n in _LEASE_COLUMNS]
+    stmt = pg_insert(leases).from_select(list(_LEASE_COLUMNS), select(*picked))
+    return stmt.on_conflict_do_update(
+        index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in _LEASE_CHANGED}
+    )
+
+
+_PG_LEASE_UPSERT = _pg_lease_upsert()
+_SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
 
@@ -165,14 +191,12 @@ class NotifierStore:
         if not self._lease_writes:
             return
         rows, self._lease_writes = list(self._lease_writes.values()), {}
-        stmt = self._insert(leases)
-        changed = ("org_id", "team", "tenant_ids", "updated_at")
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in changed}
-            ),
-            rows,
-        )
+        if self._sqlite():
+            await self.session.execute(_SQLITE_LEASE_UPSERT, rows)
+            return
+        params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
+        params["u_tenant_ids"] = [orjson.dumps(ids).decode() for ids in params["u_tenant_ids"]]
+        await self.session.execute(_PG_LEASE_UPSERT, params)
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, Insert, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -41,6 +42,24 @@ def unnest_insert(
         if returning is not None:
             stmt = stmt.returning(table.c[returning])
         _UNNEST[key] = stmt
+    return stmt
+
+
+_UPSERT: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Insert] = {}
+
+
+def unnest_upsert(table: Table, cols: tuple[str, ...], *, update: tuple[str, ...]) -> Insert:
+    """`unnest_insert` with `ON CONFLICT (primary key) DO UPDATE SET` the `update` columns
+    to the new row's values: one statement for a batch of upserts (built once, cached)."""
+    key = (table, cols, update)
+    stmt = _UPSERT.get(key)
+    if stmt is None:
+        pg = unnest_insert(table, cols, ignore=False, returning=None)
+        assert isinstance(pg, PgInsert)
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = _UPSERT[key] = pg.on_conflict_do_update(
+            index_elements=keys, set_={c: pg.excluded[c] for c in update}
+        )
     return stmt
 
 

@@ -25,7 +25,7 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db.bulk import in_values
+from shared.db.bulk import in_values, unnest_upsert
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
@@ -118,7 +118,13 @@ class CasesStore:
             await self.session.execute(insert(timeline), rows)
         if self._households:
             homes, self._households = list(self._households.values()), {}
-            await self.session.execute(self._household_upsert(), homes)
+            if self.session.get_bind().dialect.name == "sqlite":
+                await self.session.execute(self._household_upsert(), homes)
+                return
+            cols = tuple(c.name for c in households.columns)
+            keep = tuple(c for c in cols if c != "lease_id")
+            stmt = unnest_upsert(households, cols, update=keep)  # one array per column
+            await self.session.execute(stmt, {f"u_{c}": [h[c] for h in homes] for c in cols})
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
