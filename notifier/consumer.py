@@ -29,6 +29,7 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
         await store.retracted(
             [i.event.data.signal_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
         )
+        no_welcome: list[str] = []  # existing stock: one log line per batch, not per lease
         for item in batch.events:
             data = item.event.data
             if isinstance(data, SignalRaised):
@@ -36,9 +37,17 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
             elif isinstance(data, SignalRetracted):
                 await on_retracted(store, data, now)
             elif isinstance(data, LeaseRegistered | LeaseUpdated | LeaseEnded):
-                await on_lease(store, ctx, data, now, event_time=item.event.time)
+                if await on_lease(store, ctx, data, now, event_time=item.event.time):
+                    no_welcome.append(data.lease_id)
             else:
                 log.debug("notifier.event_ignored", type=item.event.type)
         await store.flush_events()
+        if no_welcome:
+            log.info(
+                "notifier.welcome_skipped",
+                reason="lease_started_earlier",
+                leases=len(no_welcome),
+                first_lease_ids=no_welcome[:10],
+            )
 
     return handle

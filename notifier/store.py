@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+import orjson
+from sqlalchemy import JSON, Row, Text, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,12 +25,99 @@ from notifier.models import (
 )
 from shared.bus import add_to_outbox
 from shared.clock import Clock
+from shared.db.bulk import array_of, in_values
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
 OPEN_TASK = ("created", "acknowledged", "escalated")
 N = notifications.c
 T = tasks.c
+
+
+# Statements a consumer batch runs once per signal are built once, per dialect, and
+# executed with parameters: building `insert(t).values(**row)` anew cost ~350 us of CPU
+# per row (coercing each value, a fresh cache key), executing the built one ~160 us.
+def _per_dialect(build: Callable[[Any], Any]) -> dict[str, Any]:
+    return {"sqlite": build(sqlite_insert), "postgresql": build(pg_insert)}
+
+
+_NEW_NOTIFICATION = _per_dialect(
+    lambda ins: ins(notifications).on_conflict_do_nothing().returning(*notifications.c)
+)
+_NEW_TASK = _per_dialect(lambda ins: ins(tasks).on_conflict_do_nothing().returning(*tasks.c))
+_NEW_RETRACTION = _per_dialect(lambda ins: ins(retracted_signals).on_conflict_do_nothing())
+
+
+def _upsert(ins: Any, table: Any, key: str, changed: tuple[str, ...]) -> Any:
+    stmt = ins(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: stmt.excluded[c] for c in changed}
+    )
+
+
+_MARK_CLEARED = _per_dialect(
+    lambda ins: _upsert(ins, leases, "lease_id", ("cleared_at", "updated_at"))
+)
+_SET_CURSOR = _per_dialect(lambda ins: _upsert(ins, team_cursors, "team", ("last_assignee_id",)))
+
+
+def _cancel_pending(by_signal: bool) -> Any:
+    cond = [N.lease_id == bindparam("p_lease_id"), N.status.in_(PENDING)]
+    cond.append(N.recipient_kind == "tenant")
+    if by_signal:
+        cond.append(N.signal_id == bindparam("p_signal_id"))
+    return (
+        update(notifications)
+        .where(*cond)
+        .values(
+            status="cancelled",
+            detail=bindparam("p_detail"),
+            updated_at=bindparam("p_now"),
+            version=N.version + 1,
+        )
+        .returning(*notifications.c)
+    )
+
+
+def _cancel_tasks(by_signal: bool) -> Any:
+    cond = [T.lease_id == bindparam("p_lease_id"), T.status.in_(OPEN_TASK)]
+    cond.append(T.kind.in_(("phone_call", "letter")))
+    if by_signal:
+        cond.append(T.signal_id == bindparam("p_signal_id"))
+    return (
+        update(tasks)
+        .where(*cond)
+        .values(status="cancelled", updated_at=bindparam("p_now"), version=T.version + 1)
+        .returning(*tasks.c)
+    )
+
+
+_LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_at")
+_LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
+
+
+def _pg_lease_upsert() -> Any:
+    """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
+
+    The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
+    are cast to the column's JSON in the SELECT.
+    """
+    arrays = []
+    for name in _LEASE_COLUMNS:
+        array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
+        arrays.append(cast(bindparam(f"u_{name}", type_=array), array))
+    source = func.unnest(*arrays).table_valued(*_LEASE_COLUMNS).render_derived()
+    picked = [cast(source.c[n], JSON) if n == "tenant_ids" else source.c[n] for n in _LEASE_COLUMNS]
+    stmt = pg_insert(leases).from_select(list(_LEASE_COLUMNS), select(*picked))
+    return stmt.on_conflict_do_update(
+        index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in _LEASE_CHANGED}
+    )
+
+
+_PG_LEASE_UPSERT = _pg_lease_upsert()
+_SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
+_CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
+_CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
 
 
 class NotifierStore:
@@ -47,8 +136,17 @@ class NotifierStore:
         self._lease_writes: dict[str, dict[str, Any]] = {}  # buffered upserts, by lease
 
     def _insert(self, table: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+        return (sqlite_insert if self._sqlite() else pg_insert)(table)
+
+    def _dialect(self) -> str:
+        return str(self.session.get_bind().dialect.name)
+
+    def _sqlite(self) -> bool:
+        return self._dialect() == "sqlite"
+
+    def _in(self, column: Any, values: Sequence[str] | set[str]) -> Any:
+        """`column IN values`, one array parameter on PostgreSQL (a batch has 2,000 ids)."""
+        return in_values(column, values, sqlite=self._sqlite())
 
     async def stage(self, events: Sequence[CloudEvent[Any]]) -> None:
         """Stage events in the outbox (published after this transaction commits)."""
@@ -68,7 +166,7 @@ class NotifierStore:
         wanted = [i for i in set(lease_ids) if i not in self._leases]
         if not wanted:
             return
-        rows = await self.session.execute(select(leases).where(leases.c.lease_id.in_(wanted)))
+        rows = await self.session.execute(select(leases).where(self._in(leases.c.lease_id, wanted)))
         found = {row.lease_id: row for row in rows}
         for lease_id in wanted:
             self._leases[lease_id] = found.get(lease_id)
@@ -93,14 +191,12 @@ class NotifierStore:
         if not self._lease_writes:
             return
         rows, self._lease_writes = list(self._lease_writes.values()), {}
-        stmt = self._insert(leases)
-        changed = ("org_id", "team", "tenant_ids", "updated_at")
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in changed}
-            ),
-            rows,
-        )
+        if self._sqlite():
+            await self.session.execute(_SQLITE_LEASE_UPSERT, rows)
+            return
+        params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
+        params["u_tenant_ids"] = [orjson.dumps(ids).decode() for ids in params["u_tenant_ids"]]
+        await self.session.execute(_PG_LEASE_UPSERT, params)
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""
@@ -123,20 +219,15 @@ class NotifierStore:
         await self._flush_leases()
         self._leases.pop(lease_id, None)
         values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
-        stmt = self._insert(leases).values(lease_id=lease_id, tenant_ids=[], ended=False, **values)
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lease_id"], set_={"cleared_at": at, "updated_at": at}
-            )
-        )
+        row = {"lease_id": lease_id, "tenant_ids": [], "ended": False, **values}
+        await self.session.execute(_MARK_CLEARED[self._dialect()], row)
 
     # --- retracted signals ------------------------------------------------------------
 
     async def record_retraction(self, values: Mapping[str, Any]) -> None:
         """Remember that a signal was withdrawn (a redelivery changes nothing)."""
         self._retracted[values["signal_id"]] = True
-        stmt = self._insert(retracted_signals).values(**values).on_conflict_do_nothing()
-        await self.session.execute(stmt)
+        await self.session.execute(_NEW_RETRACTION[self._dialect()], dict(values))
 
     async def retracted(self, signal_ids: Sequence[str]) -> set[str]:
         """Return which of `signal_ids` were withdrawn (answers are kept for this store)."""
@@ -146,7 +237,7 @@ class NotifierStore:
                 (
                     await self.session.execute(
                         select(retracted_signals.c.signal_id).where(
-                            retracted_signals.c.signal_id.in_(wanted)
+                            self._in(retracted_signals.c.signal_id, wanted)
                         )
                     )
                 ).scalars()
@@ -160,8 +251,8 @@ class NotifierStore:
         """Insert a notification unless its id exists; return the new row (None if it existed)."""
         if self._any_tenant is not None and values.get("recipient_id") == "*":
             self._any_tenant.add(values["lease_id"])
-        stmt = self._insert(notifications).values(**values).on_conflict_do_nothing()
-        return (await self.session.execute(stmt.returning(*notifications.c))).first()
+        stmt = _NEW_NOTIFICATION[self._dialect()]
+        return (await self.session.execute(stmt, dict(values))).first()
 
     async def get_notification(self, notification_id: str) -> Row[Any] | None:
         """Return one notification."""
@@ -223,16 +314,11 @@ class NotifierStore:
         self, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
     ) -> list[Row[Any]]:
         """Cancel the pending tenant notifications of a lease (or of one of its signals)."""
-        cond = [N.lease_id == lease_id, N.status.in_(PENDING), N.recipient_kind == "tenant"]
+        params = {"p_lease_id": lease_id, "p_detail": detail, "p_now": now}
         if signal_id is not None:
-            cond.append(N.signal_id == signal_id)
-        stmt = (
-            update(notifications)
-            .where(*cond)
-            .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
-            .returning(*notifications.c)
-        )
-        return list((await self.session.execute(stmt)).all())
+            params["p_signal_id"] = signal_id
+        stmt = _CANCEL_PENDING[signal_id is not None]
+        return list((await self.session.execute(stmt, params)).all())
 
     async def cancel_alerts(
         self, lease_id: str, task_ids: Sequence[str], *, now: datetime, detail: str
@@ -259,7 +345,7 @@ class NotifierStore:
         if not lease_ids:
             return
         stmt = select(N.lease_id).where(
-            N.lease_id.in_(set(lease_ids)),
+            self._in(N.lease_id, set(lease_ids)),
             N.recipient_kind == "tenant",
             N.recipient_id == "*",
             N.status.in_(PENDING),
@@ -379,8 +465,8 @@ class NotifierStore:
 
     async def create_task(self, values: Mapping[str, Any]) -> Row[Any] | None:
         """Insert a task unless its id exists; return the new row (None if it existed)."""
-        stmt = self._insert(tasks).values(**values).on_conflict_do_nothing()
-        return (await self.session.execute(stmt.returning(*tasks.c))).first()
+        stmt = _NEW_TASK[self._dialect()]
+        return (await self.session.execute(stmt, dict(values))).first()
 
     async def get_task(self, task_id: str) -> Row[Any] | None:
         """Return one task."""
@@ -402,20 +488,11 @@ class NotifierStore:
         self, lease_id: str, *, now: datetime, signal_id: str | None = None
     ) -> list[Row[Any]]:
         """Cancel a lease's (or one of its signals') open call and letter tasks; return them."""
-        cond = [
-            T.lease_id == lease_id,
-            T.status.in_(OPEN_TASK),
-            T.kind.in_(("phone_call", "letter")),
-        ]
+        params: dict[str, Any] = {"p_lease_id": lease_id, "p_now": now}
         if signal_id is not None:
-            cond.append(T.signal_id == signal_id)
-        stmt = (
-            update(tasks)
-            .where(*cond)
-            .values(status="cancelled", updated_at=now, version=T.version + 1)
-            .returning(*tasks.c)
-        )
-        return list((await self.session.execute(stmt)).all())
+            params["p_signal_id"] = signal_id
+        stmt = _CANCEL_TASKS[signal_id is not None]
+        return list((await self.session.execute(stmt, params)).all())
 
     async def overdue_tasks(self, now: datetime, *, limit: int = 500) -> list[Row[Any]]:
         """Return unacknowledged tasks past their due time."""
@@ -502,7 +579,5 @@ class NotifierStore:
     async def set_cursor(self, team: str, staff_id: str) -> None:
         """Advance a team's round robin."""
         self._cursors[team] = staff_id
-        stmt = self._insert(team_cursors).values(team=team, last_assignee_id=staff_id)
-        await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=["team"], set_={"last_assignee_id": staff_id})
-        )
+        row = {"team": team, "last_assignee_id": staff_id}
+        await self.session.execute(_SET_CURSOR[self._dialect()], row)

@@ -138,12 +138,16 @@ async def on_lease(
     now: datetime,
     *,
     event_time: datetime | None = None,
-) -> None:
-    """Track a lease's team and tenants; welcome new tenants; stop contact when it ends."""
+) -> bool:
+    """Track a lease's team and tenants; welcome new tenants; stop contact when it ends.
+
+    Return True when a registered lease gets no welcome because it started earlier
+    (existing stock): the caller logs those once per batch, not once per lease.
+    """
     if isinstance(data, LeaseEnded):
         await store.end_lease(data.lease_id, now=now)
         await clear_lease(store, data.lease_id, now=now, detail="lease_ended")
-        return
+        return False
     tenant_ids = [t.tenant_id for t in data.tenants]
     await store.upsert_lease(
         lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
@@ -151,34 +155,31 @@ async def on_lease(
     for row in await store.pending_for_any_tenant(data.lease_id) if tenant_ids else []:
         await expand_any_tenant(store, row, tenant_ids, now=now)
     welcome = ctx.policy.welcome(data.org_id)
-    if (
-        isinstance(data, LeaseRegistered)
-        and welcome.enabled
-        and _new_lease(data, ctx, event_time or now)
-    ):
-        for tenant_id in tenant_ids:
-            await queue_sms(
-                store,
-                ctx,
-                notification_id=f"welcome:{data.lease_id}:{tenant_id}",
-                lease_id=data.lease_id,
-                org_id=data.org_id,
-                recipient_kind="tenant",
-                recipient_id=tenant_id,
-                template=welcome.template,
-                variables={},
-                now=now,
-            )
+    if not isinstance(data, LeaseRegistered) or not welcome.enabled:
+        return False
+    if not _new_lease(data, ctx, event_time or now):
+        return True
+    for tenant_id in tenant_ids:
+        await queue_sms(
+            store,
+            ctx,
+            notification_id=f"welcome:{data.lease_id}:{tenant_id}",
+            lease_id=data.lease_id,
+            org_id=data.org_id,
+            recipient_kind="tenant",
+            recipient_id=tenant_id,
+            template=welcome.template,
+            variables={},
+            now=now,
+        )
+    return False
 
 
 def _new_lease(data: LeaseRegistered, ctx: Context, event_time: datetime) -> bool:
     """Tell whether a lease registered at `event_time` is new (welcome) or existing stock."""
     event_day = event_time.astimezone(ctx.tz).date()
     window = ctx.policy.welcome(data.org_id).max_days_since_start
-    if engine.welcome_due(data.start_date, event_day=event_day, max_days_since_start=window):
-        return True
-    log.info("notifier.welcome_skipped", lease_id=data.lease_id, reason="lease_started_earlier")
-    return False
+    return engine.welcome_due(data.start_date, event_day=event_day, max_days_since_start=window)
 
 
 async def expand_any_tenant(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from services.cases.api import create_app
 from services.cases.config import CasesSettings
-from shared.serve import serve
+from shared.serve import serve, tune_gc
 
 
 def main() -> None:
     """Run the cases service until SIGTERM."""
     settings = CasesSettings()
+    tune_gc()
     serve(create_app(settings), settings, port=settings.cases_port)
 
 

@@ -31,9 +31,13 @@ def make_handler(clock: Clock) -> Handler:
     async def handle(batch: Batch) -> None:
         store = CasesStore(batch.session, batched=True)
         await store.prefetch_open([item.event.data.lease_id for item in batch.events])
+        await store.prefetch_households(
+            [i.event.data.lease_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
+        )
+        staged: list[CloudEvent[EventData]] = []  # into the outbox in one statement, at the end
 
         async def emit(event: CloudEvent[EventData]) -> None:
-            await batch.emit(event)
+            staged.append(event)
 
         for item in batch.events:
             data = item.event.data
@@ -49,6 +53,8 @@ def make_handler(clock: Clock) -> Handler:
             else:
                 log.debug("cases.event_ignored", type=item.event.type)
         await store.flush_entries()
+        if staged:
+            await batch.emit(*staged)
         log.info("cases.batch_applied", events=len(batch.events), emitted=len(batch.emitted))
 
     return handle

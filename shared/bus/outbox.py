@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
-from shared.db.bulk import any_of, bulk_insert
+from shared.db.bulk import bulk_insert, in_values
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
@@ -101,7 +101,9 @@ class OutboxRelay:
         )
         async with self._database.sessionmaker.begin() as session:
             ids = [row.id for row in rows]
-            await session.execute(delete(t).where(any_of(t.c.id, ids, self._database.sqlite)))
+            await session.execute(
+                delete(t).where(in_values(t.c.id, ids, sqlite=self._database.sqlite))
+            )
         return len(rows)
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,15 +31,6 @@ def array_of(col_type: TypeEngine[Any]) -> ARRAY[Any]:
         impl = col_type.impl
         return ARRAY(impl if isinstance(impl, TypeEngine) else DateTime(timezone=True))
     return ARRAY(col_type)
-
-
-def any_of(column: Any, values: list[Any], sqlite: bool) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `column = ANY(:array)`: one parameter, one statement
-    text whatever the number of values (a prepared statement asyncpg caches), where an
-    expanding IN compiles a new statement for each length."""
-    if sqlite:
-        return column.in_(values)  # type: ignore[no-any-return]
-    return column == any_(bindparam(None, values, type_=array_of(column.type)))  # type: ignore[no-any-return]
 
 
 _UNNEST: dict[tuple[Table, tuple[str, ...], bool, str | None], Insert] = {}
@@ -90,3 +83,33 @@ async def bulk_insert(
     stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
     result = await session.execute(stmt, params)
     return list(result.scalars().all()) if returning is not None else []
+
+
+_UPSERT: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Insert] = {}
+
+
+def unnest_upsert(table: Table, cols: tuple[str, ...], *, update: tuple[str, ...]) -> Insert:
+    """`unnest_insert` with `ON CONFLICT (primary key) DO UPDATE SET` the `update` columns
+    to the new row's values: one statement for a batch of upserts (built once, cached)."""
+    key = (table, cols, update)
+    stmt = _UPSERT.get(key)
+    if stmt is None:
+        pg = unnest_insert(table, cols, ignore=False, returning=None)
+        assert isinstance(pg, PgInsert)
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = _UPSERT[key] = pg.on_conflict_do_update(
+            index_elements=keys, set_={c: pg.excluded[c] for c in update}
+        )
+    return stmt
+
+
+def in_values(column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one array parameter.
+
+    SQLAlchemy renders an expanding IN anew at every execution, one bound parameter (and
+    type cast) per value: for a consumer batch's 2,000 ids that cost more CPU than the
+    query. SQLite has no arrays and keeps the IN list.
+    """
+    if sqlite:
+        return column.in_(list(values))
+    return column == any_(bindparam(None, list(values), type_=array_of(column.type)))

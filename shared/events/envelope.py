@@ -68,31 +68,68 @@ def encode(event: CloudEvent[EventData]) -> tuple[bytes, bytes, list[tuple[str, 
     return event.key.encode(), value, headers
 
 
+# The CloudEvents attributes decode needs, in the order their absence is reported.
+_REQUIRED = ("ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion")
+_SPEC = SPECVERSION.encode()
+# ce_type header bytes -> (type, model); filled on first use, unknown types are not kept.
+_MODELS: dict[bytes, tuple[str, type[EventData]]] = {}
+
+
+def _model(raw: bytes) -> tuple[str, type[EventData]]:
+    found = _MODELS.get(raw)
+    if found is None:
+        name = raw.decode("utf-8", "replace")
+        model = REGISTRY.get(name)
+        if model is None:
+            raise EnvelopeError(f"unknown ce_type {name!r}")
+        found = _MODELS[raw] = (name, model)
+    return found
+
+
 def decode(
     value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]
 ) -> CloudEvent[EventData]:
     """Parse a Kafka record into a typed CloudEvent, or raise EnvelopeError with the reason."""
-    h = {name: raw.decode("utf-8", "replace") for name, raw in headers or ()}
-    for name in ("ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion"):
-        if not h.get(name):
-            raise EnvelopeError(f"missing header {name}")
-    if h["ce_specversion"] != SPECVERSION:
-        raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
-    model = REGISTRY.get(h["ce_type"])
-    if model is None:
-        raise EnvelopeError(f"unknown ce_type {h['ce_type']!r}")
+    # One pass over the headers keeping only the five attributes (the last one wins, as
+    # in a dict); the others are never decoded. This runs for every consumed record.
+    ce_id = ce_source = ce_type = ce_time = spec = b""
+    for name, raw in headers or ():
+        if name == "ce_id":
+            ce_id = raw
+        elif name == "ce_source":
+            ce_source = raw
+        elif name == "ce_type":
+            ce_type = raw
+        elif name == "ce_time":
+            ce_time = raw
+        elif name == "ce_specversion":
+            spec = raw
+    found = (ce_id, ce_source, ce_type, ce_time, spec)
+    if not all(found):
+        missing = next(n for n, v in zip(_REQUIRED, found, strict=True) if not v)
+        raise EnvelopeError(f"missing header {missing}")
+    if spec != _SPEC:
+        raise EnvelopeError(f"unsupported ce_specversion {spec.decode('utf-8', 'replace')!r}")
+    type_name, model = _model(ce_type)
+    time_text = ce_time.decode("utf-8", "replace")
     try:
-        time = datetime.fromisoformat(h["ce_time"])
+        time = datetime.fromisoformat(time_text)
     except ValueError as exc:
-        raise EnvelopeError(f"ce_time is not ISO 8601: {h['ce_time']!r}") from exc
+        raise EnvelopeError(f"ce_time is not ISO 8601: {time_text!r}") from exc
     if time.tzinfo is None:
         raise EnvelopeError("ce_time has no time zone")
     if value is None:
         raise EnvelopeError("empty body")
     try:
-        data = model.model_validate_json(value)
+        # the model's core validator: what model_validate_json calls, without its wrapper
+        data: EventData = model.__pydantic_validator__.validate_json(value)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise EnvelopeError(f"invalid {h['ce_type']} body: {loc}: {first['msg']}") from exc
-    return CloudEvent(id=h["ce_id"], source=h["ce_source"], time=time, data=data)
+        raise EnvelopeError(f"invalid {type_name} body: {loc}: {first['msg']}") from exc
+    return CloudEvent(
+        id=ce_id.decode("utf-8", "replace"),
+        source=ce_source.decode("utf-8", "replace"),
+        time=time,
+        data=data,
+    )

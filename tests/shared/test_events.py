@@ -51,6 +51,33 @@ def test_decode_explains_what_is_wrong() -> None:
         decode(value, [(k, b"2026-01-01T00:00:00" if k == "ce_time" else v) for k, v in headers])
 
 
+def test_decode_names_the_first_missing_or_bad_header() -> None:
+    event = new_event(_charge(), id="e1", source="s", time=T)
+    _, value, headers = encode(event)
+
+    def without(*names: str) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in headers if k not in names]
+
+    with pytest.raises(EnvelopeError, match="missing header ce_source"):
+        decode(value, without("ce_source", "ce_time"))
+    with pytest.raises(EnvelopeError, match="missing header ce_id"):
+        decode(value, [*without("ce_id"), ("ce_id", b"")])
+    with pytest.raises(EnvelopeError, match="missing header ce_id"):
+        decode(value, [(k, None if k == "ce_id" else v) for k, v in headers])  # type: ignore[misc]
+    with pytest.raises(EnvelopeError, match="missing header ce_id"):
+        decode(value, [])
+    with pytest.raises(EnvelopeError, match=r"unsupported ce_specversion '0\.3'"):
+        decode(value, [*without("ce_specversion"), ("ce_specversion", b"0.3")])
+    with pytest.raises(EnvelopeError, match="ce_time is not ISO 8601: 'later'"):
+        decode(value, [*without("ce_time"), ("ce_time", b"later")])
+    with pytest.raises(EnvelopeError, match="empty body"):
+        decode(None, headers)
+    for _ in range(2):  # an unknown type stays unknown (nothing cached for it)
+        with pytest.raises(EnvelopeError, match=r"unknown ce_type 'x\.v9'"):
+            decode(value, [*without("ce_type"), ("ce_type", b"x.v9")])
+    assert decode(value, [*headers, ("ce_id", b"e2")]).id == "e2"  # the last one wins
+
+
 def test_money_is_integer_ore_and_unknown_fields_are_refused() -> None:
     with pytest.raises(ValueError):
         RentCharged.model_validate({**_charge().model_dump(), "amount_ore": 12.5})

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +25,33 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
+from shared.db.bulk import in_values, unnest_upsert
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
 _ENTRY_DEFAULTS: Row = {c.name: None for c in timeline.columns if c.name != "id"}
+# Statements the consumer runs per signal, built once and executed with parameters
+# (building `insert(t).values(**row)` anew costs more CPU than executing it).
+_CREATE = insert(cases)
+_ATTACH = (
+    update(timeline)
+    .where(timeline.c.lease_id == bindparam("p_lease_id"), timeline.c.case_id.is_(None))
+    .values(case_id=bindparam("p_case_id"))
+)
+_UPDATES: dict[tuple[str, ...], Any] = {}  # update of these columns of one case
+
+
+def _update_case(columns: tuple[str, ...]) -> Any:
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        stmt = (
+            update(cases)
+            .where(cases.c.id == bindparam("p_id"))
+            .values({c: bindparam(f"p_{c}") for c in columns})
+        )
+        if len(_UPDATES) < 256:  # the callers use a handful of column sets
+            _UPDATES[columns] = stmt
+    return stmt
 
 
 def _case_filter(
@@ -60,18 +83,33 @@ class CasesStore:
         self._open: dict[str, Row | None] = {}
         self._pending: list[Row] = []
         self._households: dict[str, Row] = {}  # batched: written together at the flush
+        self._known_households: dict[str, Row | None] = {}  # batched: read in one query
 
     async def prefetch_open(self, lease_ids: Sequence[str]) -> None:
         """Look up the open cases of many leases in one query (batched mode)."""
         wanted = [lid for lid in set(lease_ids) if lid not in self._open]
         if not wanted:
             return
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
         result = await self.session.execute(
-            select(cases).where(cases.c.lease_id.in_(wanted), _OPEN)
+            select(cases).where(in_values(cases.c.lease_id, wanted, sqlite=sqlite), _OPEN)
         )
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
             self._open[lid] = found.get(lid)
+
+    async def prefetch_households(self, lease_ids: Sequence[str]) -> None:
+        """Read the households of many leases in one query (batched mode: case openings)."""
+        wanted = [lid for lid in set(lease_ids) if lid not in self._known_households]
+        if not wanted:
+            return
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        result = await self.session.execute(
+            select(households).where(in_values(households.c.lease_id, wanted, sqlite=sqlite))
+        )
+        found = {r.lease_id: dict(r._mapping) for r in result}
+        for lid in wanted:
+            self._known_households[lid] = found.get(lid)
 
     async def flush_entries(self) -> None:
         """Insert the buffered timeline rows and upsert the buffered households."""
@@ -80,7 +118,13 @@ class CasesStore:
             await self.session.execute(insert(timeline), rows)
         if self._households:
             homes, self._households = list(self._households.values()), {}
-            await self.session.execute(self._household_upsert(), homes)
+            if self.session.get_bind().dialect.name == "sqlite":
+                await self.session.execute(self._household_upsert(), homes)
+                return
+            cols = tuple(c.name for c in households.columns)
+            keep = tuple(c for c in cols if c != "lease_id")
+            stmt = unnest_upsert(households, cols, update=keep)  # one array per column
+            await self.session.execute(stmt, {f"u_{c}": [h[c] for h in homes] for c in cols})
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
@@ -130,7 +174,7 @@ class CasesStore:
 
     async def create(self, values: Mapping[str, Any]) -> None:
         """Insert a case (the partial unique index refuses a second open one)."""
-        await self.session.execute(insert(cases).values(**values))
+        await self.session.execute(_CREATE, dict(values))
         await self.session.flush()
         if self._batched:
             self._open[values["lease_id"]] = dict(values)
@@ -141,7 +185,8 @@ class CasesStore:
 
     async def update(self, case_id: str, **values: Any) -> None:
         """Update columns of a case."""
-        await self.session.execute(update(cases).where(cases.c.id == case_id).values(**values))
+        params = {f"p_{c}": v for c, v in values.items()}
+        await self.session.execute(_update_case(tuple(values)), {"p_id": case_id, **params})
 
     async def add_entry(self, **values: Any) -> None:
         """Append a timeline entry."""
@@ -154,11 +199,7 @@ class CasesStore:
     async def attach_history(self, lease_id: str, case_id: str) -> None:
         """Attach the lease's earlier, unattached activity to a newly opened case."""
         await self.flush_entries()
-        await self.session.execute(
-            update(timeline)
-            .where(timeline.c.lease_id == lease_id, timeline.c.case_id.is_(None))
-            .values(case_id=case_id)
-        )
+        await self.session.execute(_ATTACH, {"p_lease_id": lease_id, "p_case_id": case_id})
 
     async def entries(self, case_id: str) -> list[Row]:
         """Return a case's timeline, oldest first."""
@@ -187,6 +228,7 @@ class CasesStore:
         """Insert or replace a lease's household attributes (batched: at the next flush)."""
         if self._batched:
             self._households[values["lease_id"]] = dict(values)
+            self._known_households.pop(values["lease_id"], None)
             return
         await self.session.execute(self._household_upsert(), [dict(values)])
 
@@ -201,6 +243,9 @@ class CasesStore:
         """Return a lease's household attributes (one written in this batch included)."""
         if lease_id in self._households:
             return dict(self._households[lease_id])
+        if lease_id in self._known_households:
+            known = self._known_households[lease_id]
+            return dict(known) if known is not None else None
         result = await self.session.execute(
             select(households).where(households.c.lease_id == lease_id)
         )
