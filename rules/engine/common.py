@@ -22,6 +22,8 @@ class Evaluation:
     today: date
     ledger: Ledger
     risk: Risk
+    arrears_ore: int = 0  # ledger.arrears_ore(today), which most tracks ask for
+    late_payments_12m: int = 0  # ledger.late_payments(today)
     signals: list[SignalDraft] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -99,8 +99,15 @@ def _add_charge(ledger: Ledger, entry: LedgerEntry) -> None:
         open_ore=entry.amount_ore,
         known_at=entry.known_at,
     )
-    ledger.charges.append(charge)
-    ledger.charges.sort(key=lambda c: (c.due_date, c.period, c.invoice_id))
+    charges = ledger.charges
+    charges.append(charge)
+    # charges mostly arrive in due order: sort (stable) only when this one is not the last
+    if len(charges) > 1 and _charge_order(charges[-2]) > _charge_order(charge):
+        charges.sort(key=_charge_order)
+
+
+def _charge_order(c: ChargeStatus) -> tuple[date, str, str]:
+    return (c.due_date, c.period, c.invoice_id)
 
 
 def _credit_invoice(ledger: Ledger, entry: LedgerEntry) -> None:

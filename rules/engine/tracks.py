@@ -80,7 +80,7 @@ def recovery_signals(
     )
     milestones.append(("recovery_period_ended", "recovery_period_ended", end + timedelta(days=1)))
     milestones.append(("enforcement_possible", "enforcement_possible", end + timedelta(days=1)))
-    owed = ev.ledger.arrears_ore(ev.today)
+    owed = ev.arrears_ore
     out = []
     for stage, signal, on in milestones:
         signal_id = sid(state, ref, stage)
@@ -191,7 +191,7 @@ def plan_signals(
                 reason_sv=sv,
                 reason_en=en,
                 due_date=breach["due_date"],
-                arrears_ore=ev.ledger.arrears_ore(ev.today),
+                arrears_ore=ev.arrears_ore,
                 inputs={k: (v.isoformat() if isinstance(v, date) else v) for k, v in breach.items()}
                 | {"plan_id": plan.plan_id},
             )
