@@ -41,7 +41,7 @@ from rules.engine import (
     Watermark,
 )
 from shared.bus.outbox import outbox_row
-from shared.db.bulk import unnest_insert
+from shared.db.bulk import json_insert_sql, json_rows, unnest_insert
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -123,6 +123,11 @@ _PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(":ids", "$1")
 # Off for the rest of the transaction only (the consumer batch or the sweep chunk).
 _PG_NO_JIT = text("SET LOCAL jit = off")
 
+_UPSERT_LEASE = (
+    "ON CONFLICT (lease_id) DO UPDATE SET org_id = excluded.org_id,"
+    " monthly_rent_ore = excluded.monthly_rent_ore, due_day = excluded.due_day"
+)
+
 # what `RulesStore.load_for_evaluation` returns: states, emitted signal ids, open deadlines
 EvaluationInput = tuple[
     dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]
@@ -137,6 +142,21 @@ class RulesStore:
         dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
         self._insert = sqlite_insert if dialect == "sqlite" else pg_insert
         self._sqlite = dialect == "sqlite"
+        self._pg: Any = None  # the asyncpg connection, once `_driver` started the transaction
+
+    async def _driver(self) -> Any:
+        """The transaction's asyncpg connection (PostgreSQL), for statements whose rows or
+        parameters need no SQLAlchemy processing.
+
+        The first call goes through the session once (`SET LOCAL jit = off`): SQLAlchemy's
+        asyncpg adapter begins the transaction lazily, at its first statement, so a
+        statement sent to the driver before any would run outside the transaction.
+        """
+        if self._pg is None:
+            await self.session.execute(_PG_NO_JIT)
+            raw = await (await self.session.connection()).get_raw_connection()
+            self._pg = raw.driver_connection
+        return self._pg
 
     async def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -162,6 +182,16 @@ class RulesStore:
             await self.session.execute(stmt, rows)
             return []
         cols = tuple(rows[0])
+        suffix = ("ON CONFLICT DO NOTHING" if ignore else "") + (
+            f" RETURNING {returning}" if returning is not None else ""
+        )
+        sql = json_insert_sql(table, cols, suffix=suffix)
+        if sql is not None:
+            driver = await self._driver()
+            if returning is None:
+                await driver.execute(sql, json_rows(rows))
+                return []
+            return [r[0] for r in await driver.fetch(sql, json_rows(rows))]
         params = {f"u_{c}": [r[c] for r in rows] for c in cols}
         stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
         result = await self.session.execute(stmt, params)
@@ -170,6 +200,13 @@ class RulesStore:
     async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
         """Insert or update lease terms (a full snapshot wins)."""
         if not rows:
+            return
+        if not self._sqlite:
+            # one statement (was an executemany), each lease once: DO UPDATE may not touch
+            # a row twice; the last snapshot wins, as it did row by row
+            rows = list({r["lease_id"]: r for r in rows}.values())
+            sql = json_insert_sql(m.leases, tuple(rows[0]), suffix=_UPSERT_LEASE)
+            await (await self._driver()).execute(sql, json_rows(rows))
             return
         stmt = self._insert(m.leases)
         stmt = stmt.on_conflict_do_update(
@@ -238,9 +275,7 @@ class RulesStore:
             emitted = await self.emitted_ids(lease_ids)
             return states, emitted, await self.open_deadlines(list(states))
         out: EvaluationInput = ({}, {}, {})
-        await self.session.execute(_PG_NO_JIT)
-        raw = await (await self.session.connection()).get_raw_connection()
-        driver: Any = raw.driver_connection  # asyncpg.Connection
+        driver = await self._driver()
         for chunk in _chunks(sorted(set(lease_ids))):
             side = await driver.fetch(_PG_SIDE_SQL, list(chunk))
             leases, emitted, open_ = _side_rows(side)
