@@ -48,7 +48,7 @@ def unnest_insert(
     return stmt
 
 
-_PG = postgresql.dialect()
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _JSON_TYPES = (str, int, bool, date, datetime)  # what orjson writes and PostgreSQL reads back
 
 
