@@ -83,7 +83,7 @@ _PG_LEASES = _per_lease("leases", _LEASES)
 _PG_ENTRIES = _per_lease("ledger_entries", _ENTRIES, order="ORDER BY x.id")
 _PG_EMITTED = _per_lease("emitted_signals", "lease_id, signal_id")
 _PG_OPEN_DEADLINES = _per_lease("deadlines", "lease_id, id, kind, ref, stage, due_at", "AND open")
-_PG_DROP_DEADLINES = text("DELETE FROM deadlines WHERE id = ANY(CAST(:ids AS BIGINT[])) AND open")
+_PG_DROP_DEADLINES_SQL = "DELETE FROM deadlines WHERE id = ANY(CAST($1 AS BIGINT[])) AND open"
 
 # an open deadline as stored: (id, kind, ref, stage, due_at)
 StoredDeadline = tuple[int, str, str, str, datetime]
@@ -123,6 +123,18 @@ _PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(":ids", "$1")
 # Off for the rest of the transaction only (the consumer batch or the sweep chunk).
 _PG_NO_JIT = text("SET LOCAL jit = off")
 
+# built once: the sweep asks every interval, from every worker
+_DUE_LEASES = (
+    select(m.deadlines.c.lease_id)
+    .where(m.deadlines.c.open, m.deadlines.c.due_at <= bindparam("now"))
+    .order_by(m.deadlines.c.due_at)  # exactly the partial index: no sort of every due row
+    .limit(bindparam("limit"))
+)
+_DUE_LEASES_PG = _DUE_LEASES.with_for_update(skip_locked=True)
+_PG_WATERMARKS = (
+    "SELECT org_id, booked_through, received_at FROM org_watermarks"
+    " WHERE org_id = ANY(CAST($1 AS VARCHAR[]))"
+)
 _UPSERT_LEASE = (
     "ON CONFLICT (lease_id) DO UPDATE SET org_id = excluded.org_id,"
     " monthly_rent_ore = excluded.monthly_rent_ore, due_day = excluded.due_day"
@@ -411,7 +423,8 @@ class RulesStore:
         drop: list[int] = []
         rows = []
         for lease_id in lease_ids:
-            old = {(k, r, s, due): id_ for id_, k, r, s, due in current.get(lease_id, ())}
+            stored = current.get(lease_id)
+            old = {(k, r, s, due): id_ for id_, k, r, s, due in stored} if stored else {}
             for d in deadlines.get(lease_id, ()):
                 if old.pop((d.kind, d.ref, d.stage, d.due_at), None) is None:
                     rows.append(
@@ -430,7 +443,7 @@ class RulesStore:
             if self._sqlite:
                 await self.session.execute(delete(t).where(t.c.id.in_(ids), t.c.open))
             else:
-                await self.session.execute(_PG_DROP_DEADLINES, {"ids": ids})
+                await (await self._driver()).execute(_PG_DROP_DEADLINES_SQL, ids)
         if rows:
             await self._bulk_insert(t, rows)
 
@@ -445,16 +458,8 @@ class RulesStore:
         On PostgreSQL the rows are locked and locked ones skipped, so concurrent sweepers
         (tasks or instances) take disjoint chunks.
         """
-        t = m.deadlines
-        query = (
-            select(t.c.lease_id)
-            .where(t.c.open, t.c.due_at <= now)
-            .order_by(t.c.due_at)  # exactly the partial index: no sort of every due row
-            .limit(limit)
-        )
-        if not self._sqlite:
-            query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
+        query = _DUE_LEASES if self._sqlite else _DUE_LEASES_PG
+        result = await self.session.execute(query, {"now": now, "limit": limit})
         return list(dict.fromkeys(result.scalars().all()))
 
     async def list_deadlines(self, lease_id: str) -> list[Any]:
@@ -490,6 +495,9 @@ class RulesStore:
         ids = sorted(set(org_ids))
         if not ids:
             return {}
+        if not self._sqlite:
+            rows = await (await self._driver()).fetch(_PG_WATERMARKS, ids)
+            return {org: Watermark(through, at) for org, through, at in rows}
         result = await self.session.execute(
             select(t.c.org_id, t.c.booked_through, t.c.received_at).where(t.c.org_id.in_(ids))
         )
