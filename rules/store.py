@@ -649,6 +649,6 @@ def _side_rows(
 def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:
     """`_PG_ENTRIES` rows (insertion order) as LedgerEntry lists per lease."""
     entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for lease_id, *fields in rows:
-        entries[lease_id].append(LedgerEntry(*fields))
+    for row in rows:
+        entries[row[0]].append(LedgerEntry(*row[1:]))
     return entries
