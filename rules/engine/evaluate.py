@@ -65,10 +65,10 @@ def evaluate(
     out += _arrears_cleared(state, policy, ev, emitted)
     if active:
         out += recovery_signals(state, policy, ev, emitted)
-    out += plan_signals(state, policy, ev, watermark)
+    out += plan_signals(state, policy, ev, watermark, emitted)
     if active:
-        out += complaint_signals(state, policy, today)
-        out += _high_risk(state, policy, ev)
+        out += complaint_signals(state, policy, today, emitted)
+        out += _high_risk(state, policy, ev, emitted)
     ev.signals = [s for s in out if s.signal_id not in emitted]
     ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
     return ev
@@ -206,11 +206,14 @@ def _arrears_cleared(
     if not cleared:
         return []
     last = max(cleared, key=lambda c: c.period)
+    signal_id = sid(state, last.period, "arrears_cleared")
+    if signal_id in emitted:
+        return []  # said already: build no reasons for a draft `evaluate` would drop
     paid_on = max(c.paid_on or ev.today for c in cleared)
     sv, en = reasons("arrears_cleared")
     return [
         SignalDraft(
-            signal_id=sid(state, last.period, "arrears_cleared"),
+            signal_id=signal_id,
             signal="arrears_cleared",
             rule="arrears_cleared",
             occurred_at=midnight(paid_on),
@@ -229,15 +232,20 @@ def _arrears_cleared(
     ]
 
 
-def _high_risk(state: LeaseState, policy: Policy, ev: Evaluation) -> list[SignalDraft]:
+def _high_risk(
+    state: LeaseState, policy: Policy, ev: Evaluation, emitted: frozenset[str]
+) -> list[SignalDraft]:
     # while a late stage waits for payments to arrive, arrears may be a ledger not yet complete
     if ev.risk.score < policy.risk.high_risk_threshold or ev.held:
         return []
     month = ev.today.strftime("%Y-%m")
+    signal_id = sid(state, month, "high_risk")
+    if signal_id in emitted:
+        return []
     sv, en = reasons("high_risk", score=ev.risk.score)
     return [
         SignalDraft(
-            signal_id=sid(state, month, "high_risk"),
+            signal_id=signal_id,
             signal="high_risk",
             rule="risk.high_risk_threshold",
             occurred_at=midnight(ev.today),
