@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from rules.engine import RetractionDraft, SignalDraft, evaluate
+from rules.engine import Deadline, RetractionDraft, SignalDraft, evaluate
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.bus import Batch, Handler
@@ -245,7 +245,7 @@ async def evaluate_leases(
                 retraction, lease_id=lease_id, org_id=state.org_id, version=policy.version
             )
         # only the earliest matters: the sweep re-evaluates then and stores the next one
-        deadlines[lease_id] = sorted(ev.deadlines, key=lambda d: (d.due_at, d.stage))[:1]
+        deadlines[lease_id] = [min(ev.deadlines, key=_soonest)] if ev.deadlines else []
         for draft in ev.signals:
             claims.append(_claim(draft.signal_id, lease_id, draft.signal, draft.occurred_at, now))
             events[draft.signal_id] = signal_event(
@@ -261,6 +261,10 @@ async def evaluate_leases(
     for event in out:
         log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id, type=event.type)
     return out
+
+
+def _soonest(d: Deadline) -> tuple[datetime, str]:
+    return (d.due_at, d.stage)
 
 
 def _claim(

@@ -41,7 +41,7 @@ from rules.engine import (
     Watermark,
 )
 from shared.bus.outbox import outbox_row
-from shared.db.bulk import unnest_insert
+from shared.db.bulk import json_insert_sql, json_rows, unnest_insert
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -83,7 +83,7 @@ _PG_LEASES = _per_lease("leases", _LEASES)
 _PG_ENTRIES = _per_lease("ledger_entries", _ENTRIES, order="ORDER BY x.id")
 _PG_EMITTED = _per_lease("emitted_signals", "lease_id, signal_id")
 _PG_OPEN_DEADLINES = _per_lease("deadlines", "lease_id, id, kind, ref, stage, due_at", "AND open")
-_PG_DROP_DEADLINES = text("DELETE FROM deadlines WHERE id = ANY(CAST(:ids AS BIGINT[])) AND open")
+_PG_DROP_DEADLINES_SQL = "DELETE FROM deadlines WHERE id = ANY(CAST($1 AS BIGINT[])) AND open"
 
 # an open deadline as stored: (id, kind, ref, stage, due_at)
 StoredDeadline = tuple[int, str, str, str, datetime]
@@ -123,6 +123,23 @@ _PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(":ids", "$1")
 # Off for the rest of the transaction only (the consumer batch or the sweep chunk).
 _PG_NO_JIT = text("SET LOCAL jit = off")
 
+# built once: the sweep asks every interval, from every worker
+_DUE_LEASES = (
+    select(m.deadlines.c.lease_id)
+    .where(m.deadlines.c.open, m.deadlines.c.due_at <= bindparam("now"))
+    .order_by(m.deadlines.c.due_at)  # exactly the partial index: no sort of every due row
+    .limit(bindparam("limit"))
+)
+_DUE_LEASES_PG = _DUE_LEASES.with_for_update(skip_locked=True)
+_PG_WATERMARKS = (
+    "SELECT org_id, booked_through, received_at FROM org_watermarks"
+    " WHERE org_id = ANY(CAST($1 AS VARCHAR[]))"
+)
+_UPSERT_LEASE = (
+    "ON CONFLICT (lease_id) DO UPDATE SET org_id = excluded.org_id,"
+    " monthly_rent_ore = excluded.monthly_rent_ore, due_day = excluded.due_day"
+)
+
 # what `RulesStore.load_for_evaluation` returns: states, emitted signal ids, open deadlines
 EvaluationInput = tuple[
     dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]
@@ -137,6 +154,21 @@ class RulesStore:
         dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
         self._insert = sqlite_insert if dialect == "sqlite" else pg_insert
         self._sqlite = dialect == "sqlite"
+        self._pg: Any = None  # the asyncpg connection, once `_driver` started the transaction
+
+    async def _driver(self) -> Any:
+        """The transaction's asyncpg connection (PostgreSQL), for statements whose rows or
+        parameters need no SQLAlchemy processing.
+
+        The first call goes through the session once (`SET LOCAL jit = off`): SQLAlchemy's
+        asyncpg adapter begins the transaction lazily, at its first statement, so a
+        statement sent to the driver before any would run outside the transaction.
+        """
+        if self._pg is None:
+            await self.session.execute(_PG_NO_JIT)
+            raw = await (await self.session.connection()).get_raw_connection()
+            self._pg = raw.driver_connection
+        return self._pg
 
     async def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -162,6 +194,16 @@ class RulesStore:
             await self.session.execute(stmt, rows)
             return []
         cols = tuple(rows[0])
+        suffix = ("ON CONFLICT DO NOTHING" if ignore else "") + (
+            f" RETURNING {returning}" if returning is not None else ""
+        )
+        sql = json_insert_sql(table, cols, suffix=suffix)
+        if sql is not None:
+            driver = await self._driver()
+            if returning is None:
+                await driver.execute(sql, json_rows(rows))
+                return []
+            return [r[0] for r in await driver.fetch(sql, json_rows(rows))]
         params = {f"u_{c}": [r[c] for r in rows] for c in cols}
         stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
         result = await self.session.execute(stmt, params)
@@ -170,6 +212,13 @@ class RulesStore:
     async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
         """Insert or update lease terms (a full snapshot wins)."""
         if not rows:
+            return
+        if not self._sqlite:
+            # one statement (was an executemany), each lease once: DO UPDATE may not touch
+            # a row twice; the last snapshot wins, as it did row by row
+            rows = list({r["lease_id"]: r for r in rows}.values())
+            sql = json_insert_sql(m.leases, tuple(rows[0]), suffix=_UPSERT_LEASE)
+            await (await self._driver()).execute(sql, json_rows(rows))
             return
         stmt = self._insert(m.leases)
         stmt = stmt.on_conflict_do_update(
@@ -238,9 +287,7 @@ class RulesStore:
             emitted = await self.emitted_ids(lease_ids)
             return states, emitted, await self.open_deadlines(list(states))
         out: EvaluationInput = ({}, {}, {})
-        await self.session.execute(_PG_NO_JIT)
-        raw = await (await self.session.connection()).get_raw_connection()
-        driver: Any = raw.driver_connection  # asyncpg.Connection
+        driver = await self._driver()
         for chunk in _chunks(sorted(set(lease_ids))):
             side = await driver.fetch(_PG_SIDE_SQL, list(chunk))
             leases, emitted, open_ = _side_rows(side)
@@ -376,7 +423,8 @@ class RulesStore:
         drop: list[int] = []
         rows = []
         for lease_id in lease_ids:
-            old = {(k, r, s, due): id_ for id_, k, r, s, due in current.get(lease_id, ())}
+            stored = current.get(lease_id)
+            old = {(k, r, s, due): id_ for id_, k, r, s, due in stored} if stored else {}
             for d in deadlines.get(lease_id, ()):
                 if old.pop((d.kind, d.ref, d.stage, d.due_at), None) is None:
                     rows.append(
@@ -395,7 +443,7 @@ class RulesStore:
             if self._sqlite:
                 await self.session.execute(delete(t).where(t.c.id.in_(ids), t.c.open))
             else:
-                await self.session.execute(_PG_DROP_DEADLINES, {"ids": ids})
+                await (await self._driver()).execute(_PG_DROP_DEADLINES_SQL, ids)
         if rows:
             await self._bulk_insert(t, rows)
 
@@ -410,16 +458,8 @@ class RulesStore:
         On PostgreSQL the rows are locked and locked ones skipped, so concurrent sweepers
         (tasks or instances) take disjoint chunks.
         """
-        t = m.deadlines
-        query = (
-            select(t.c.lease_id)
-            .where(t.c.open, t.c.due_at <= now)
-            .order_by(t.c.due_at)  # exactly the partial index: no sort of every due row
-            .limit(limit)
-        )
-        if not self._sqlite:
-            query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
+        query = _DUE_LEASES if self._sqlite else _DUE_LEASES_PG
+        result = await self.session.execute(query, {"now": now, "limit": limit})
         return list(dict.fromkeys(result.scalars().all()))
 
     async def list_deadlines(self, lease_id: str) -> list[Any]:
@@ -455,6 +495,9 @@ class RulesStore:
         ids = sorted(set(org_ids))
         if not ids:
             return {}
+        if not self._sqlite:
+            rows = await (await self._driver()).fetch(_PG_WATERMARKS, ids)
+            return {org: Watermark(through, at) for org, through, at in rows}
         result = await self.session.execute(
             select(t.c.org_id, t.c.booked_through, t.c.received_at).where(t.c.org_id.in_(ids))
         )
@@ -606,6 +649,6 @@ def _side_rows(
 def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:
     """`_PG_ENTRIES` rows (insertion order) as LedgerEntry lists per lease."""
     entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for lease_id, *fields in rows:
-        entries[lease_id].append(LedgerEntry(*fields))
+    for row in rows:
+        entries[row[0]].append(LedgerEntry(*row[1:]))
     return entries

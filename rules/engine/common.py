@@ -22,6 +22,8 @@ class Evaluation:
     today: date
     ledger: Ledger
     risk: Risk
+    arrears_ore: int = 0  # ledger.arrears_ore(today), which most tracks ask for
+    late_payments_12m: int = 0  # ledger.late_payments(today)
     signals: list[SignalDraft] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -52,10 +54,15 @@ def stage_date(due: date, stage: Stage) -> date:
     A statutory stage fires the day after its period (offset_days - 1 days) ends, and
     that period ends on a working day by lag (1930:173).
     """
-    if stage.statutory_period:
-        last = _offset(due, stage.offset_days - 1, stage.unit)
-        return statutory_period_end(last) + timedelta(days=1)
-    return _offset(due, stage.offset_days, stage.unit)
+    return _stage_date(due, stage.offset_days, stage.unit, stage.statutory_period)
+
+
+@lru_cache(maxsize=8192)
+def _stage_date(due: date, offset: int, unit: str, statutory: bool) -> date:
+    # memoised on the stage's plain fields: hashing the (pydantic) Stage costs more than this
+    if statutory:
+        return statutory_period_end(_offset(due, offset - 1, unit)) + timedelta(days=1)
+    return _offset(due, offset, unit)
 
 
 @lru_cache(maxsize=4096)

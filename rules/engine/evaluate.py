@@ -46,8 +46,16 @@ def evaluate(
     ledger = apply_entries(state.entries, today)
     plans = plan_status(state, policy, today)
     broken = sum(1 for p in plans.values() if p["status"] == "breached")
-    risk = score(factor_values(state, ledger, today, broken), policy)
-    ev = Evaluation(today=today, ledger=ledger, risk=risk, plans=plans)
+    arrears, late_12m = ledger.arrears_ore(today), ledger.late_payments(today)
+    values = factor_values(state, ledger, today, broken, arrears_ore=arrears, late_12m=late_12m)
+    ev = Evaluation(
+        today=today,
+        ledger=ledger,
+        risk=score(values, policy),
+        plans=plans,
+        arrears_ore=arrears,
+        late_payments_12m=late_12m,
+    )
     ev.retractions = retractions(state, policy, ev, emitted, now)
     out: list[SignalDraft] = []
     # after the lease ended there is no home left to save: only arrears_cleared and plans
@@ -57,10 +65,10 @@ def evaluate(
     out += _arrears_cleared(state, policy, ev, emitted)
     if active:
         out += recovery_signals(state, policy, ev, emitted)
-    out += plan_signals(state, policy, ev, watermark)
+    out += plan_signals(state, policy, ev, watermark, emitted)
     if active:
-        out += complaint_signals(state, policy, today)
-        out += _high_risk(state, policy, ev)
+        out += complaint_signals(state, policy, today, emitted)
+        out += _high_risk(state, policy, ev, emitted)
     ev.signals = [s for s in out if s.signal_id not in emitted]
     ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
     return ev
@@ -73,19 +81,22 @@ def _ladder(
     emitted: frozenset[str],
     watermark: Watermark | None,
 ) -> list[SignalDraft]:
-    today, ledger = ev.today, ev.ledger
-    arrears = ledger.arrears_ore(today)
-    late_12m = ledger.late_payments(today)
+    today = ev.today
+    open_charges = [c for c in ev.ledger.charges if c.open_ore > 0]
+    if not open_charges:
+        return []
+    arrears, late_12m = ev.arrears_ore, ev.late_payments_12m
     out = []
-    for charge in (c for c in ledger.charges if c.open_ore > 0):
-        unpaid = sum(1 for c in ledger.charges if c.open_ore > 0 and c.due_date <= charge.due_date)
+    for charge in open_charges:
+        unpaid = sum(1 for c in open_charges if c.due_date <= charge.due_date)
+        due = today > charge.due_date
         for stage in policy.ladder:
+            if due and stage.offset_days < 0:
+                continue  # a pre-due stage is moot once the charge is due
             signal_id = sid(state, charge.period, stage.name)
             if signal_id in emitted:
                 continue
             on = stage_date(charge.due_date, stage)
-            if stage.offset_days < 0 and today > charge.due_date:
-                continue  # a pre-due stage is moot once the charge is due
             if on > today:
                 add_deadline(ev, stage.signal, charge.period, stage.name, on)
                 continue
@@ -181,8 +192,8 @@ def _ladder_signal(
 def _arrears_cleared(
     state: LeaseState, policy: Policy, ev: Evaluation, emitted: frozenset[str]
 ) -> list[SignalDraft]:
-    if ev.ledger.arrears_ore(ev.today) > 0:
-        return []
+    if ev.arrears_ore > 0 or not emitted:
+        return []  # nothing emitted: no late signal to clear
     late_names = [s.name for s in policy.ladder if s.offset_days > 0]
     wrong = retracted(emitted, ev.retractions)
     # a late signal that was withdrawn never called for action: nothing to clear
@@ -195,11 +206,14 @@ def _arrears_cleared(
     if not cleared:
         return []
     last = max(cleared, key=lambda c: c.period)
+    signal_id = sid(state, last.period, "arrears_cleared")
+    if signal_id in emitted:
+        return []  # said already: build no reasons for a draft `evaluate` would drop
     paid_on = max(c.paid_on or ev.today for c in cleared)
     sv, en = reasons("arrears_cleared")
     return [
         SignalDraft(
-            signal_id=sid(state, last.period, "arrears_cleared"),
+            signal_id=signal_id,
             signal="arrears_cleared",
             rule="arrears_cleared",
             occurred_at=midnight(paid_on),
@@ -218,22 +232,27 @@ def _arrears_cleared(
     ]
 
 
-def _high_risk(state: LeaseState, policy: Policy, ev: Evaluation) -> list[SignalDraft]:
+def _high_risk(
+    state: LeaseState, policy: Policy, ev: Evaluation, emitted: frozenset[str]
+) -> list[SignalDraft]:
     # while a late stage waits for payments to arrive, arrears may be a ledger not yet complete
     if ev.risk.score < policy.risk.high_risk_threshold or ev.held:
         return []
     month = ev.today.strftime("%Y-%m")
+    signal_id = sid(state, month, "high_risk")
+    if signal_id in emitted:
+        return []
     sv, en = reasons("high_risk", score=ev.risk.score)
     return [
         SignalDraft(
-            signal_id=sid(state, month, "high_risk"),
+            signal_id=signal_id,
             signal="high_risk",
             rule="risk.high_risk_threshold",
             occurred_at=midnight(ev.today),
             reason_sv=sv,
             reason_en=en,
             period=month,
-            arrears_ore=ev.ledger.arrears_ore(ev.today),
+            arrears_ore=ev.arrears_ore,
             inputs={"score": ev.risk.score, "threshold": policy.risk.high_risk_threshold},
         )
     ]

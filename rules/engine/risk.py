@@ -12,26 +12,42 @@ from shared.events.signal import RiskFactor, RiskScore
 
 
 def factor_values(
-    state: LeaseState, ledger: Ledger, today: date, broken_plans: int
+    state: LeaseState,
+    ledger: Ledger,
+    today: date,
+    broken_plans: int,
+    *,
+    arrears_ore: int | None = None,
+    late_12m: int | None = None,
 ) -> dict[str, float]:
-    """Return the raw input of every risk factor."""
+    """Return the raw input of every risk factor.
+
+    `arrears_ore`, `late_12m`: `ledger.arrears_ore(today)` and `ledger.late_payments(today)`
+    when the caller has them already.
+    """
     overdue = ledger.overdue(today)
-    days_late = max((c.days_late(today) for c in overdue), default=0)
-    arrears = ledger.arrears_ore(today)
+    # overdue charges are open, so each is late by its days since the due date
+    days_late = max(((today - c.due_date).days for c in overdue), default=0)
+    arrears = sum(c.open_ore for c in overdue) if arrears_ore is None else arrears_ore
     months = arrears / state.monthly_rent_ore if state.monthly_rent_ore > 0 else 0.0
-    since = today - timedelta(days=90)
-    complaints = sum(
-        1
-        for c in state.complaints
-        if since < c.occurred_on <= today and c.resolution != "unfounded"
-    )
+    complaints = 0
+    if state.complaints:
+        since = today - _QUARTER
+        complaints = sum(
+            1
+            for c in state.complaints
+            if since < c.occurred_on <= today and c.resolution != "unfounded"
+        )
     return {
         "days_late": float(days_late),
         "arrears_months": round(months, 2),
-        "late_payments_12m": float(ledger.late_payments(today)),
+        "late_payments_12m": float(ledger.late_payments(today) if late_12m is None else late_12m),
         "complaints_90d": float(complaints),
         "broken_plans": float(broken_plans),
     }
+
+
+_QUARTER = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)

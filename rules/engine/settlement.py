@@ -77,6 +77,8 @@ def retractions(
 ) -> list[RetractionDraft]:
     """Withdraw ladder signals of charges that payments booked before the stage day paid."""
     out: list[RetractionDraft] = []
+    if not emitted:
+        return out  # only an emitted signal can be withdrawn
     for charge in ev.ledger.charges:
         if charge.open_ore > 0 or charge.paid_on is None:
             continue

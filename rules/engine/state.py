@@ -9,7 +9,10 @@ from typing import Any, Literal
 EntryKind = Literal["charge", "payment", "reversal", "credit"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but hashable and compared by value as if it were: one is built per stored
+# row on every evaluation, and a frozen dataclass's __init__ (object.__setattr__ per field)
+# costs six times as much. Never assign to a field.
+@dataclass(slots=True, unsafe_hash=True)
 class LedgerEntry:
     """One ledger event; `entry_id` is the ERP's business id (invoice, payment, ...)."""
 
@@ -94,7 +97,7 @@ class SignalDraft:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen, as LedgerEntry: built per stage
 class Deadline:
     """A future instant at which a stage may fire; the sweep looks at due ones."""
 

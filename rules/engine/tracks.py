@@ -80,7 +80,7 @@ def recovery_signals(
     )
     milestones.append(("recovery_period_ended", "recovery_period_ended", end + timedelta(days=1)))
     milestones.append(("enforcement_possible", "enforcement_possible", end + timedelta(days=1)))
-    owed = ev.ledger.arrears_ore(ev.today)
+    owed = ev.arrears_ore
     out = []
     for stage, signal, on in milestones:
         signal_id = sid(state, ref, stage)
@@ -163,8 +163,13 @@ def plan_status(state: LeaseState, policy: Policy, today: date) -> dict[str, dic
 
 
 def plan_signals(
-    state: LeaseState, policy: Policy, ev: Evaluation, watermark: Watermark | None
+    state: LeaseState,
+    policy: Policy,
+    ev: Evaluation,
+    watermark: Watermark | None,
+    emitted: frozenset[str] = frozenset(),
 ) -> list[SignalDraft]:
+    """Plan breaches to raise (none already in `emitted`); deadlines for the running ones."""
     out = []
     for plan in state.plans:
         info = ev.plans[plan.plan_id]
@@ -181,17 +186,20 @@ def plan_signals(
             again = release or ev.today + timedelta(days=1)
             add_deadline(ev, "plan_breached", plan.plan_id, "plan_installment_check", again)
             continue
+        signal_id = sid(state, plan.plan_id, "plan_breached")
+        if signal_id in emitted:
+            continue
         sv, en = reasons("plan_breached", due_date=breach["due_date"].isoformat())
         out.append(
             SignalDraft(
-                signal_id=sid(state, plan.plan_id, "plan_breached"),
+                signal_id=signal_id,
                 signal="plan_breached",
                 rule="plans.installment_missed",
                 occurred_at=midnight(breach["check_on"]),
                 reason_sv=sv,
                 reason_en=en,
                 due_date=breach["due_date"],
-                arrears_ore=ev.ledger.arrears_ore(ev.today),
+                arrears_ore=ev.arrears_ore,
                 inputs={k: (v.isoformat() if isinstance(v, date) else v) for k, v in breach.items()}
                 | {"plan_id": plan.plan_id},
             )
@@ -199,7 +207,10 @@ def plan_signals(
     return out
 
 
-def complaint_signals(state: LeaseState, policy: Policy, today: date) -> list[SignalDraft]:
+def complaint_signals(
+    state: LeaseState, policy: Policy, today: date, emitted: frozenset[str] = frozenset()
+) -> list[SignalDraft]:
+    """Complaint patterns and warnings to raise (none already in `emitted`)."""
     if not state.complaints and not state.warnings:
         return []
     out = []
@@ -218,12 +229,15 @@ def complaint_signals(state: LeaseState, policy: Policy, today: date) -> list[Si
             first, last = hits[i - rule.count + 1], hits[i]
             if (last.occurred_on - first.occurred_on).days > rule.window_days:
                 continue
+            signal_id = sid(state, last.complaint_id, rule.name)
+            if signal_id in emitted:
+                continue
             sv, en = reasons(
                 rule.signal, count=rule.count, category=last.category, window_days=rule.window_days
             )
             out.append(
                 SignalDraft(
-                    signal_id=sid(state, last.complaint_id, rule.name),
+                    signal_id=signal_id,
                     signal=rule.signal,
                     rule=f"complaints.{rule.name}",
                     occurred_at=midnight(last.occurred_on),
@@ -241,10 +255,12 @@ def complaint_signals(state: LeaseState, policy: Policy, today: date) -> list[Si
         for w in state.warnings:
             if w.category not in wrule.categories or w.issued_on > today:
                 continue
+            if (warning_id := sid(state, w.warning_id, wrule.name)) in emitted:
+                continue
             sv, en = reasons(wrule.signal, issued_on=w.issued_on.isoformat())
             out.append(
                 SignalDraft(
-                    signal_id=sid(state, w.warning_id, wrule.name),
+                    signal_id=warning_id,
                     signal=wrule.signal,
                     rule=f"warnings.{wrule.name}",
                     occurred_at=midnight(w.issued_on),

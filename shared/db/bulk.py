@@ -1,10 +1,14 @@
-"""Bulk inserts on PostgreSQL as ONE statement: one array parameter per column (unnest)."""
+"""Bulk inserts on PostgreSQL as ONE statement: one array parameter per column (unnest),
+or one JSON text parameter for all the rows (json_to_recordset)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -17,6 +21,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -113,3 +118,47 @@ def in_values(column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool
     if sqlite:
         return column.in_(list(values))
     return column == any_(bindparam(None, list(values), type_=array_of(column.type)))
+
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_JSON_TYPES = (str, int, bool, date, datetime)  # what orjson writes and PostgreSQL reads back
+
+
+@lru_cache(maxsize=256)
+def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") -> str | None:
+    """`INSERT INTO t (cols) SELECT cols FROM json_to_recordset($1::json) AS x(col type, ...)`
+    followed by `suffix` (ON CONFLICT ..., RETURNING ...): the rows travel as ONE JSON text
+    parameter (`json_rows`), for the driver connection. None when a column's values are
+    not plain JSON (bytes, say): use `unnest_insert` then.
+
+    Against `unnest_insert` it spares the client the driver's per-element array encoding
+    (~4.5 µs a ten-column row in asyncpg, ~0.8 µs as JSON; the server time is the same).
+    """
+    defs = []
+    for name in cols:
+        col_type = table.c[name].type
+        value_type = array_of(col_type).item_type  # a TypeDecorator's own impl
+        try:
+            python_type = value_type.python_type
+        except NotImplementedError:
+            return None
+        if not issubclass(python_type, _JSON_TYPES):
+            return None
+        # text, not VARCHAR(n): the INSERT's assignment checks the length (a cast truncates)
+        sql_type = "TEXT" if python_type is str else value_type.compile(dialect=_PG)
+        defs.append(f"{_quote(name)} {sql_type}")
+    names = ", ".join(_quote(c) for c in cols)
+    target = _PG.identifier_preparer.format_table(table)
+    return (
+        f"INSERT INTO {target} ({names}) SELECT {names}"
+        f" FROM json_to_recordset($1::json) AS x({', '.join(defs)}) {suffix}"
+    ).rstrip()
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """The `$1` of a `json_insert_sql` statement (a naive datetime is taken as UTC)."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
+
+
+def _quote(name: str) -> str:
+    return _PG.identifier_preparer.quote_identifier(name)
