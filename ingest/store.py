@@ -84,19 +84,18 @@ class IngestStore:
         return sqlite.insert(table)
 
     async def _upsert(
-        self, table: Table, rows: list[dict[str, Any]], update: tuple[str, ...]
+        self, table: Table, columns: dict[str, list[Any]], update: tuple[str, ...]
     ) -> None:
-        """Insert `rows` (same keys each), updating `update` where the primary key exists.
+        """Insert rows given column by column, updating `update` where the key exists.
 
         On PostgreSQL one `unnest` statement with an array per column (built once); on
         SQLite an executemany.
         """
-        if not rows:
+        if not next(iter(columns.values())):
             return
-        cols = tuple(rows[0])
         if self._pg:
-            params = {f"u_{c}": [r[c] for r in rows] for c in cols}
-            await self.session.execute(_unnest_upsert(table, cols, update), params)
+            params = {f"u_{c}": values for c, values in columns.items()}
+            await self.session.execute(_unnest_upsert(table, tuple(columns), update), params)
             return
         stmt = sqlite.insert(table)
         if update:
@@ -104,6 +103,7 @@ class IngestStore:
             stmt = stmt.on_conflict_do_update(
                 index_elements=keys, set_={c: stmt.excluded[c] for c in update}
             )
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         await self.session.execute(stmt, rows)
 
     async def create_client(
@@ -165,36 +165,40 @@ class IngestStore:
 
     async def apply(self, org_id: str, writes: Writes, now: datetime) -> None:
         """Store the vault changes and the seen event ids of an acknowledged batch."""
+        ended = list(writes.leases.values())
         await self._upsert(
             leases,
-            [
-                {
-                    "lease_id": lease_id,
-                    "org_id": row.org_id,
-                    "due_day": row.due_day,
-                    "ended": ended,
-                    "updated_at": now,
-                }
-                for lease_id, (row, ended) in writes.leases.items()
-            ],
+            {
+                "lease_id": list(writes.leases),
+                "org_id": [row.org_id for row, _ in ended],
+                "due_day": [row.due_day for row, _ in ended],
+                "ended": [e for _, e in ended],
+                "updated_at": [now] * len(ended),
+            },
             ("due_day", "ended", "updated_at"),
         )
         await self._replace_contacts(writes.contacts, now)
+        invoiced = list(writes.invoices.values())
         await self._upsert(
             invoices,
-            [
-                {"org_id": org_id, "ocr": ocr, "lease_id": lease, "invoice_id": inv}
-                for ocr, (lease, inv) in writes.invoices.items()
-            ],
+            {
+                "org_id": [org_id] * len(invoiced),
+                "ocr": list(writes.invoices),
+                "lease_id": [lease for lease, _ in invoiced],
+                "invoice_id": [inv for _, inv in invoiced],
+            },
             ("lease_id", "invoice_id"),
         )
         await self._store_complaints(org_id, writes)
+        n = len(writes.seen)
         await self._upsert(
             seen_events,
-            [
-                {"org_id": org_id, "event_id": e, "seen_at": now, "body_hash": h}
-                for e, h in writes.seen.items()
-            ],
+            {
+                "org_id": [org_id] * n,
+                "event_id": list(writes.seen),
+                "seen_at": [now] * n,
+                "body_hash": list(writes.seen.values()),
+            },
             ("seen_at", "body_hash"),
         )
         await self.session.flush()
@@ -208,21 +212,21 @@ class IngestStore:
         else:
             for chunk in _chunks(contacts):
                 await self.session.execute(gone, {"ids": chunk})
-        rows = [
+        rows = [(lease_id, c) for lease_id, items in contacts.items() for c in items]
+        await self._upsert(
+            tenant_contacts,
             {
-                "lease_id": lease_id,
-                "tenant_id": c.tenant_id,
-                "pseudonym": c.pseudonym,
-                "name": c.name,
-                "phone": c.phone,
-                "language": c.language,
-                "opted_out": False,
-                "updated_at": now,
-            }
-            for lease_id, items in contacts.items()
-            for c in items
-        ]
-        await self._upsert(tenant_contacts, rows, ())
+                "lease_id": [lease_id for lease_id, _ in rows],
+                "tenant_id": [c.tenant_id for _, c in rows],
+                "pseudonym": [c.pseudonym for _, c in rows],
+                "name": [c.name for _, c in rows],
+                "phone": [c.phone for _, c in rows],
+                "language": [c.language for _, c in rows],
+                "opted_out": [False] * len(rows),
+                "updated_at": [now] * len(rows),
+            },
+            (),
+        )
 
     async def _store_complaints(self, org_id: str, writes: Writes) -> None:
         if writes.complaints:
