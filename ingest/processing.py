@@ -120,7 +120,10 @@ class Context:
     _source: str = field(init=False, repr=False, compare=False)
     _time: datetime | None = field(init=False, repr=False, compare=False)
 
+    _today: date = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_today", local_date(self.now))
         object.__setattr__(self, "_source", f"ingest/{self.org_id}")
         aware = self.now.tzinfo is not None
         object.__setattr__(self, "_time", self.now.astimezone(UTC) if aware else None)
@@ -128,7 +131,7 @@ class Context:
     @property
     def today(self) -> date:
         """Return today's date in Swedish local time."""
-        return local_date(self.now)
+        return self._today
 
     def envelope(self, data: EventData, event_id: str) -> CloudEvent[EventData]:
         """Wrap `data` with the deterministic CloudEvent id `{org}:{event_id}`."""
