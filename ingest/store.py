@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -94,6 +96,38 @@ def _unnest_upsert(
     return stmt
 
 
+_SQLITE_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _json_each_upsert(
+    table: Table, cols: tuple[str, ...], consts: tuple[str, ...], update: tuple[str, ...]
+) -> Any:
+    """SQLite's counterpart of `_unnest_upsert`: the rows as one JSON array parameter
+    (`rows`, one array per row), read with json_each; no per-row parameter processing."""
+    key = (table, cols, consts)
+    stmt = _SQLITE_UPSERTS.get(key)
+    if stmt is None:
+        if any(table.c[c].type.python_type not in (str, int, bool) for c in cols):
+            raise TypeError("json_each rows carry text, integers and booleans only")
+        source = func.json_each(bindparam("rows", type_=String())).table_valued("value")
+        values: dict[str, Any] = {
+            c: func.json_extract(source.c.value, f"$[{i}]") for i, c in enumerate(cols)
+        }
+        values |= {c: bindparam(f"c_{c}", type_=table.c[c].type) for c in consts}
+        names = [c.name for c in table.columns if c.name in values]
+        # WHERE: SQLite needs it between INSERT ... SELECT and an ON CONFLICT clause
+        rows = select(*(values[c] for c in names)).select_from(source).where(true())
+        insert = sqlite.insert(table).from_select(names, rows)
+        stmt = insert
+        if update:
+            stmt = insert.on_conflict_do_update(
+                index_elements=[c.name for c in table.primary_key.columns],
+                set_={c: insert.excluded[c] for c in update},
+            )
+        _SQLITE_UPSERTS[key] = stmt
+    return stmt
+
+
 class IngestStore:
     """Reads and writes of ingest's tables within one session."""
 
@@ -128,18 +162,9 @@ class IngestStore:
             params |= {f"c_{c}": value for c, value in consts.items()}
             await self.session.execute(stmt, params)
             return
-        insert = sqlite.insert(table)
-        stmt = insert
-        if update:
-            stmt = insert.on_conflict_do_update(
-                index_elements=[c.name for c in table.primary_key.columns],
-                set_={c: insert.excluded[c] for c in update},
-            )
-        rows = [
-            dict(zip(columns, row, strict=True)) | consts
-            for row in zip(*columns.values(), strict=True)
-        ]
-        await self.session.execute(stmt, rows)
+        rows = orjson.dumps(list(zip(*columns.values(), strict=True))).decode()
+        stmt = _json_each_upsert(table, tuple(columns), tuple(consts), update)
+        await self.session.execute(stmt, {"rows": rows, **{f"c_{c}": v for c, v in consts.items()}})
 
     async def create_client(
         self, *, org_id: str, name: str, key_hash: str, key_prefix: str, now: datetime
