@@ -65,12 +65,17 @@ def process(items: list[Item], ctx: Context, known: Known) -> Outcome:
     return out
 
 
+_TYPE = {"type"}
+
+
 def body_hash(item: Item) -> str:
     """Return the sha256 of what an event says: its kind, path id and validated body."""
-    assert item.body is not None
-    digest = hashlib.sha256(f"{item.kind}\0{item.path_id or ''}\0".encode())
-    digest.update(item.body.model_dump_json(exclude={"type"}).encode())
-    return digest.hexdigest()
+    body = item.body
+    assert body is not None
+    # the bytes model_dump_json(exclude={"type"}) encodes, without its str round trip:
+    # stored hashes must not change (a reused event id is checked against them)
+    value = body.__pydantic_serializer__.to_json(body, exclude=_TYPE)
+    return hashlib.sha256(f"{item.kind}\0{item.path_id or ''}\0".encode() + value).hexdigest()
 
 
 def _conflict(stored: str, digest: str) -> ItemError:
@@ -95,13 +100,18 @@ def referenced(items: list[Item]) -> tuple[set[str], set[str], set[str], set[str
         body = item.body
         if body is None:
             continue
-        lease_id = getattr(body, "lease_id", None)
-        if lease_id is not None:
-            leases.add(lease_id)
         if isinstance(body, PaymentIn):
             leases.add(body.reference)
             ocrs.add(body.reference)
-        complaint_id = getattr(body, "complaint_id", None)
-        if isinstance(body, ComplaintResolveIn) and complaint_id is not None:
-            complaints.add(complaint_id)
+            if body.lease_id is not None:
+                leases.add(body.lease_id)
+        elif isinstance(body, ComplaintResolveIn):
+            complaint_id = body.__dict__.get("complaint_id")
+            if complaint_id is not None:
+                complaints.add(complaint_id)
+        else:
+            # a missing attribute costs pydantic's __getattr__ and an exception
+            lease_id = body.__dict__.get("lease_id")
+            if lease_id is not None:
+                leases.add(lease_id)
     return leases, ocrs, complaints, event_ids

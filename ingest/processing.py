@@ -7,7 +7,7 @@ over a batch (`ingest.pipeline.process`) sees what earlier items registered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from ingest import engine
 from ingest.schemas import (
@@ -116,17 +116,30 @@ class Context:
     org_id: str
     now: datetime
     secret: bytes
+    # the envelope's source and UTC time, the same for every event of a request
+    _source: str = field(init=False, repr=False, compare=False)
+    _time: datetime | None = field(init=False, repr=False, compare=False)
+
+    _today: date = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_today", local_date(self.now))
+        object.__setattr__(self, "_source", f"ingest/{self.org_id}")
+        aware = self.now.tzinfo is not None
+        object.__setattr__(self, "_time", self.now.astimezone(UTC) if aware else None)
 
     @property
     def today(self) -> date:
         """Return today's date in Swedish local time."""
-        return local_date(self.now)
+        return self._today
 
     def envelope(self, data: EventData, event_id: str) -> CloudEvent[EventData]:
         """Wrap `data` with the deterministic CloudEvent id `{org}:{event_id}`."""
-        return new_event(
-            data, id=f"{self.org_id}:{event_id}", source=f"ingest/{self.org_id}", time=self.now
-        )
+        event_id = f"{self.org_id}:{event_id}"
+        if self._time is None:  # new_event refuses a naive time
+            return new_event(data, id=event_id, source=self._source, time=self.now)
+        # what new_event returns, without converting the same instant once per event
+        return CloudEvent(id=event_id, source=self._source, time=self._time, data=data)
 
 
 def _owned_lease(lease_id: str, ctx: Context, known: Known, *, path: bool = False) -> LeaseRow:

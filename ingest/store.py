@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.models import api_clients, complaints, invoices, leases, seen_events, tenant_contacts
 from ingest.processing import ContactRow, Known, LeaseRow, Writes
+from shared.db.bulk import array_of
 
-CHUNK = 5000  # bound parameters per statement (SQLite and asyncpg allow 32,767)
+CHUNK = 5000  # bound parameters per statement on SQLite (it allows 32,767)
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
@@ -22,16 +38,133 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield items[start : start + CHUNK]
 
 
+def _member(column: ColumnElement[str], pg: bool) -> ColumnElement[bool]:
+    """`column` is one of the parameter `ids`: one array on PostgreSQL, IN (...) on SQLite."""
+    if pg:
+        return column == any_(bindparam("ids", type_=postgresql.ARRAY(String())))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+@cache
+def _known_queries(pg: bool) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
+    """The reads of `load_known`, built once (SQLAlchemy then reuses their compiled form)."""
+    org = bindparam("org_id", type_=String())
+    return (
+        select(invoices.c.ocr, invoices.c.lease_id, invoices.c.invoice_id).where(
+            invoices.c.org_id == org, _member(invoices.c.ocr, pg)
+        ),
+        select(complaints.c.complaint_id, complaints.c.lease_id).where(
+            complaints.c.org_id == org, _member(complaints.c.complaint_id, pg)
+        ),
+        select(leases.c.lease_id, leases.c.org_id, leases.c.due_day).where(
+            _member(leases.c.lease_id, pg)
+        ),
+        select(seen_events.c.event_id, seen_events.c.body_hash).where(
+            seen_events.c.org_id == org,
+            _member(seen_events.c.event_id, pg),
+            seen_events.c.seen_at >= bindparam("since"),
+        ),
+    )
+
+
+_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _unnest_upsert(
+    table: Table, cols: tuple[str, ...], consts: tuple[str, ...], update: tuple[str, ...]
+) -> Any:
+    """`INSERT ... SELECT FROM unnest(...)` as `shared.db.bulk.unnest_insert` builds it, with
+    `consts` bound once (`c_<column>`) instead of as arrays of one repeated value (asyncpg
+    encodes every element: ~1.5 µs per timestamp), updating `update` where the key exists."""
+    key = (table, cols, consts)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        types = {c: array_of(table.c[c].type) for c in cols}
+        arrays = [cast(bindparam(f"u_{c}", type_=types[c]), types[c]) for c in cols]
+        source = func.unnest(*arrays).table_valued(*cols).render_derived()
+        values = {c: source.c[c] for c in cols}
+        values |= {c: bindparam(f"c_{c}", type_=table.c[c].type) for c in consts}
+        names = [c.name for c in table.columns if c.name in values]
+        insert = postgresql.insert(table).from_select(names, select(*(values[c] for c in names)))
+        stmt = insert
+        if update:
+            stmt = insert.on_conflict_do_update(
+                index_elements=[c.name for c in table.primary_key.columns],
+                set_={c: insert.excluded[c] for c in update},
+            )
+        _UPSERTS[key] = stmt
+    return stmt
+
+
+_SQLITE_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _json_each_upsert(
+    table: Table, cols: tuple[str, ...], consts: tuple[str, ...], update: tuple[str, ...]
+) -> Any:
+    """SQLite's counterpart of `_unnest_upsert`: the rows as one JSON array parameter
+    (`rows`, one array per row), read with json_each; no per-row parameter processing."""
+    key = (table, cols, consts)
+    stmt = _SQLITE_UPSERTS.get(key)
+    if stmt is None:
+        if any(table.c[c].type.python_type not in (str, int, bool) for c in cols):
+            raise TypeError("json_each rows carry text, integers and booleans only")
+        source = func.json_each(bindparam("rows", type_=String())).table_valued("value")
+        values: dict[str, Any] = {
+            c: func.json_extract(source.c.value, f"$[{i}]") for i, c in enumerate(cols)
+        }
+        values |= {c: bindparam(f"c_{c}", type_=table.c[c].type) for c in consts}
+        names = [c.name for c in table.columns if c.name in values]
+        # WHERE: SQLite needs it between INSERT ... SELECT and an ON CONFLICT clause
+        rows = select(*(values[c] for c in names)).select_from(source).where(true())
+        insert = sqlite.insert(table).from_select(names, rows)
+        stmt = insert
+        if update:
+            stmt = insert.on_conflict_do_update(
+                index_elements=[c.name for c in table.primary_key.columns],
+                set_={c: insert.excluded[c] for c in update},
+            )
+        _SQLITE_UPSERTS[key] = stmt
+    return stmt
+
+
 class IngestStore:
     """Reads and writes of ingest's tables within one session."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._pg = session.get_bind().dialect.name == "postgresql"
 
     def _insert(self, table: Table) -> Any:
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._pg:
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    async def _upsert(
+        self,
+        table: Table,
+        columns: dict[str, list[Any]],
+        update: tuple[str, ...],
+        consts: dict[str, Any] | None = None,
+    ) -> None:
+        """Insert rows given column by column (`consts`: the same value in every row),
+        updating `update` where the primary key exists.
+
+        On PostgreSQL one `unnest` statement with an array per column (built once); on
+        SQLite an executemany.
+        """
+        if not next(iter(columns.values())):
+            return
+        consts = consts or {}
+        if self._pg:
+            stmt = _unnest_upsert(table, tuple(columns), tuple(consts), update)
+            params = {f"u_{c}": values for c, values in columns.items()}
+            params |= {f"c_{c}": value for c, value in consts.items()}
+            await self.session.execute(stmt, params)
+            return
+        rows = orjson.dumps(list(zip(*columns.values(), strict=True))).decode()
+        stmt = _json_each_upsert(table, tuple(columns), tuple(consts), update)
+        await self.session.execute(stmt, {"rows": rows, **{f"c_{c}": v for c, v in consts.items()}})
 
     async def create_client(
         self, *, org_id: str, name: str, key_hash: str, key_prefix: str, now: datetime
@@ -66,109 +199,88 @@ class IngestStore:
     ) -> Known:
         """Load what a batch needs: its leases, OCR numbers, complaints and seen event ids."""
         known = Known()
-        s = self.session
-        for chunk in _chunks(ocrs):
-            qi = select(invoices.c.ocr, invoices.c.lease_id, invoices.c.invoice_id).where(
-                invoices.c.org_id == org_id, invoices.c.ocr.in_(chunk)
-            )
-            for inv in await s.execute(qi):
-                known.ocr[inv.ocr] = (inv.lease_id, inv.invoice_id)
-        for chunk in _chunks(complaint_ids):
-            qc = select(complaints.c.complaint_id, complaints.c.lease_id).where(
-                complaints.c.org_id == org_id, complaints.c.complaint_id.in_(chunk)
-            )
-            for c in await s.execute(qc):
-                known.complaints[c.complaint_id] = c.lease_id
+        q_ocr, q_complaints, q_leases, q_seen = _known_queries(self._pg)
+        for inv in await self._rows(q_ocr, ocrs, org_id=org_id):
+            known.ocr[inv.ocr] = (inv.lease_id, inv.invoice_id)
+        for c in await self._rows(q_complaints, complaint_ids, org_id=org_id):
+            known.complaints[c.complaint_id] = c.lease_id
         # the leases that OCR numbers and complaints point at are needed too
         wanted = {lease for lease, _ in known.ocr.values()} | set(known.complaints.values())
-        for chunk in _chunks(lease_ids | wanted):
-            q = select(leases.c.lease_id, leases.c.org_id, leases.c.due_day)
-            for r in await s.execute(q.where(leases.c.lease_id.in_(chunk))):
-                known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
-        for chunk in _chunks(event_ids):
-            qs = select(seen_events.c.event_id, seen_events.c.body_hash).where(
-                seen_events.c.org_id == org_id,
-                seen_events.c.event_id.in_(chunk),
-                seen_events.c.seen_at >= seen_since,
-            )
-            known.seen.update((r.event_id, r.body_hash) for r in await s.execute(qs))
+        for r in await self._rows(q_leases, lease_ids | wanted):
+            known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
+        seen = await self._rows(q_seen, event_ids, org_id=org_id, since=seen_since)
+        known.seen.update((r.event_id, r.body_hash) for r in seen)
         return known
+
+    async def _rows(self, query: Select[Any], ids: set[str], **params: Any) -> list[Any]:
+        """Rows of `query` for `ids`: one statement on PostgreSQL, chunks on SQLite."""
+        if not ids:
+            return []
+        if self._pg:
+            return list(await self.session.execute(query, {"ids": list(ids), **params}))
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows.extend(await self.session.execute(query, {"ids": chunk, **params}))
+        return rows
 
     async def apply(self, org_id: str, writes: Writes, now: datetime) -> None:
         """Store the vault changes and the seen event ids of an acknowledged batch."""
-        await self._upsert_leases(writes, now)
-        await self._replace_contacts(writes.contacts, now)
-        if writes.invoices:
-            rows: list[dict[str, Any]] = [
-                {"org_id": org_id, "ocr": ocr, "lease_id": lease, "invoice_id": inv}
-                for ocr, (lease, inv) in writes.invoices.items()
-            ]
-            stmt = self._insert(invoices)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["org_id", "ocr"],
-                set_={"lease_id": stmt.excluded.lease_id, "invoice_id": stmt.excluded.invoice_id},
-            )
-            await self.session.execute(stmt, rows)
-        await self._store_complaints(org_id, writes)
-        if writes.seen:
-            upsert = self._insert(seen_events)
-            stmt = upsert.on_conflict_do_update(
-                index_elements=["org_id", "event_id"],
-                set_={"seen_at": upsert.excluded.seen_at, "body_hash": upsert.excluded.body_hash},
-            )
-            seen = [
-                {"org_id": org_id, "event_id": e, "seen_at": now, "body_hash": h}
-                for e, h in writes.seen.items()
-            ]
-            await self.session.execute(stmt, seen)
-        await self.session.flush()
-
-    async def _upsert_leases(self, writes: Writes, now: datetime) -> None:
-        if not writes.leases:
-            return
-        rows = [
+        ended = list(writes.leases.values())
+        await self._upsert(
+            leases,
             {
-                "lease_id": lease_id,
-                "org_id": row.org_id,
-                "due_day": row.due_day,
-                "ended": ended,
-                "updated_at": now,
-            }
-            for lease_id, (row, ended) in writes.leases.items()
-        ]
-        stmt = self._insert(leases)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["lease_id"],
-            set_={
-                "due_day": stmt.excluded.due_day,
-                "ended": stmt.excluded.ended,
-                "updated_at": stmt.excluded.updated_at,
+                "lease_id": list(writes.leases),
+                "org_id": [row.org_id for row, _ in ended],
+                "due_day": [row.due_day for row, _ in ended],
+                "ended": [e for _, e in ended],
             },
+            ("due_day", "ended", "updated_at"),
+            {"updated_at": now},
         )
-        await self.session.execute(stmt, rows)
+        await self._replace_contacts(writes.contacts, now)
+        invoiced = list(writes.invoices.values())
+        await self._upsert(
+            invoices,
+            {
+                "ocr": list(writes.invoices),
+                "lease_id": [lease for lease, _ in invoiced],
+                "invoice_id": [inv for _, inv in invoiced],
+            },
+            ("lease_id", "invoice_id"),
+            {"org_id": org_id},
+        )
+        await self._store_complaints(org_id, writes)
+        await self._upsert(
+            seen_events,
+            {"event_id": list(writes.seen), "body_hash": list(writes.seen.values())},
+            ("seen_at", "body_hash"),
+            {"org_id": org_id, "seen_at": now},
+        )
+        await self.session.flush()
 
     async def _replace_contacts(self, contacts: dict[str, list[ContactRow]], now: datetime) -> None:
         if not contacts:
             return
-        for chunk in _chunks(contacts):
-            await self.session.execute(
-                delete(tenant_contacts).where(tenant_contacts.c.lease_id.in_(chunk))
-            )
-        rows = [
+        gone = delete(tenant_contacts).where(_member(tenant_contacts.c.lease_id, self._pg))
+        if self._pg:
+            await self.session.execute(gone, {"ids": list(contacts)})
+        else:
+            for chunk in _chunks(contacts):
+                await self.session.execute(gone, {"ids": chunk})
+        rows = [(lease_id, c) for lease_id, items in contacts.items() for c in items]
+        await self._upsert(
+            tenant_contacts,
             {
-                "lease_id": lease_id,
-                "tenant_id": c.tenant_id,
-                "pseudonym": c.pseudonym,
-                "name": c.name,
-                "phone": c.phone,
-                "language": c.language,
-                "opted_out": False,
-                "updated_at": now,
-            }
-            for lease_id, items in contacts.items()
-            for c in items
-        ]
-        await self.session.execute(tenant_contacts.insert(), rows)
+                "lease_id": [lease_id for lease_id, _ in rows],
+                "tenant_id": [c.tenant_id for _, c in rows],
+                "pseudonym": [c.pseudonym for _, c in rows],
+                "name": [c.name for _, c in rows],
+                "phone": [c.phone for _, c in rows],
+                "language": [c.language for _, c in rows],
+            },
+            (),
+            {"opted_out": False, "updated_at": now},
+        )
 
     async def _store_complaints(self, org_id: str, writes: Writes) -> None:
         if writes.complaints:

@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events import CloudEvent, EventData, encode
 
-_PARTITIONER = DefaultPartitioner()
+_M = 0x5BD1E995
+_WORD = struct.Struct("<I")
+
+
+def murmur2(data: bytes) -> int:
+    """Return Kafka's murmur2 hash of `data`, equal to aiokafka's (about twice as fast).
+
+    aiokafka's pure-Python version cost ~3 µs per record in ingest's publish.
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    n4 = length & ~3
+    for (k,) in _WORD.iter_unpack(data[:n4]):
+        k = (k * _M) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * _M) & 0xFFFFFFFF
+        h = ((h * _M) & 0xFFFFFFFF) ^ k
+    extra = length & 3
+    if extra:
+        if extra == 3:
+            h ^= data[n4 + 2] << 16
+        if extra >= 2:
+            h ^= data[n4 + 1] << 8
+        h = ((h ^ data[n4]) * _M) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """Return the partition aiokafka's DefaultPartitioner gives a (non-null) key."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 class Producer:
@@ -59,7 +88,7 @@ class Producer:
             key, value, headers = encode(ev)
             if ev.topic not in partitions:
                 partitions[ev.topic] = sorted(await self._producer.partitions_for(ev.topic))
-            choice = _PARTITIONER(key, partitions[ev.topic], partitions[ev.topic])
+            choice = partition_for(key, partitions[ev.topic])
             grouped.setdefault((ev.topic, choice), []).append((key, value, headers))
         futures = []
         for (topic, partition), records in grouped.items():

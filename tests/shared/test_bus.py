@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, date, datetime
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from sqlalchemy import Column, Integer, String, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from shared.bus import Batch, ConsumerRunner, Hooks, OutboxRelay, Producer, SimulatedCrash
 from shared.bus.broker import EmbeddedBroker
+from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
 from shared.db import Database, inbox_table, new_metadata, outbox_table
 from shared.events import PaymentReceived, new_event
@@ -271,3 +275,16 @@ async def test_database_outage_commits_no_offset_and_resumes(
 
 async def _gt(a: float, b: float) -> bool:
     return a > b
+
+
+def test_partition_for_is_aiokafkas_default_partitioner() -> None:
+    rng = random.Random(14)
+    keys = [rng.randbytes(rng.randrange(0, 40)) for _ in range(20_000)]
+    keys += [f"L-{i}".encode() for i in range(2_000)] + ["Åsa-lägenhet-7".encode()]
+    default = DefaultPartitioner()
+    for n in (1, 3, 6, 12):
+        partitions = list(range(n))
+        assert [partition_for(k, partitions) for k in keys] == [
+            default(k, partitions, partitions) for k in keys
+        ]
+    assert all(murmur2(k) == aiokafka_murmur2(k) for k in keys)
