@@ -50,10 +50,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bokvar.processes import group_lag
+from bokvar.processes import ServiceProcess
 from bokvar.simulate.generator import personnummer
 from shared.bus import create_topics
-from shared.bus.broker import EmbeddedBroker
+from shared.bus.broker import EmbeddedBroker, free_port
 from shared.clock import STOCKHOLM
 from shared.events import NotificationStatusChanged, SignalRaised, decode
 from shared.topics import NOTIFICATION_EVENTS, RISK_SIGNALS
@@ -313,8 +313,41 @@ async def watermark(client: httpx.AsyncClient, name: str) -> None:
         raise RuntimeError(f"ingest: {response.status_code} {response.text[:300]}")
 
 
+class LagProbe:
+    """The rules group's lag, asked on a client kept open (never joining the group):
+    `bokvar.processes.group_lag` starts a client per call, which would add up to a few
+    hundred ms to the measured time."""
+
+    def __init__(self, bootstrap_servers: str, group: str, topics: tuple[str, ...]) -> None:
+        self._topics = topics
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+        )
+        self._partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> LagProbe:
+        await self._consumer.start()
+        self._partitions = [
+            TopicPartition(t, p)
+            for t in self._topics
+            for p in (self._consumer.partitions_for_topic(t) or ())
+        ]
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self._consumer.stop()
+
+    async def lag(self) -> int:
+        """Return how many records of the topics the group has not committed yet."""
+        ends = await self._consumer.end_offsets(self._partitions)
+        done = await asyncio.gather(*(self._consumer.committed(tp) for tp in self._partitions))
+        return sum(
+            max(0, ends[tp] - (d or 0)) for tp, d in zip(self._partitions, done, strict=True)
+        )
+
+
 async def count_signals(consumer: AIOKafkaConsumer, seen: dict[str, int], leases: set[str]) -> None:
-    for msgs in (await consumer.getmany(timeout_ms=200, max_records=10000)).values():
+    for msgs in (await consumer.getmany(timeout_ms=20, max_records=10000)).values():
         for r in msgs:
             data = decode(r.value, r.headers).data
             if isinstance(data, SignalRaised) and data.lease_id in leases:
@@ -351,16 +384,23 @@ async def sustained(
         await push(client, items)
         await watermark(client, name)  # late stages wait for it (settlement hold)
     pushed = time.perf_counter() - t0
-    while True:
-        await count_signals(consumer, signals, leases)
-        if sum(
-            1
-            for s in signals
-            if s.endswith(("late_rent_detected", "personal_contact_needed", "forfeiture_possible"))
-        ) >= expected and not await group_lag(p.bootstrap_servers, "rules", RULES_TOPICS):
-            break
-        if time.perf_counter() - t0 > 900:
-            raise RuntimeError(f"pipeline did not finish: {len(signals)} signals")
+    async with LagProbe(p.bootstrap_servers, "rules", RULES_TOPICS) as probe:
+        while True:
+            await count_signals(consumer, signals, leases)
+            if (
+                sum(
+                    1
+                    for s in signals
+                    if s.endswith(
+                        ("late_rent_detected", "personal_contact_needed", "forfeiture_possible")
+                    )
+                )
+                >= expected
+                and not await probe.lag()
+            ):
+                break
+            if time.perf_counter() - t0 > 900:
+                raise RuntimeError(f"pipeline did not finish: {len(signals)} signals")
     elapsed = time.perf_counter() - t0
     await consumer.stop()
     print(
@@ -443,6 +483,12 @@ async def main() -> None:
     parser.add_argument(
         "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )
+    parser.add_argument(
+        "--rules-instances",
+        type=int,
+        default=1,
+        help="rules processes in its consumer group (the partitions are shared out)",
+    )
     parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
     parser.add_argument("--profile", type=Path, help="py-spy each service into this directory")
     parser.add_argument("--top", type=int, default=0, help="print the top N functions per service")
@@ -482,6 +528,15 @@ async def main() -> None:
         events = args.leases * 3 - args.leases // 10
         raw = await raw_rate(broker.bootstrap_servers, events, 600)
         await p.start()
+        for k in range(2, args.rules_instances + 1):  # more members of the rules group
+            extra = ServiceProcess(
+                "rules",
+                p.env() | {"BOKVAR_RULES_PORT": str(free_port())},
+                log_dir=tmp / f"rules{k}",
+            )
+            extra.start()
+            p.procs[f"rules{k}"] = extra
+            await extra.wait_healthy(path="/readyz")
         key = await api_key(p, "bench")
         pids = {name: proc.proc.pid for name, proc in p.procs.items() if proc.proc}
         if args.warmup:

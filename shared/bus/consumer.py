@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +34,7 @@ from shared.bus.outbox import OutboxRelay, add_to_outbox
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
-from shared.db.bulk import unnest_insert
+from shared.db.bulk import quoted_table
 from shared.events import CloudEvent, EnvelopeError, EventData, decode
 from shared.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_EVENTS, CONSUMER_RETRIES
 
@@ -137,6 +138,14 @@ class ConsumerRunner:
             rebalance_timeout_ms=rebalance_timeout_ms,
         )
         self.batches_committed = 0
+        # PostgreSQL: the ids travel as one JSON text (json_to_recordset) and the instant as
+        # one value; asyncpg encodes arrays element by element (~1.5 us of CPU per id more)
+        self._claim_sql = text(
+            f"INSERT INTO {quoted_table(inbox)} (event_id, topic, received_at)"
+            " SELECT x.event_id, x.topic, CAST(:now AS TIMESTAMPTZ)"
+            " FROM json_to_recordset(CAST(:rows AS JSON)) AS x(event_id TEXT, topic TEXT)"
+            " ON CONFLICT DO NOTHING RETURNING event_id"
+        )
 
     async def start(self) -> None:
         """Join the consumer group."""
@@ -255,19 +264,13 @@ class ConsumerRunner:
         """Insert the event ids into the inbox; return the ids that were new."""
         now = self._clock.now()
         topics = {r.event.id: r.topic for r in received}
-        if not self._database.sqlite:  # one statement with an array per column
-            stmt = unnest_insert(
-                self._inbox, ("event_id", "topic", "received_at"), ignore=True, returning="event_id"
-            )
-            params = {
-                "u_event_id": list(topics),
-                "u_topic": list(topics.values()),
-                "u_received_at": [now] * len(topics),
-            }
-            return set((await session.execute(stmt, params)).scalars().all())
-        rows = [{"event_id": i, "topic": t, "received_at": now} for i, t in topics.items()]
+        if not self._database.sqlite:  # one statement, the ids as one JSON text parameter
+            rows = orjson.dumps([{"event_id": i, "topic": t} for i, t in topics.items()])
+            params = {"rows": rows.decode(), "now": now}
+            return set((await session.execute(self._claim_sql, params)).scalars().all())
+        rows_ = [{"event_id": i, "topic": t, "received_at": now} for i, t in topics.items()]
         insert = sqlite_insert(self._inbox).on_conflict_do_nothing()
-        result = await session.execute(insert.returning(self._inbox.c.event_id), rows)
+        result = await session.execute(insert.returning(self._inbox.c.event_id), rows_)
         return set(result.scalars().all())
 
     async def _send_dlq(self, dead: list[tuple[ConsumerRecord, str, str]]) -> None:

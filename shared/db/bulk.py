@@ -148,7 +148,7 @@ def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") ->
         sql_type = "TEXT" if python_type is str else value_type.compile(dialect=_PG)
         defs.append(f"{_quote(name)} {sql_type}")
     names = ", ".join(_quote(c) for c in cols)
-    target = _PG.identifier_preparer.format_table(table)
+    target = quoted_table(table)
     return (
         f"INSERT INTO {target} ({names}) SELECT {names}"
         f" FROM json_to_recordset($1::json) AS x({', '.join(defs)}) {suffix}"
@@ -158,6 +158,11 @@ def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") ->
 def json_rows(rows: list[dict[str, Any]]) -> str:
     """The `$1` of a `json_insert_sql` statement (a naive datetime is taken as UTC)."""
     return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
+
+
+def quoted_table(table: Table) -> str:
+    """The table's name (with its schema, if any) quoted for PostgreSQL SQL text."""
+    return str(_PG.identifier_preparer.format_table(table))
 
 
 def _quote(name: str) -> str:
