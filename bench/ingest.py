@@ -36,7 +36,6 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from ingest.__main__ import tune_gc  # noqa: E402
 from ingest.api import create_app  # noqa: E402
 from ingest.clients import create_client  # noqa: E402
 from ingest.config import IngestSettings  # noqa: E402
@@ -46,6 +45,7 @@ from shared.db import Database  # noqa: E402
 from shared.db.migrate import migrate  # noqa: E402
 from shared.events import PaymentReceived, RentCharged, encode, new_event  # noqa: E402
 from shared.logging import configure_logging  # noqa: E402
+from shared.serve import tune_gc  # noqa: E402
 
 
 def with_check(nine: str) -> str:

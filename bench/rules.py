@@ -35,7 +35,6 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import make_url
 
-from rules.__main__ import tune_gc
 from rules.consumer import apply_events, evaluate_leases
 from rules.policy import PolicySet
 from rules.store import RulesStore
@@ -46,6 +45,7 @@ from shared.db import Database
 from shared.db.migrate import migrate
 from shared.events import CloudEvent, EventData, PaymentReceived, RentCharged, new_event
 from shared.logging import configure_logging
+from shared.serve import tune_gc
 
 DUE = date(2026, 2, 27)  # March rent (JB 12:20)
 BATCH = CommonSettings.model_fields["consumer_batch_size"].default

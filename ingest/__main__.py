@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-
 from ingest.api import create_app
 from ingest.config import IngestSettings
 from shared.calendar import preload
 from shared.clock import clock_from_settings
-from shared.serve import serve
-
-
-def tune_gc() -> None:
-    """Freeze import-time objects and collect young objects less often.
-
-    A 10,000-event batch allocates hundreds of thousands of short-lived objects; with the
-    default thresholds the cyclic collector rescans the whole heap many times per request
-    (measured: about 1.8x throughput on the batch endpoint, bench/RESULTS.md).
-    """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+from shared.serve import serve, tune_gc
 
 
 def main() -> None:

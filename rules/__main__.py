@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-
 from rules.api import create_app
 from rules.config import RulesSettings
 from shared.calendar import preload
 from shared.clock import clock_from_settings
-from shared.serve import serve
-
-
-def tune_gc() -> None:
-    """Freeze import-time objects and collect young objects less often.
-
-    A sweep chunk or a consumer batch builds tens of thousands of short-lived objects
-    (lease states, ledger views, drafts); with the default thresholds the cyclic collector
-    rescans the heap many times per chunk (bench/RESULTS.md, rules section).
-    """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+from shared.serve import serve, tune_gc
 
 
 def main() -> None:
