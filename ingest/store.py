@@ -15,7 +15,6 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    cast,
     delete,
     func,
     select,
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.models import api_clients, complaints, invoices, leases, seen_events, tenant_contacts
 from ingest.processing import ContactRow, Known, LeaseRow, Writes
-from shared.db.bulk import array_of
+from shared.db.bulk import unnest_upsert
 
 CHUNK = 5000  # bound parameters per statement on SQLite (it allows 32,767)
 
@@ -67,42 +66,13 @@ def _known_queries(pg: bool) -> tuple[Select[Any], Select[Any], Select[Any], Sel
     )
 
 
-_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Any] = {}
-
-
-def _unnest_upsert(
-    table: Table, cols: tuple[str, ...], consts: tuple[str, ...], update: tuple[str, ...]
-) -> Any:
-    """`INSERT ... SELECT FROM unnest(...)` as `shared.db.bulk.unnest_insert` builds it, with
-    `consts` bound once (`c_<column>`) instead of as arrays of one repeated value (asyncpg
-    encodes every element: ~1.5 µs per timestamp), updating `update` where the key exists."""
-    key = (table, cols, consts)
-    stmt = _UPSERTS.get(key)
-    if stmt is None:
-        types = {c: array_of(table.c[c].type) for c in cols}
-        arrays = [cast(bindparam(f"u_{c}", type_=types[c]), types[c]) for c in cols]
-        source = func.unnest(*arrays).table_valued(*cols).render_derived()
-        values = {c: source.c[c] for c in cols}
-        values |= {c: bindparam(f"c_{c}", type_=table.c[c].type) for c in consts}
-        names = [c.name for c in table.columns if c.name in values]
-        insert = postgresql.insert(table).from_select(names, select(*(values[c] for c in names)))
-        stmt = insert
-        if update:
-            stmt = insert.on_conflict_do_update(
-                index_elements=[c.name for c in table.primary_key.columns],
-                set_={c: insert.excluded[c] for c in update},
-            )
-        _UPSERTS[key] = stmt
-    return stmt
-
-
 _SQLITE_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _json_each_upsert(
     table: Table, cols: tuple[str, ...], consts: tuple[str, ...], update: tuple[str, ...]
 ) -> Any:
-    """SQLite's counterpart of `_unnest_upsert`: the rows as one JSON array parameter
+    """SQLite's counterpart of `shared.db.bulk.unnest_upsert`: the rows as one JSON array parameter
     (`rows`, one array per row), read with json_each; no per-row parameter processing."""
     key = (table, cols, consts)
     stmt = _SQLITE_UPSERTS.get(key)
@@ -157,7 +127,7 @@ class IngestStore:
             return
         consts = consts or {}
         if self._pg:
-            stmt = _unnest_upsert(table, tuple(columns), tuple(consts), update)
+            stmt = unnest_upsert(table, tuple(columns), consts=tuple(consts), update=update)
             params = {f"u_{c}": values for c, values in columns.items()}
             params |= {f"c_{c}": value for c, value in consts.items()}
             await self.session.execute(stmt, params)
