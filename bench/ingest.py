@@ -246,6 +246,8 @@ async def main(args: argparse.Namespace) -> None:
             "BOKVAR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "BOKVAR_VAR_DIR": tmp,
             "BOKVAR_LOG_LEVEL": "warning",
+            # the published development secrets (bokvar serve refuses them on PostgreSQL)
+            "BOKVAR_DEV_MODE": "true",
         }
         settings = IngestSettings(
             database_url=url,
