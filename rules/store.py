@@ -14,7 +14,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     literal,
     null,
     select,
@@ -41,7 +40,7 @@ from rules.engine import (
     Watermark,
 )
 from shared.bus.outbox import outbox_row
-from shared.db.bulk import json_insert_sql, json_rows, unnest_insert
+from shared.db.bulk import bulk_insert, json_insert_sql, json_rows
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -182,32 +181,24 @@ class RulesStore:
         ignore: bool = False,
         returning: str | None = None,
     ) -> list[Any]:
-        """Insert `rows` (same keys each); on PostgreSQL as one unnest statement.
+        """Insert `rows` (same keys each); on PostgreSQL as one JSON-text statement where
+        the columns allow (`json_insert_sql`), else `shared.db.bulk.bulk_insert` (unnest on
+        PostgreSQL, executemany on SQLite).
 
         `ignore`: ON CONFLICT DO NOTHING; `returning`: the column to return of new rows.
         """
-        if self._sqlite:
-            stmt = self._insert(table).on_conflict_do_nothing() if ignore else insert(table)
-            if returning is not None:
-                stmt = stmt.returning(table.c[returning])
-                return list((await self.session.execute(stmt, rows)).scalars().all())
-            await self.session.execute(stmt, rows)
-            return []
-        cols = tuple(rows[0])
-        suffix = ("ON CONFLICT DO NOTHING" if ignore else "") + (
-            f" RETURNING {returning}" if returning is not None else ""
-        )
-        sql = json_insert_sql(table, cols, suffix=suffix)
-        if sql is not None:
-            driver = await self._driver()
-            if returning is None:
-                await driver.execute(sql, json_rows(rows))
-                return []
-            return [r[0] for r in await driver.fetch(sql, json_rows(rows))]
-        params = {f"u_{c}": [r[c] for r in rows] for c in cols}
-        stmt = unnest_insert(table, cols, ignore=ignore, returning=returning)
-        result = await self.session.execute(stmt, params)
-        return list(result.scalars().all()) if returning is not None else []
+        if not self._sqlite and rows:
+            suffix = ("ON CONFLICT DO NOTHING" if ignore else "") + (
+                f" RETURNING {returning}" if returning is not None else ""
+            )
+            sql = json_insert_sql(table, tuple(rows[0]), suffix=suffix)
+            if sql is not None:
+                driver = await self._driver()
+                if returning is None:
+                    await driver.execute(sql, json_rows(rows))
+                    return []
+                return [r[0] for r in await driver.fetch(sql, json_rows(rows))]
+        return await bulk_insert(self.session, table, rows, ignore=ignore, returning=returning)
 
     async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
         """Insert or update lease terms (a full snapshot wins)."""
