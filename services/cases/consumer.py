@@ -34,10 +34,9 @@ def make_handler(clock: Clock) -> Handler:
         await store.prefetch_households(
             [i.event.data.lease_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
         )
-        staged: list[CloudEvent[EventData]] = []  # into the outbox in one statement, at the end
 
         async def emit(event: CloudEvent[EventData]) -> None:
-            staged.append(event)
+            await batch.emit(event)  # the runner writes the batch's events in one statement
 
         for item in batch.events:
             data = item.event.data
@@ -53,8 +52,6 @@ def make_handler(clock: Clock) -> Handler:
             else:
                 log.debug("cases.event_ignored", type=item.event.type)
         await store.flush_entries()
-        if staged:
-            await batch.emit(*staged)
         log.info("cases.batch_applied", events=len(batch.events), emitted=len(batch.emitted))
 
     return handle

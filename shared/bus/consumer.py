@@ -64,11 +64,19 @@ class Batch:
     emitted: list[CloudEvent[EventData]] = field(default_factory=list)
 
     async def emit(self, *events: CloudEvent[EventData]) -> None:
-        """Stage events in the outbox; they are published after the transaction commits."""
+        """Stage events for the outbox; they are published after the transaction commits.
+
+        The batch's events are written to the outbox in one statement when the handler
+        returns, in the same transaction (see `write_outbox`).
+        """
         if self._outbox is None:
             raise RuntimeError("this consumer has no outbox table")
-        await add_to_outbox(self.session, self._outbox, events, clock=self._clock)
         self.emitted.extend(events)
+
+    async def write_outbox(self) -> None:
+        """Write every event emitted during the batch to the outbox (one statement)."""
+        if self._outbox is not None and self.emitted:
+            await add_to_outbox(self.session, self._outbox, self.emitted, clock=self._clock)
 
 
 Handler = Callable[[Batch], Awaitable[None]]
@@ -253,7 +261,9 @@ class ConsumerRunner:
                     seen.add(r.event.id)
                     unique.append(r)
             if unique:
-                await self._handler(Batch(session, unique, self._outbox, self._clock))
+                batch = Batch(session, unique, self._outbox, self._clock)
+                await self._handler(batch)
+                await batch.write_outbox()
         counts = Counter(
             (r.topic, "applied" if r.event.id in new_ids else "duplicate") for r in received
         )
