@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import String, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, psycopg2
 
 from ingest.models import invoices, leases, seen_events, tenant_contacts
 from ingest.processing import ContactRow, LeaseRow, Writes
-from ingest.store import IngestStore
+from ingest.store import IngestStore, _known_queries
 from tests.conftest import MakeDatabase
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -79,3 +82,42 @@ async def test_apply_stores_every_column_and_load_known_reads_it(
             seen_since=NOW - timedelta(days=1),
         )
     assert other.ocr == {} and other.seen == {}
+
+
+@pytest.mark.postgres
+async def test_load_known_looks_each_id_up_in_the_index_on_postgresql(
+    make_database: MakeDatabase, backend: str
+) -> None:
+    """With a batch a quarter of the table, `event_id = ANY(ids)` was planned as a
+    sequential scan (growing with the table); the per-id lookup stays an index scan."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's plan (BOKVAR_TEST_DATABASE_URL)")
+    db = await make_database("ingest")
+    async with db.sessionmaker() as session, session.begin():
+        seen = {f"e{i}": f"h{i}" for i in range(20_000)}
+        await IngestStore(session).apply("org1", Writes(seen=seen), NOW)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("ANALYZE seen_events"))
+    # the seen-ids query as sent, its placeholders named for text()
+    sql = str(_known_queries(True)[3].compile(dialect=psycopg2.dialect()))
+    sql = re.sub(
+        r"%\((\w+)\)s(::VARCHAR\[\])?",
+        lambda m: f"CAST(:{m[1]} AS VARCHAR[])" if m[2] else f":{m[1]}",
+        sql,
+    )
+    explain = text("EXPLAIN " + sql).bindparams(bindparam("ids", type_=ARRAY(String())))
+    params = {"org_id": "org1", "since": NOW - timedelta(days=1)}
+    async with db.sessionmaker() as session:
+        ids = [f"e{i}" for i in range(0, 20_000, 4)]
+        plan = "\n".join(row[0] for row in await session.execute(explain, {**params, "ids": ids}))
+        assert "Nested Loop" in plan and "Index Scan using pk_seen_events" in plan, plan
+        assert "Seq Scan on seen_events" not in plan, plan
+        known = await IngestStore(session).load_known(
+            "org1",
+            lease_ids=set(),
+            ocrs=set(),
+            complaint_ids=set(),
+            event_ids={"e1", "e19999", "e20000"},
+            seen_since=NOW - timedelta(days=1),
+        )
+    assert known.seen == {"e1": "h1", "e19999": "h19999"}
