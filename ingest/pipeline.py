@@ -66,6 +66,7 @@ def process(items: list[Item], ctx: Context, known: Known) -> Outcome:
 
 
 _TYPE = {"type"}
+_PREFIX: dict[tuple[str, str | None], bytes] = {}
 
 
 def body_hash(item: Item) -> str:
@@ -75,7 +76,13 @@ def body_hash(item: Item) -> str:
     # the bytes model_dump_json(exclude={"type"}) encodes, without its str round trip:
     # stored hashes must not change (a reused event id is checked against them)
     value = body.__pydantic_serializer__.to_json(body, exclude=_TYPE)
-    return hashlib.sha256(f"{item.kind}\0{item.path_id or ''}\0".encode() + value).hexdigest()
+    key = (item.kind, item.path_id)
+    prefix = _PREFIX.get(key)
+    if prefix is None:
+        prefix = f"{item.kind}\0{item.path_id or ''}\0".encode()
+        if item.path_id is None:  # path ids vary per request: keep only the kinds
+            _PREFIX[key] = prefix
+    return hashlib.sha256(prefix + value).hexdigest()
 
 
 def _conflict(stored: str, digest: str) -> ItemError:
@@ -84,6 +91,20 @@ def _conflict(stored: str, digest: str) -> ItemError:
         reason=f"event id already used for a different body (body hash sha256:{stored[:12]}, "
         f"this body sha256:{digest[:12]}); a new event needs a new event id",
     )
+
+
+# input class -> what `referenced` reads from it: 1 payment, 2 complaint resolution,
+# 0 anything else (its lease_id); isinstance() on a pydantic model class costs ABCMeta's
+_SHAPE: dict[type, int] = {}
+
+
+def _shape(cls: type) -> int:
+    shape = _SHAPE.get(cls)
+    if shape is None:
+        shape = _SHAPE[cls] = (
+            1 if issubclass(cls, PaymentIn) else 2 if issubclass(cls, ComplaintResolveIn) else 0
+        )
+    return shape
 
 
 def referenced(items: list[Item]) -> tuple[set[str], set[str], set[str], set[str]]:
@@ -100,18 +121,21 @@ def referenced(items: list[Item]) -> tuple[set[str], set[str], set[str], set[str
         body = item.body
         if body is None:
             continue
-        if isinstance(body, PaymentIn):
-            leases.add(body.reference)
-            ocrs.add(body.reference)
-            if body.lease_id is not None:
-                leases.add(body.lease_id)
-        elif isinstance(body, ComplaintResolveIn):
-            complaint_id = body.__dict__.get("complaint_id")
+        # a missing attribute costs pydantic's __getattr__ and an exception: read __dict__
+        fields = body.__dict__
+        shape = _shape(type(body))
+        if shape == 1:
+            reference = fields["reference"]
+            leases.add(reference)
+            ocrs.add(reference)
+            if fields["lease_id"] is not None:
+                leases.add(fields["lease_id"])
+        elif shape == 2:
+            complaint_id = fields.get("complaint_id")
             if complaint_id is not None:
                 complaints.add(complaint_id)
         else:
-            # a missing attribute costs pydantic's __getattr__ and an exception
-            lease_id = body.__dict__.get("lease_id")
+            lease_id = fields.get("lease_id")
             if lease_id is not None:
                 leases.add(lease_id)
     return leases, ocrs, complaints, event_ids
