@@ -37,9 +37,21 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+# key -> murmur2(key) & 0x7FFFFFFF: a batch repeats its leases' keys (ingest's bench: 5,000
+# events over 2,000 leases), and murmur2 costs ~1.1 µs a key against ~0.06 for the lookup.
+# Emptied when full, so it stays bounded (~10 MB) whatever the keys.
+_HASHES: dict[bytes, int] = {}
+_HASHES_MAX = 65_536
+
+
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     """Return the partition aiokafka's DefaultPartitioner gives a (non-null) key."""
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    hashed = _HASHES.get(key)
+    if hashed is None:
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        hashed = _HASHES[key] = murmur2(key) & 0x7FFFFFFF
+    return partitions[hashed % len(partitions)]
 
 
 class Producer:

@@ -13,6 +13,7 @@ from sqlalchemy import Column, Integer, String, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from shared.bus import Batch, ConsumerRunner, Hooks, OutboxRelay, Producer, SimulatedCrash
+from shared.bus import producer as producer_module
 from shared.bus.broker import EmbeddedBroker
 from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
@@ -288,3 +289,14 @@ def test_partition_for_is_aiokafkas_default_partitioner() -> None:
             default(k, partitions, partitions) for k in keys
         ]
     assert all(murmur2(k) == aiokafka_murmur2(k) for k in keys)
+
+
+def test_partition_for_keeps_a_bounded_cache_of_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(producer_module, "_HASHES", {})
+    monkeypatch.setattr(producer_module, "_HASHES_MAX", 100)
+    default = DefaultPartitioner()
+    keys = [f"L-{i}".encode() for i in range(250)] * 2
+    assert [partition_for(k, [0, 1, 2]) for k in keys] == [
+        default(k, [0, 1, 2], [0, 1, 2]) for k in keys
+    ]
+    assert len(producer_module._HASHES) <= 100
