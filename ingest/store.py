@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -29,20 +29,24 @@ from ingest.models import api_clients, complaints, invoices, leases, seen_events
 from ingest.processing import ContactRow, Known, LeaseRow, Writes
 from shared.db.bulk import unnest_upsert
 
-CHUNK = 5000  # bound parameters per statement on SQLite (it allows 32,767)
-
-
-def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
-    items = sorted(values)
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
 
 def _member(column: ColumnElement[str], pg: bool) -> ColumnElement[bool]:
-    """`column` is one of the parameter `ids`: one array on PostgreSQL, IN (...) on SQLite."""
+    """`column` is one of the parameter `ids`: one array on PostgreSQL; on SQLite one JSON
+    array text read with json_each (`_json_ids`).
+
+    SQLite looks each value up in the index either way, but an expanding `IN (...)` of
+    5,000 ids was rendered, parsed and bound anew each time (load_known: 16-21 ms of
+    CPU per 5,000-event batch).
+    """
     if pg:
         return column == any_(bindparam("ids", type_=postgresql.ARRAY(String())))
-    return column.in_(bindparam("ids", expanding=True))
+    ids = func.json_each(bindparam("ids", type_=String())).table_valued("value")
+    return column.in_(select(ids.c.value))
+
+
+def _json_ids(ids: Iterable[str]) -> str:
+    """The `ids` parameter of `_member` on SQLite."""
+    return orjson.dumps(list(ids)).decode()
 
 
 def _per_id(
@@ -75,7 +79,7 @@ def _per_id(
 def _known_queries(pg: bool) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
     """The reads of `load_known`, built once (SQLAlchemy then reuses their compiled form).
 
-    PostgreSQL: an index lookup per id (`_per_id`); SQLite: `IN (...)` in chunks (it
+    PostgreSQL: an index lookup per id (`_per_id`); SQLite: `IN (json_each(ids))` (it
     looks each value up in the index).
     """
     org = bindparam("org_id", type_=String())
@@ -231,15 +235,11 @@ class IngestStore:
         return known
 
     async def _rows(self, query: Select[Any], ids: set[str], **params: Any) -> list[Any]:
-        """Rows of `query` for `ids`: one statement on PostgreSQL, chunks on SQLite."""
+        """Rows of `query` for `ids`, in one statement."""
         if not ids:
             return []
-        if self._pg:
-            return list(await self.session.execute(query, {"ids": list(ids), **params}))
-        rows: list[Any] = []
-        for chunk in _chunks(ids):
-            rows.extend(await self.session.execute(query, {"ids": chunk, **params}))
-        return rows
+        values: list[str] | str = list(ids) if self._pg else _json_ids(ids)
+        return list(await self.session.execute(query, {"ids": values, **params}))
 
     async def apply(self, org_id: str, writes: Writes, now: datetime) -> None:
         """Store the vault changes and the seen event ids of an acknowledged batch."""
@@ -280,11 +280,9 @@ class IngestStore:
         if not contacts:
             return
         gone = delete(tenant_contacts).where(_member(tenant_contacts.c.lease_id, self._pg))
-        if self._pg:
-            await self.session.execute(gone, {"ids": list(contacts)})
-        else:
-            for chunk in _chunks(contacts):
-                await self.session.execute(gone, {"ids": chunk})
+        await self.session.execute(
+            gone, {"ids": list(contacts) if self._pg else _json_ids(contacts)}
+        )
         rows = [(lease_id, c) for lease_id, items in contacts.items() for c in items]
         await self._upsert(
             tenant_contacts,
