@@ -27,7 +27,8 @@ leases = Table(
     "leases",
     metadata,
     Column("lease_id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, index=True),
+    # no index on org_id: leases are read by lease id only (each index entry costs a write)
+    Column("org_id", String(64), nullable=False),
     Column("due_day", Integer(), nullable=True),
     Column("ended", Boolean(), nullable=False, default=False),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -39,7 +40,7 @@ tenant_contacts = Table(
     metadata,
     Column("lease_id", String(64), primary_key=True),
     Column("tenant_id", String(64), primary_key=True),
-    Column("pseudonym", String(64), nullable=False, index=True),
+    Column("pseudonym", String(64), nullable=False),  # not indexed: read by lease id only
     Column("name", String(200), nullable=True),
     Column("phone", String(20), nullable=True),
     Column("language", String(8), nullable=False),
