@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import pytest
@@ -34,6 +35,21 @@ def test_luhn_known_numbers() -> None:
     assert luhn_ok("8112289874")
     assert luhn_ok("6709199530")
     assert not luhn_ok("8112289875")
+
+
+def test_luhn_table_sums_agree_with_the_digit_loop() -> None:
+    """The table path (ASCII digits) and the int() loop (any Unicode digit, as the
+    personnummer pattern's \\d allows) give the same answers."""
+    arabic_indic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    rng = random.Random(14)
+    for _ in range(2000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 14)))
+        total = 0
+        for i, ch in enumerate(reversed(digits)):
+            d = int(ch) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
+        assert luhn_ok(digits) is (total % 10 == 0)
+        assert luhn_ok(digits.translate(arabic_indic)) is (total % 10 == 0)
 
 
 @pytest.mark.parametrize(
