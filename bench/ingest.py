@@ -31,6 +31,7 @@ import asyncio  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import UTC, date, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -50,6 +51,8 @@ from shared.db.migrate import migrate  # noqa: E402
 from shared.events import PaymentReceived, RentCharged, encode, new_event  # noqa: E402
 from shared.logging import configure_logging  # noqa: E402
 from shared.serve import tune_gc  # noqa: E402
+
+Rate = tuple[float, float]  # events/s, CPU µs per event
 
 
 def with_check(nine: str) -> str:
@@ -146,20 +149,21 @@ def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, 
     return out
 
 
-async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> float:
-    """Produce the records with aiokafka (acks=all); return events/s."""
+async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> Rate:
+    """Produce the records with aiokafka (acks=all); return events/s and the producing
+    process's CPU µs per event."""
     producer = AIOKafkaProducer(
         bootstrap_servers=servers, acks="all", linger_ms=2, max_batch_size=256 * 1024
     )
     await producer.start()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     futures = [
         await producer.send("ledger.events", value=v, key=k, headers=h) for k, v, h in records
     ]
     await asyncio.gather(*futures)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await producer.stop()
-    return len(records) / elapsed
+    return len(records) / elapsed, cpu / len(records) * 1e6
 
 
 async def post_all(
@@ -189,30 +193,44 @@ async def post_all(
 
 async def bench_asgi(
     settings: IngestSettings, key: str, run: str, args: argparse.Namespace
-) -> tuple[float, float]:
+) -> tuple[Rate, Rate]:
     """Send the events through the batch endpoint in-process (ASGI)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
-            return await _runs(http, key, run, args)
+            return await _runs(http, key, run, args, time.process_time)
 
 
 async def _runs(
-    http: httpx.AsyncClient, key: str, run: str, args: argparse.Namespace
-) -> tuple[float, float]:
-    """Register the leases, then send the ledger events sequentially and concurrently."""
+    http: httpx.AsyncClient,
+    key: str,
+    run: str,
+    args: argparse.Namespace,
+    cpu: Callable[[], float],
+) -> tuple[Rate, Rate]:
+    """Register the leases, then send the ledger events sequentially and concurrently;
+    each pass's rate and the CPU seconds `cpu` counts per event (robust on a busy machine,
+    where the rates are not)."""
     await post_all(http, key, lease_items(run, args.leases), args.batch)
-    one = await post_all(http, key, ledger_items(run, args.events, args.leases, "a"), args.batch)
-    many = await post_all(
-        http, key, ledger_items(run, args.events, args.leases, "b"), args.batch, args.concurrency
-    )
-    return one, many
+    results = []
+    for tag, clients in (("a", 1), ("b", args.concurrency)):
+        items = ledger_items(run, args.events, args.leases, tag)
+        before = cpu()
+        rate = await post_all(http, key, items, args.batch, clients)
+        results.append((rate, (cpu() - before) / len(items) * 1e6))
+    return results[0], results[1]
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench_socket(
     env: dict[str, str], key: str, run: str, args: argparse.Namespace
-) -> tuple[float, float]:
+) -> tuple[Rate, Rate]:
     """Send the events to `bokvar serve ingest` (uvicorn) over a real socket."""
     port = free_port()
     env = {**os.environ, **env, "BOKVAR_INGEST_PORT": str(port)}
@@ -226,7 +244,7 @@ async def bench_socket(
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            return await _runs(http, key, run, args)
+            return await _runs(http, key, run, args, lambda: _process_cpu(proc.pid))
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
@@ -275,7 +293,7 @@ async def main(args: argparse.Namespace) -> None:
             log_level="warning",
         )
         stamp = str(int(time.time()))
-        raw = await bench_raw(
+        raw, raw_cpu = await bench_raw(
             broker.bootstrap_servers, raw_records(f"r{stamp}", args.events, args.leases)
         )
         asgi = await bench_asgi(settings, key, f"a{stamp}", args)
@@ -283,11 +301,21 @@ async def main(args: argparse.Namespace) -> None:
         db_kind = url.split(":")[0]
         print(f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}")
         c = args.concurrency
-        print(f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s")
+        print(
+            f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s"
+            f"              CPU {raw_cpu:.1f} µs/event"
+        )
         for name, (one, many) in (("in-process ASGI", asgi), ("uvicorn socket ", sock)):
-            for clients, rate in ((1, one), (c, many)):
+            for clients, (rate, cpu) in ((1, one), (c, many)):
                 label = f"batch endpoint, {name}, {clients} client(s):"
-                print(f"{label:<42}{rate:>9,.0f} events/s  ratio {rate / raw:.2f}")
+                print(
+                    f"{label:<42}{rate:>9,.0f} events/s  ratio {rate / raw:.2f}"
+                    f"  CPU {cpu:.1f} µs/event"
+                )
+        print(
+            "CPU per event: in-process = the bench process (service and client); "
+            "socket = the ingest process alone"
+        )
     finally:
         broker.stop()
         if fresh is not None:
