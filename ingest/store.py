@@ -59,7 +59,9 @@ def _per_id(
     once the table held a few hundred thousand rows (seen_events: ~20 ms and 36 ms of
     server CPU per batch at 200,000 rows, growing with the table); this grows with the
     batch only (~7 ms). OFFSET 0 keeps the planner from flattening the subquery into a
-    hash join over the whole table.
+    hash join over the whole table. The price is on small tables: at 20,000 rows a hashed
+    sequential scan takes 1.7-2.0 ms, the lookups 4.9-8.2 ms; a 30-day dedup window is
+    far past that size.
     """
     ids = (
         func.unnest(bindparam("ids", type_=postgresql.ARRAY(String())))
