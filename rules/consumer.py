@@ -124,8 +124,11 @@ async def apply_events(
             )
         else:
             _collect_other(d, rows)
-    await store.upsert_leases(list({r["lease_id"]: r for r in rows["leases"]}.values()))
-    await store.ensure_leases(list({r["lease_id"]: r for r in rows["known"]}.values()))
+    snapshots = {r["lease_id"]: r for r in rows["leases"]}
+    await store.upsert_leases(list(snapshots.values()))
+    # a lease whose snapshot was just upserted needs no placeholder
+    known = {r["lease_id"]: r for r in rows["known"] if r["lease_id"] not in snapshots}
+    await store.ensure_leases(list(known.values()))
     await store.add_entries(rows["entries"])
     await store.add_complaints(rows["complaints"])
     await store.add_warnings(rows["warnings"])

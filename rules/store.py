@@ -58,6 +58,9 @@ def _in(column: Any, ids: Sequence[str], sqlite: bool) -> Any:
     return column.in_(select(func.unnest(bindparam(None, list(ids), type_=ARRAY(String())))))
 
 
+_UNNEST_IDS = "unnest(CAST(:ids AS VARCHAR[])) AS u(key)"
+
+
 def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> TextClause:
     """PostgreSQL: rows of `table` for each id of the `:ids` array, one index lookup per id.
 
@@ -66,7 +69,7 @@ def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> Te
     has analyzed the table, `lease_id IN (...)` was planned as a sequential scan.
     """
     sql = (
-        f"SELECT x.* FROM unnest(CAST(:ids AS VARCHAR[])) AS u(key)"
+        f"SELECT x.* FROM {_UNNEST_IDS}"
         f" CROSS JOIN LATERAL (SELECT {columns} FROM {table}"
         f" WHERE {table}.lease_id = u.key {where} OFFSET 0) AS x {order}"
     )
@@ -86,6 +89,15 @@ _PG_DROP_DEADLINES_SQL = "DELETE FROM deadlines WHERE id = ANY(CAST($1 AS BIGINT
 
 # an open deadline as stored: (id, kind, ref, stage, due_at)
 StoredDeadline = tuple[int, str, str, str, datetime]
+
+# The driver statements take their lease ids as ONE JSON text (`_json_ids`): asyncpg encodes
+# an array parameter element by element (~0.33 µs of client CPU an id, ~0.04 as JSON).
+_JSON_IDS = "json_array_elements_text(CAST($1 AS JSON)) AS u(key)"
+
+
+def _json_ids(ids: Iterable[str]) -> str:
+    return orjson.dumps(list(ids)).decode()
+
 
 # PostgreSQL: everything `evaluate_leases` reads per lease except the ledger entries, in one
 # round trip: rows (kind, lease_id, a, b, c, d, t, n); see `_side_rows` for the meaning
@@ -107,7 +119,7 @@ _SIDE_BRANCHES = (
 # plain SQL for the driver (asyncpg) connection: `load_for_evaluation` fetches these rows
 # itself, without SQLAlchemy's per-row result processing (the columns need no conversion)
 _PG_SIDE_SQL = (
-    "SELECT x.* FROM unnest(CAST($1 AS VARCHAR[])) AS u(key) CROSS JOIN LATERAL ("
+    f"SELECT x.* FROM {_JSON_IDS} CROSS JOIN LATERAL ("
     + " UNION ALL ".join(
         f"SELECT CAST('{k}' AS VARCHAR) AS k, {t}.lease_id, {cols} FROM {t}"
         f" WHERE {t}.lease_id = u.key {where}"
@@ -115,7 +127,8 @@ _PG_SIDE_SQL = (
     )
     + " OFFSET 0) AS x"
 )
-_PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(":ids", "$1")
+_PG_ENTRIES_SQL = str(_PG_ENTRIES).replace(_UNNEST_IDS, _JSON_IDS)
+assert _JSON_IDS in _PG_ENTRIES_SQL
 
 # Per-lease lookups of a 500-1,000 lease chunk are estimated above jit_above_cost once a
 # table has a few rows per lease; compiling then took ~5 ms for a query that runs in 3 ms.
@@ -130,6 +143,11 @@ _DUE_LEASES = (
     .limit(bindparam("limit"))
 )
 _DUE_LEASES_PG = _DUE_LEASES.with_for_update(skip_locked=True)
+_PG_MISSING_LEASES = (
+    f"SELECT u.key FROM {_JSON_IDS}"
+    # OFFSET 0: one index probe per id, never a hash anti join over the whole table
+    " WHERE NOT EXISTS (SELECT 1 FROM leases WHERE leases.lease_id = u.key OFFSET 0)"
+)
 _PG_WATERMARKS = (
     "SELECT org_id, booked_through, received_at FROM org_watermarks"
     " WHERE org_id = ANY(CAST($1 AS VARCHAR[]))"
@@ -223,7 +241,17 @@ class RulesStore:
         await self.session.execute(stmt, rows)
 
     async def ensure_leases(self, rows: list[dict[str, Any]]) -> None:
-        """Create placeholder leases for events that arrive before their lease."""
+        """Create placeholder leases for events that arrive before their lease.
+
+        On PostgreSQL the batch's lease ids are looked up first and only the missing ones
+        inserted: nearly every event names a known lease, and a placeholder insert that
+        conflicts costs the server twice the lookup (parsing the row, the conflict check).
+        ON CONFLICT DO NOTHING still guards a lease created meanwhile by another instance.
+        """
+        if rows and not self._sqlite:
+            ids = _json_ids([r["lease_id"] for r in rows])
+            missing = {r[0] for r in await (await self._driver()).fetch(_PG_MISSING_LEASES, ids)}
+            rows = [r for r in rows if r["lease_id"] in missing]
         await self._insert_new(m.leases, rows)
 
     async def end_lease(self, lease_id: str, ended_on: date) -> None:
@@ -280,10 +308,11 @@ class RulesStore:
         out: EvaluationInput = ({}, {}, {})
         driver = await self._driver()
         for chunk in _chunks(sorted(set(lease_ids))):
-            side = await driver.fetch(_PG_SIDE_SQL, list(chunk))
+            ids = _json_ids(chunk)
+            side = await driver.fetch(_PG_SIDE_SQL, ids)
             leases, emitted, open_ = _side_rows(side)
             if leases:
-                entries = _entry_rows(await driver.fetch(_PG_ENTRIES_SQL, list(chunk)))
+                entries = _entry_rows(await driver.fetch(_PG_ENTRIES_SQL, ids))
                 for lease_id in chunk:  # sorted, as load_states returns them
                     fields = leases.get(lease_id)
                     if fields is not None:
