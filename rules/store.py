@@ -40,7 +40,13 @@ from rules.engine import (
     Watermark,
 )
 from shared.bus.outbox import outbox_row
-from shared.db.bulk import bulk_insert, json_insert_sql, json_rows
+from shared.db.bulk import (
+    bulk_insert,
+    json_insert_sql,
+    json_rows,
+    text_array_insert_sql,
+    text_arrays,
+)
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -211,14 +217,30 @@ class RulesStore:
             suffix = ("ON CONFLICT DO NOTHING" if ignore else "") + (
                 f" RETURNING {returning}" if returning is not None else ""
             )
-            sql = json_insert_sql(table, tuple(rows[0]), suffix=suffix)
-            if sql is not None:
+            statement = self._pg_insert(table, rows, suffix)
+            if statement is not None:
                 driver = await self._driver()
                 if returning is None:
-                    await driver.execute(sql, json_rows(rows))
+                    await driver.execute(*statement)
                     return []
-                return [r[0] for r in await driver.fetch(sql, json_rows(rows))]
+                return [r[0] for r in await driver.fetch(*statement)]
         return await bulk_insert(self.session, table, rows, ignore=ignore, returning=returning)
+
+    def _pg_insert(
+        self, table: Table, rows: list[dict[str, Any]], suffix: str
+    ) -> tuple[str, ...] | None:
+        """SQL and parameters of a one-statement insert of `rows` (same keys each): one
+        array literal per column (`text_arrays`), or one JSON text when a value needs an
+        escape; None when a column's values are not plain JSON."""
+        cols = tuple(rows[0])
+        sql = text_array_insert_sql(table, cols, suffix=suffix)
+        if sql is None:
+            return None
+        arrays = text_arrays(rows, cols)
+        if arrays is not None:
+            return (sql, *arrays)
+        sql = json_insert_sql(table, cols, suffix=suffix)
+        return None if sql is None else (sql, json_rows(rows))
 
     async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
         """Insert or update lease terms (a full snapshot wins)."""
@@ -228,8 +250,9 @@ class RulesStore:
             # one statement (was an executemany), each lease once: DO UPDATE may not touch
             # a row twice; the last snapshot wins, as it did row by row
             rows = list({r["lease_id"]: r for r in rows}.values())
-            sql = json_insert_sql(m.leases, tuple(rows[0]), suffix=_UPSERT_LEASE)
-            await (await self._driver()).execute(sql, json_rows(rows))
+            statement = self._pg_insert(m.leases, rows, _UPSERT_LEASE)
+            assert statement is not None  # the columns are plain JSON
+            await (await self._driver()).execute(*statement)
             return
         stmt = self._insert(m.leases)
         stmt = stmt.on_conflict_do_update(

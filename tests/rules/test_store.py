@@ -11,6 +11,7 @@ from rules.consumer import apply_events, evaluate_leases
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.clock import STOCKHOLM
+from shared.db.bulk import text_arrays
 from shared.events import WarningIssued, new_event
 from tests.conftest import MakeDatabase
 from tests.rules.stream import envelopes, stream
@@ -77,3 +78,57 @@ async def test_entries_come_back_in_insertion_order_whatever_the_heap_order(
         seqs = [[e.seq for e in s.entries] for s in states.values()]
         assert all(s == sorted(s) for s in seqs)
         assert sum(len(s) > 1 for s in seqs) >= 3
+
+
+async def test_bulk_writes_keep_every_value_as_sent(make_database: MakeDatabase) -> None:
+    # on PostgreSQL each column travels as an array literal, or as JSON when a value
+    # needs an escape: both must store what was sent, whatever the characters
+    db = await make_database("rules")
+    odd = ["a,b", "{x}", "null", "NULL", "", " sp ", 'q"uote', "back\\slash", "Å ä ö", "ü\u2028"]
+    known = datetime(2026, 2, 20, 9, 0, 0, 123456, tzinfo=STOCKHOLM)
+    rows = [
+        {
+            "lease_id": f"L-{n}",
+            "kind": "charge",
+            "entry_id": value,
+            "amount_ore": 800_000 + n,
+            "booked_on": START,
+            "period": "2026-03",
+            "due_date": START + timedelta(days=n),
+            "invoice_id": value or None,
+            "payment_id": None,
+            "known_at": known if n % 2 else None,
+        }
+        for n, value in enumerate(odd)
+    ]
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        await store.upsert_leases(
+            [
+                {
+                    "lease_id": r["lease_id"],
+                    "org_id": "o,{1}",
+                    "monthly_rent_ore": 1,
+                    "due_day": None,
+                }
+                for r in rows
+            ]
+        )
+        plain = [r for r in rows if not {'"', "\\"} & set(r["entry_id"])]
+        assert text_arrays(plain, tuple(plain[0])) is not None  # as array literals
+        await store.add_entries(plain)
+        assert text_arrays(rows, tuple(rows[0])) is None  # as JSON; the plain ones conflict
+        await store.add_entries(rows)
+    async with db.sessionmaker() as session:
+        states = await RulesStore(session).load_states([r["lease_id"] for r in rows])
+    for r in rows:
+        state = states[r["lease_id"]]
+        assert state.org_id == "o,{1}"
+        (entry,) = state.entries
+        assert (entry.entry_id, entry.invoice_id, entry.amount_ore, entry.due_date) == (
+            r["entry_id"],
+            r["invoice_id"],
+            r["amount_ore"],
+            r["due_date"],
+        )
+        assert entry.known_at == r["known_at"] and entry.booked_on == START
