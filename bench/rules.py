@@ -7,7 +7,9 @@ Creates a scratch database (dropped afterwards) and measures, in one run:
 1. ledger: N ledger events (charges, then payments) applied the way the consumer does it
    (`apply_events` + `evaluate_leases` per batch of `--batch`, default the consumer's
    BOKVAR_CONSUMER_BATCH_SIZE default, one transaction per batch),
-   next to the raw asyncpg `executemany` insert of the same rows into a bare table;
+   next to the raw asyncpg `executemany` insert of the same rows into a bare table; and
+   the consumer path's CPU per event, of this process and of the PostgreSQL backends
+   serving it (robust on a busy machine, where the rates are not);
 2. sweep: L leases bulk-loaded with COPY (a charge each; all but `late-share` paid), their
    open deadlines due; then `sweep_once` over them in chunks, with wall time, peak Python
    heap (tracemalloc) and RSS growth (psutil).
@@ -25,6 +27,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import gc
+import os
 import time
 import tracemalloc
 import uuid
@@ -33,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import psutil
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from rules.consumer import apply_events, evaluate_leases
@@ -90,6 +94,8 @@ async def bench_ledger(db: Database, dsn: str, n: int, leases: int, batch: int =
     policies = PolicySet.load()
     clock = ManualClock(datetime(2026, 2, 26, 12, tzinfo=UTC))
     apply_s = store_s = 0.0
+    backends = BackendCpu(await _backend_pids(db))
+    cpu0 = time.process_time()
     for start in range(0, n, batch):
         chunk = events[start : start + batch]
         async with db.sessionmaker() as session, session.begin():
@@ -102,6 +108,8 @@ async def bench_ledger(db: Database, dsn: str, n: int, leases: int, batch: int =
         t3 = time.perf_counter()
         apply_s += t1 - t0 + (t3 - t2)  # the commit belongs to both
         store_s += t3 - t0
+    client_cpu = time.process_time() - cpu0
+    server_cpu = backends.used(await _backend_pids(db))
 
     rows = [
         (
@@ -137,7 +145,37 @@ async def bench_ledger(db: Database, dsn: str, n: int, leases: int, batch: int =
     print(f"  store only (apply_events):        {n / apply_s:,.0f} events/s ({apply_s:.2f} s)")
     print(f"  consumer path (+ engine, deadlines): {n / store_s:,.0f} events/s ({store_s:.2f} s)")
     print(f"  raw asyncpg executemany, same rows:  {n / raw_s:,.0f} rows/s ({raw_s:.2f} s)")
+    print(
+        f"  consumer path CPU per event: client {1e6 * client_cpu / n:.1f} us,"
+        f" PostgreSQL backend {1e6 * server_cpu / n:.1f} us (load average {os.getloadavg()[0]:.2f})"
+    )
     print(f"  ratio store/raw: {raw_s / apply_s:.2f}; consumer path/raw: {raw_s / store_s:.2f}")
+
+
+async def _backend_pids(db: Database) -> set[int]:
+    """The PostgreSQL backends serving the bench's database (its pool's connections)."""
+    async with db.sessionmaker() as session:
+        query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return set((await session.execute(query)).scalars())
+
+
+class BackendCpu:
+    """CPU seconds the given backends use from now on (psutil; a backend seen only at the
+    end counts from its start)."""
+
+    def __init__(self, pids: set[int]) -> None:
+        self.start = {pid: _cpu(pid) for pid in pids}
+
+    def used(self, pids: set[int]) -> float:
+        return sum(_cpu(pid) - self.start.get(pid, 0.0) for pid in pids | set(self.start))
+
+
+def _cpu(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
 
 
 def _records(leases: int, late_every: int, kind: str) -> Iterator[tuple[object, ...]]:

@@ -45,51 +45,41 @@ SOURCE = "bokvar/rules"
 
 
 def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
+    # one dict literal per kind, keys in one order (the insert's columns come from the first)
     d = event.data
-    base = {
-        "lease_id": d.lease_id,
-        "period": None,
-        "due_date": None,
-        "payment_id": None,
-        "known_at": event.time,
-    }
     if isinstance(d, RentCharged):
-        booked = min(local_date(event.time), d.due_date)
-        return base | {
+        return {
+            "lease_id": d.lease_id,
+            "period": d.period,
+            "due_date": d.due_date,
+            "payment_id": None,
+            "known_at": event.time,
             "kind": "charge",
             "entry_id": d.invoice_id,
             "amount_ore": d.amount_ore,
-            "booked_on": booked,
-            "period": d.period,
-            "due_date": d.due_date,
+            "booked_on": min(local_date(event.time), d.due_date),
             "invoice_id": d.invoice_id,
         }
     if isinstance(d, PaymentReceived):
-        return base | {
-            "kind": "payment",
-            "entry_id": d.payment_id,
-            "amount_ore": d.amount_ore,
-            "booked_on": d.booked_date,
-            "invoice_id": d.invoice_id,
-        }
-    if isinstance(d, PaymentReversed):
-        return base | {
-            "kind": "reversal",
-            "entry_id": d.reversal_id,
-            "amount_ore": d.amount_ore,
-            "booked_on": d.booked_date,
-            "invoice_id": None,
-            "payment_id": d.payment_id,
-        }
-    if isinstance(d, CreditIssued):
-        return base | {
-            "kind": "credit",
-            "entry_id": d.credit_id,
-            "amount_ore": d.amount_ore,
-            "booked_on": d.booked_date,
-            "invoice_id": d.invoice_id,
-        }
-    return None
+        kind, entry_id, invoice_id, payment_id = "payment", d.payment_id, d.invoice_id, None
+    elif isinstance(d, PaymentReversed):
+        kind, entry_id, invoice_id, payment_id = "reversal", d.reversal_id, None, d.payment_id
+    elif isinstance(d, CreditIssued):
+        kind, entry_id, invoice_id, payment_id = "credit", d.credit_id, d.invoice_id, None
+    else:
+        return None
+    return {
+        "lease_id": d.lease_id,
+        "period": None,
+        "due_date": None,
+        "payment_id": payment_id,
+        "known_at": event.time,
+        "kind": kind,
+        "entry_id": entry_id,
+        "amount_ore": d.amount_ore,
+        "booked_on": d.booked_date,
+        "invoice_id": invoice_id,
+    }
 
 
 async def apply_events(
@@ -124,8 +114,11 @@ async def apply_events(
             )
         else:
             _collect_other(d, rows)
-    await store.upsert_leases(list({r["lease_id"]: r for r in rows["leases"]}.values()))
-    await store.ensure_leases(list({r["lease_id"]: r for r in rows["known"]}.values()))
+    snapshots = {r["lease_id"]: r for r in rows["leases"]}
+    await store.upsert_leases(list(snapshots.values()))
+    # a lease whose snapshot was just upserted needs no placeholder
+    known = {r["lease_id"]: r for r in rows["known"] if r["lease_id"] not in snapshots}
+    await store.ensure_leases(list(known.values()))
     await store.add_entries(rows["entries"])
     await store.add_complaints(rows["complaints"])
     await store.add_warnings(rows["warnings"])

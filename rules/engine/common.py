@@ -10,7 +10,7 @@ from typing import Any
 from rules.engine.ledger import Ledger
 from rules.engine.risk import Risk
 from rules.engine.state import Deadline, LeaseState, RetractionDraft, SignalDraft
-from rules.policy import Stage
+from rules.policy import Policy, Stage
 from shared.calendar import add_working_days, is_working_day, statutory_period_end
 from shared.clock import local_midnight
 
@@ -55,6 +55,28 @@ def stage_date(due: date, stage: Stage) -> date:
     that period ends on a working day by lag (1930:173).
     """
     return _stage_date(due, stage.offset_days, stage.unit, stage.statutory_period)
+
+
+# (policy, due date) -> per ladder stage: (stage, stage day, local midnight of that day)
+Schedule = tuple[tuple[Stage, date, datetime], ...]
+_SCHEDULES: dict[tuple[int, date], tuple[Policy, Schedule]] = {}
+
+
+def ladder_schedule(policy: Policy, due: date) -> Schedule:
+    """Return each ladder stage of `policy` with its day for a charge due on `due`.
+
+    Memoised per policy object and due date: a batch or sweep chunk evaluates many charges
+    of the same few due dates, and the stage days depend on nothing else.
+    """
+    hit = _SCHEDULES.get((id(policy), due))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    if len(_SCHEDULES) >= 4096:
+        _SCHEDULES.clear()
+    days = [(stage, stage_date(due, stage)) for stage in policy.ladder]
+    schedule = tuple((stage, on, midnight(on)) for stage, on in days)
+    _SCHEDULES[(id(policy), due)] = (policy, schedule)
+    return schedule
 
 
 @lru_cache(maxsize=8192)

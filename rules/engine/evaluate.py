@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from rules.engine.common import Evaluation, add_deadline, midnight, sid, stage_date
+from rules.engine.common import (
+    Evaluation,
+    add_deadline,
+    ladder_schedule,
+    midnight,
+    sid,
+    stage_date,
+)
 from rules.engine.ledger import ChargeStatus, apply_entries
 from rules.engine.reasons import reasons
 from rules.engine.risk import factor_values, score
 from rules.engine.settlement import release_day, retracted, retractions, settlement_inputs
-from rules.engine.state import LeaseState, SignalDraft, Watermark
+from rules.engine.state import Deadline, LeaseState, SignalDraft, Watermark
 from rules.engine.tracks import (
     complaint_signals,
     plan_signals,
@@ -44,10 +51,13 @@ def evaluate(
     """
     today = _local_date(now)
     ledger = apply_entries(state.entries, today)
-    plans = plan_status(state, policy, today)
-    broken = sum(1 for p in plans.values() if p["status"] == "breached")
-    arrears, late_12m = ledger.arrears_ore(today), ledger.late_payments(today)
-    values = factor_values(state, ledger, today, broken, arrears_ore=arrears, late_12m=late_12m)
+    plans = plan_status(state, policy, today) if state.plans else {}
+    broken = sum(1 for p in plans.values() if p["status"] == "breached") if plans else 0
+    overdue = ledger.overdue(today)
+    arrears, late_12m = sum(c.open_ore for c in overdue), ledger.late_payments(today)
+    values = factor_values(
+        state, ledger, today, broken, arrears_ore=arrears, late_12m=late_12m, overdue=overdue
+    )
     ev = Evaluation(
         today=today,
         ledger=ledger,
@@ -62,12 +72,16 @@ def evaluate(
     active = state.ended_on is None or today <= state.ended_on
     if active:
         out += _ladder(state, policy, ev, emitted, watermark)
-    out += _arrears_cleared(state, policy, ev, emitted)
-    if active:
+    if emitted:  # else no late signal to clear
+        out += _arrears_cleared(state, policy, ev, emitted)
+    # the tracks below find nothing (and set nothing) for a lease without their facts
+    if active and state.legal_steps:
         out += recovery_signals(state, policy, ev, emitted)
-    out += plan_signals(state, policy, ev, watermark, emitted)
+    if state.plans:
+        out += plan_signals(state, policy, ev, watermark, emitted)
     if active:
-        out += complaint_signals(state, policy, today, emitted)
+        if state.complaints or state.warnings:
+            out += complaint_signals(state, policy, today, emitted)
         out += _high_risk(state, policy, ev, emitted)
     ev.signals = [s for s in out if s.signal_id not in emitted]
     ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
@@ -86,19 +100,18 @@ def _ladder(
     if not open_charges:
         return []
     arrears, late_12m = ev.arrears_ore, ev.late_payments_12m
+    deadlines = ev.deadlines
     out = []
     for charge in open_charges:
-        unpaid = sum(1 for c in open_charges if c.due_date <= charge.due_date)
+        unpaid = -1  # counted when a stage first asks
         due = today > charge.due_date
-        for stage in policy.ladder:
+        for stage, on, at in ladder_schedule(policy, charge.due_date):
             if due and stage.offset_days < 0:
                 continue  # a pre-due stage is moot once the charge is due
-            signal_id = sid(state, charge.period, stage.name)
-            if signal_id in emitted:
+            if emitted and sid(state, charge.period, stage.name) in emitted:
                 continue
-            on = stage_date(charge.due_date, stage)
             if on > today:
-                add_deadline(ev, stage.signal, charge.period, stage.name, on)
+                deadlines.append(Deadline(stage.signal, charge.period, stage.name, on, at))
                 continue
             # a reminder before the due date is no alarm: only late stages wait
             release = (
@@ -107,6 +120,8 @@ def _ladder(
             if release is None or release > today:
                 _hold(ev, stage, charge, on, release, watermark is not None)
                 continue
+            if unpaid < 0:
+                unpaid = sum(1 for c in open_charges if c.due_date <= charge.due_date)
             owed = charge.open_ore if stage.offset_days < 0 else arrears
             if (
                 owed >= stage.min_arrears_ore

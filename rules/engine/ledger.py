@@ -74,8 +74,9 @@ def apply_entries(entries: Iterable[LedgerEntry], today: date) -> Ledger:
     """Apply every entry booked on or before `today`, in booking order."""
     ledger = Ledger()
     known = [e for e in entries if e.booked_on <= today]
-    known.sort(key=lambda e: (e.booked_on, _KIND_ORDER[e.kind], e.seq, e.entry_id))
-    payments = {e.entry_id: e for e in known if e.kind == "payment"}
+    if len(known) > 1:
+        known.sort(key=_entry_order)
+    payments: dict[str, LedgerEntry] | None = None  # for reversals: built at the first one
     for entry in known:
         if entry.kind == "charge":
             _add_charge(ledger, entry)
@@ -86,6 +87,8 @@ def apply_entries(entries: Iterable[LedgerEntry], today: date) -> Ledger:
             ledger.credited_ore += entry.amount_ore
             _credit_invoice(ledger, entry)
         else:
+            if payments is None:
+                payments = {e.entry_id: e for e in known if e.kind == "payment"}
             original = payments.get(entry.payment_id or "")
             amount = min(entry.amount_ore, original.amount_ore) if original else entry.amount_ore
             ledger.reversed_ore += amount
@@ -94,22 +97,27 @@ def apply_entries(entries: Iterable[LedgerEntry], today: date) -> Ledger:
     return ledger
 
 
+def _entry_order(e: LedgerEntry) -> tuple[date, int, int, str]:
+    return (e.booked_on, _KIND_ORDER[e.kind], e.seq, e.entry_id)
+
+
 def _add_charge(ledger: Ledger, entry: LedgerEntry) -> None:
-    assert entry.due_date is not None and entry.period is not None
-    ledger.charged_ore += entry.amount_ore
-    charge = ChargeStatus(
-        invoice_id=entry.invoice_id or entry.entry_id,
-        period=entry.period,
-        due_date=entry.due_date,
-        amount_ore=entry.amount_ore,
-        open_ore=entry.amount_ore,
-        known_at=entry.known_at,
-    )
+    due, period = entry.due_date, entry.period
+    assert due is not None and period is not None
+    amount = entry.amount_ore
+    ledger.charged_ore += amount
+    invoice = entry.invoice_id or entry.entry_id
+    # positional: invoice_id, period, due_date, amount_ore, open_ore, paid_on, known_at
+    charge = ChargeStatus(invoice, period, due, amount, amount, None, entry.known_at)
     charges = ledger.charges
-    charges.append(charge)
     # charges mostly arrive in due order: sort (stable) only when this one is not the last
-    if len(charges) > 1 and _charge_order(charges[-2]) > _charge_order(charge):
-        charges.sort(key=_charge_order)
+    if charges:
+        last = charges[-1]
+        charges.append(charge)
+        if (last.due_date, last.period, last.invoice_id) > (due, period, invoice):
+            charges.sort(key=_charge_order)
+    else:
+        charges.append(charge)
 
 
 def _charge_order(c: ChargeStatus) -> tuple[date, str, str]:

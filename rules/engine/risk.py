@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from rules.engine.ledger import Ledger
+from rules.engine.ledger import ChargeStatus, Ledger
 from rules.engine.state import LeaseState
 from rules.policy import Policy
 from shared.events.signal import RiskFactor, RiskScore
@@ -19,13 +19,15 @@ def factor_values(
     *,
     arrears_ore: int | None = None,
     late_12m: int | None = None,
+    overdue: list[ChargeStatus] | None = None,
 ) -> dict[str, float]:
     """Return the raw input of every risk factor.
 
-    `arrears_ore`, `late_12m`: `ledger.arrears_ore(today)` and `ledger.late_payments(today)`
-    when the caller has them already.
+    `arrears_ore`, `late_12m`, `overdue`: `ledger.arrears_ore(today)`,
+    `ledger.late_payments(today)` and `ledger.overdue(today)` when the caller has them already.
     """
-    overdue = ledger.overdue(today)
+    if overdue is None:
+        overdue = ledger.overdue(today)
     # overdue charges are open, so each is late by its days since the due date
     days_late = max(((today - c.due_date).days for c in overdue), default=0)
     arrears = sum(c.open_ore for c in overdue) if arrears_ore is None else arrears_ore

@@ -9,6 +9,7 @@ that a payment booked before S proves wrong after all is withdrawn (`retractions
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from rules.engine.common import Evaluation, sid, stage_date
@@ -36,17 +37,40 @@ def release_day(
     (`known_at`; None: long known). A watermark that does not cover the stage holds it at
     most `watermark_stale_after_banking_days` banking days past that lag day.
     """
-    needed = stage_day - timedelta(days=1)
-    arrived = local_date(known_at) if known_at is not None else needed
-    by_lag = add_working_days(max(needed, arrived), policy.settlement.lag_banking_days)
+    needed = stage_day - _DAY
+    arrived = _arrival_day(known_at) if known_at is not None else needed
+    by_lag = _working_days_after(max(needed, arrived), policy.settlement.lag_banking_days)
     if watermark is None:
-        return by_lag + timedelta(days=1)
+        return by_lag + _DAY
     if covered(stage_day, known_at, watermark):
         return stage_day
     stale_after = policy.settlement.watermark_stale_after_banking_days
     if stale_after is None:
         return None
-    return add_working_days(by_lag, stale_after) + timedelta(days=1)
+    return _working_days_after(by_lag, stale_after) + _DAY
+
+
+_DAY = timedelta(days=1)
+
+
+@lru_cache(maxsize=4096)
+def _working_days_after(day: date, count: int) -> date:
+    # memoised: every held stage asks, for few distinct days
+    return add_working_days(day, count)
+
+
+# (instant, its local date) of the last `_arrival_day` call: the stages of one charge ask
+# for the same `known_at` object in turn (the reference kept makes `is` safe; one tuple,
+# read once, so a concurrent caller never pairs an instant with another's date)
+_LAST_ARRIVAL: list[tuple[datetime | None, date | None]] = [(None, None)]
+
+
+def _arrival_day(known_at: datetime) -> date:
+    instant, day = _LAST_ARRIVAL[0]
+    if instant is not known_at or day is None:
+        day = local_date(known_at)
+        _LAST_ARRIVAL[0] = (known_at, day)
+    return day
 
 
 def covered(stage_day: date, known_at: datetime | None, watermark: Watermark) -> bool:

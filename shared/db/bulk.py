@@ -167,6 +167,50 @@ def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") ->
     ).rstrip()
 
 
+@lru_cache(maxsize=256)
+def text_array_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") -> str | None:
+    """`INSERT INTO t (cols) SELECT * FROM unnest(CAST($1 AS TEXT)::a[], ...)` followed by
+    `suffix`: one array literal per column, as text (`text_arrays`), for the driver
+    connection. None when a column's values are not plain JSON: see `json_insert_sql`.
+
+    The server reads an array literal for less than a JSON record set: a ten-column
+    ledger row with three indexes cost it 9.1-9.6 µs inserted this way against 10.8-11.3
+    from `json_insert_sql` (2,000-row batches); the client's cost is about the same.
+    """
+    defs = []
+    for n, name in enumerate(cols, start=1):
+        value_type = array_of(table.c[name].type).item_type
+        try:
+            python_type = value_type.python_type
+        except NotImplementedError:
+            return None
+        if not issubclass(python_type, _JSON_TYPES):
+            return None
+        # text, not VARCHAR(n): the INSERT's assignment checks the length (a cast truncates)
+        sql_type = "TEXT" if python_type is str else value_type.compile(dialect=_PG)
+        defs.append(f"CAST(${n} AS TEXT)::{sql_type}[]")
+    names = ", ".join(_quote(c) for c in cols)
+    return (
+        f"INSERT INTO {quoted_table(table)} ({names})"
+        f" SELECT * FROM unnest({', '.join(defs)}) {suffix}"
+    ).rstrip()
+
+
+def text_arrays(rows: list[dict[str, Any]], cols: tuple[str, ...]) -> list[str] | None:
+    """The parameters of a `text_array_insert_sql` statement: each column's values as an
+    array literal, written by orjson (`["a",null,3]` -> `{"a",null,3}`; a naive datetime is
+    taken as UTC), or None when a value needs an escape in JSON (a quote, a backslash, a
+    control character), which the array syntax reads differently: use `json_rows` then.
+    """
+    out = []
+    for col in cols:
+        text = orjson.dumps([r[col] for r in rows], option=orjson.OPT_NAIVE_UTC)
+        if b"\\" in text:
+            return None
+        out.append("{" + text[1:-1].decode() + "}")
+    return out
+
+
 def json_rows(rows: list[dict[str, Any]]) -> str:
     """The `$1` of a `json_insert_sql` statement (a naive datetime is taken as UTC)."""
     return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
