@@ -18,14 +18,13 @@ the outbox flushed.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import asyncio
+import cProfile
 import os
 import pickle
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from zoneinfo import ZoneInfo
 if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 STHLM = ZoneInfo("Europe/Stockholm")
 CLOCK = datetime(2026, 3, 10, 22, 0, tzinfo=STHLM)
@@ -49,7 +48,7 @@ Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 async def capture(path: Path, leases: int) -> None:
     """Run the pipeline bench's feed (warm-up + sustained) and save the records of TOPICS."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # noqa: ASYNC240
     from bench.pipeline import WARMUP_OFFSET, sustained
     from shared.bus import create_topics
     from shared.bus.broker import EmbeddedBroker
@@ -85,7 +84,7 @@ async def capture(path: Path, leases: int) -> None:
         for topic in TOPICS:
             records[topic] = await read_topic(broker.bootstrap_servers, topic)
             print(f"  {topic}: {len(records[topic])} records")
-        path.write_bytes(pickle.dumps(records))
+        path.write_bytes(pickle.dumps(records))  # noqa: ASYNC240
     finally:
         p.stop()
         broker.stop()
@@ -114,8 +113,30 @@ def _is_warmup(record: Record) -> bool:
     return (record[1] or b"").startswith(WARMUP_PREFIX)
 
 
+async def write_digest(path: Path, database: Any, metadata: Any, servers: str) -> None:
+    """Every row of the service's tables and every record it published, as text (to diff
+    two trees' outputs)."""
+    from sqlalchemy import select
+
+    lines = []
+    async with database.sessionmaker() as session:
+        for table in metadata.sorted_tables:
+            keys = list(table.primary_key.columns) or list(table.columns)
+            for row in await session.execute(select(table).order_by(*keys)):
+                lines.append(f"{table.name} {tuple(row)!r}")
+    for topic in ("notification.events", "case.events"):
+        for record in await read_topic(servers, topic):
+            lines.append(f"{topic} {record!r}")
+    path.write_text("\n".join(lines) + "\n")  # noqa: ASYNC240
+    print(f"  digest: {len(lines)} lines -> {path}")
+
+
 async def replay(
-    path: Path, service: str, profile: Path | None = None, count_statements: bool = False
+    path: Path,
+    service: str,
+    profile: Path | None = None,
+    count_statements: bool = False,
+    digest: Path | None = None,
 ) -> None:
     from sqlalchemy import Table
 
@@ -129,7 +150,7 @@ async def replay(
     from tests.e2e.pipeline import drop_database, fresh_database_url
 
     configure_logging("warning", "json")
-    records: dict[str, list[Record]] = pickle.loads(path.read_bytes())
+    records: dict[str, list[Record]] = pickle.loads(path.read_bytes())  # noqa: ASYNC240
     clock = ManualClock(CLOCK)
     handler: Any
     if service == "notifier":
@@ -142,10 +163,11 @@ async def replay(
         handler = make_handler(Context(policy=load_policy(), tz=STHLM), clock)
         inbox: Table = models.inbox
         outbox: Table = models.outbox
+        metadata = models.metadata
     else:
         from services.cases.consumer import TOPICS as topics
         from services.cases.consumer import make_handler
-        from services.cases.models import inbox, outbox
+        from services.cases.models import inbox, metadata, outbox
 
         handler = make_handler(clock)
     mine = [r for t in topics for r in records[t]]
@@ -197,7 +219,7 @@ async def replay(
         await runner.start()
         tune_gc()
         consumer = runner._consumer
-        while len(consumer.assignment()) < 6 * len(topics):  # joined: partitions assigned
+        while len(consumer.assignment()) < 6 * len(topics):  # noqa: ASYNC110 (joined)
             await asyncio.sleep(0.05)
         order = [t for t in TOPICS if t in topics]
 
@@ -247,6 +269,8 @@ async def replay(
         )
         for sql, n in statements.most_common():
             print(f"  {n:6d}  {sql}")
+        if digest is not None:
+            await write_digest(digest, database, metadata, broker.bootstrap_servers)
         await runner.close()
         await producer.stop()
     finally:
@@ -262,14 +286,20 @@ def main() -> None:
     parser.add_argument("--replay", type=Path)
     parser.add_argument("--leases", type=int, default=5000)
     parser.add_argument("--statements", action="store_true", help="count SQL statements")
-    parser.add_argument("--cprofile", type=Path, help="cProfile the measured part into FILE.<service>")
+    parser.add_argument(
+        "--digest", type=Path, help="write every row and output record to FILE.<service>"
+    )
+    parser.add_argument(
+        "--cprofile", type=Path, help="cProfile the measured part into FILE.<service>"
+    )
     parser.add_argument("--service", choices=("notifier", "cases", "both"), default="both")
     args = parser.parse_args()
     if args.capture:
         asyncio.run(capture(args.capture, args.leases))
     if args.replay:
         for service in ("notifier", "cases") if args.service == "both" else (args.service,):
-            asyncio.run(replay(args.replay, service, args.cprofile, args.statements))
+            digest = args.digest.with_name(f"{args.digest.name}.{service}") if args.digest else None
+            asyncio.run(replay(args.replay, service, args.cprofile, args.statements, digest))
 
 
 if __name__ == "__main__":
