@@ -142,6 +142,7 @@ async def replay(
 
     from shared.bus import ConsumerRunner, Hooks, OutboxRelay, Producer, create_topics
     from shared.bus.broker import EmbeddedBroker
+    from shared.calendar import preload
     from shared.clock import ManualClock
     from shared.db import Database
     from shared.db.migrate import migrate
@@ -217,6 +218,7 @@ async def replay(
             rebalance_timeout_ms=1000,
         )
         await runner.start()
+        preload(CLOCK.date())  # as the service's main does, then the GC tuning
         tune_gc()
         consumer = runner._consumer
         while len(consumer.assignment()) < 6 * len(topics):  # noqa: ASYNC110 (joined)
