@@ -99,19 +99,26 @@ _LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_
 _LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
 
 
-def _pg_lease_upsert() -> Any:
+def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
     """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
 
     The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
-    are cast to the column's JSON in the SELECT.
+    are cast to the column's JSON in the SELECT. The columns of `consts`, the same in
+    every row, are bound once (`c_<column>`): asyncpg encodes an array element by element.
     """
+    varying = tuple(c for c in _LEASE_COLUMNS if c not in consts)
     arrays = []
-    for name in _LEASE_COLUMNS:
+    for name in varying:
         array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
         arrays.append(sql_cast(bindparam(f"u_{name}", type_=array), array))
-    source = func.unnest(*arrays).table_valued(*_LEASE_COLUMNS).render_derived()
+    source = func.unnest(*arrays).table_valued(*varying).render_derived()
     picked = [
-        sql_cast(source.c[n], JSON) if n == "tenant_ids" else source.c[n] for n in _LEASE_COLUMNS
+        bindparam(f"c_{n}", type_=leases.c[n].type)
+        if n in consts
+        else sql_cast(source.c[n], JSON)
+        if n == "tenant_ids"
+        else source.c[n]
+        for n in _LEASE_COLUMNS
     ]
     stmt = pg_insert(leases).from_select(list(_LEASE_COLUMNS), select(*picked))
     return stmt.on_conflict_do_update(
@@ -120,6 +127,8 @@ def _pg_lease_upsert() -> Any:
 
 
 _PG_LEASE_UPSERT = _pg_lease_upsert()
+_LEASE_CONSTS = ("ended", "updated_at")  # a consumer batch's leases share both
+_PG_LEASE_UPSERT_CONSTS = _pg_lease_upsert(_LEASE_CONSTS)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
@@ -284,9 +293,20 @@ class NotifierStore:
         if self._sqlite():
             await self.session.execute(_SQLITE_LEASE_UPSERT, rows)
             return
-        params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
+        first = rows[0]
+        if all(
+            r["ended"] == first["ended"] and r["updated_at"] == first["updated_at"] for r in rows
+        ):
+            stmt = _PG_LEASE_UPSERT_CONSTS
+            params = {
+                f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS if c not in _LEASE_CONSTS
+            }
+            params |= {f"c_{c}": first[c] for c in _LEASE_CONSTS}
+        else:
+            stmt = _PG_LEASE_UPSERT
+            params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
         params["u_tenant_ids"] = [orjson.dumps(ids).decode() for ids in params["u_tenant_ids"]]
-        await self.session.execute(_PG_LEASE_UPSERT, params)
+        await self.session.execute(stmt, params)
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""
