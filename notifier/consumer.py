@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from notifier.store import NotifierStore
-from notifier.workflow import Context, on_lease, on_retracted, on_signal
+from notifier.workflow import Context, on_lease, on_retracted, on_signal, prefetch_for_signals
 from shared.bus import Batch, Handler
 from shared.clock import Clock
 from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
@@ -26,9 +26,18 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
         await store.prefetch_any_tenant(
             [i.event.data.lease_id for i in batch.events if isinstance(i.event.data, LEASE_TYPES)]
         )
-        await store.retracted(
-            [i.event.data.signal_id for i in batch.events if isinstance(i.event.data, SignalRaised)]
-        )
+        signals = [i.event.data for i in batch.events if isinstance(i.event.data, SignalRaised)]
+        await store.retracted([sig.signal_id for sig in signals])
+        if signals:
+            tenants: dict[str, set[str]] = {}
+            for sig in signals:
+                lease = await store.get_lease(sig.lease_id)  # prefetched: no statement
+                tenants[sig.lease_id] = set(lease.tenant_ids) if lease is not None else set()
+            for item in batch.events:  # and those this batch's lease events name
+                data = item.event.data
+                if isinstance(data, LEASE_TYPES) and data.lease_id in tenants:
+                    tenants[data.lease_id].update(t.tenant_id for t in data.tenants)
+            await prefetch_for_signals(store, signals, tenants)
         no_welcome: list[str] = []  # existing stock: one log line per batch, not per lease
         for item in batch.events:
             data = item.event.data

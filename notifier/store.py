@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from collections import namedtuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Row, Text, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy import JSON, Row, Text, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,6 +27,7 @@ from notifier.models import (
 )
 from shared.bus import add_to_outbox
 from shared.clock import Clock
+from shared.db import UtcDateTime
 from shared.db.bulk import array_of, in_values
 from shared.events import CloudEvent
 
@@ -96,18 +99,27 @@ _LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_
 _LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
 
 
-def _pg_lease_upsert() -> Any:
+def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
     """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
 
     The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
-    are cast to the column's JSON in the SELECT.
+    are cast to the column's JSON in the SELECT. The columns of `consts`, the same in
+    every row, are bound once (`c_<column>`): asyncpg encodes an array element by element.
     """
+    varying = tuple(c for c in _LEASE_COLUMNS if c not in consts)
     arrays = []
-    for name in _LEASE_COLUMNS:
+    for name in varying:
         array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
-        arrays.append(cast(bindparam(f"u_{name}", type_=array), array))
-    source = func.unnest(*arrays).table_valued(*_LEASE_COLUMNS).render_derived()
-    picked = [cast(source.c[n], JSON) if n == "tenant_ids" else source.c[n] for n in _LEASE_COLUMNS]
+        arrays.append(sql_cast(bindparam(f"u_{name}", type_=array), array))
+    source = func.unnest(*arrays).table_valued(*varying).render_derived()
+    picked = [
+        bindparam(f"c_{n}", type_=leases.c[n].type)
+        if n in consts
+        else sql_cast(source.c[n], JSON)
+        if n == "tenant_ids"
+        else source.c[n]
+        for n in _LEASE_COLUMNS
+    ]
     stmt = pg_insert(leases).from_select(list(_LEASE_COLUMNS), select(*picked))
     return stmt.on_conflict_do_update(
         index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in _LEASE_CHANGED}
@@ -115,16 +127,66 @@ def _pg_lease_upsert() -> Any:
 
 
 _PG_LEASE_UPSERT = _pg_lease_upsert()
+_LEASE_CONSTS = ("ended", "updated_at")  # a consumer batch's leases share both
+_PG_LEASE_UPSERT_CONSTS = _pg_lease_upsert(_LEASE_CONSTS)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
+
+
+def _row_type(table: Any) -> Any:
+    """A named tuple of the table's columns: what `RETURNING *` gives for a new row."""
+    return namedtuple(f"{table.name}_row", [c.name for c in table.columns])
+
+
+_UTC_COLUMNS = {
+    table.name: tuple(c.name for c in table.columns if isinstance(c.type, UtcDateTime))
+    for table in (notifications, tasks)
+}
+_ROW_TYPES = {table.name: _row_type(table) for table in (notifications, tasks)}
+_NO_VALUES = {
+    table.name: dict.fromkeys(c.name for c in table.columns) for table in (notifications, tasks)
+}
+
+
+def _new_row(table: Any, values: Mapping[str, Any]) -> Any:
+    """The row `INSERT ... RETURNING *` gives back for `values` (no column has a default;
+    instants come back in UTC, as UtcDateTime reads them)."""
+    row = {**_NO_VALUES[table.name], **values}
+    for name in _UTC_COLUMNS[table.name]:
+        if row[name] is not None:
+            row[name] = row[name].astimezone(UTC)
+    return _ROW_TYPES[table.name](**row)
+
+
+class _Deferring:
+    """A buffering store's session: the store's deferred inserts go first, before any
+    statement, so every read and update sees them."""
+
+    def __init__(self, session: AsyncSession, flush: Callable[[], Awaitable[None]]) -> None:
+        self._session = session
+        self._flush = flush
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await self._flush()
+        return await self._session.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 class NotifierStore:
     """The notifier's tables, inside the caller's transaction."""
 
     def __init__(self, session: AsyncSession, *, clock: Clock, buffer_events: bool = False) -> None:
+        self._db = session
         self.session = session
+        if buffer_events:  # a consumer batch: new notifications and tasks are deferred too
+            self.session = cast(AsyncSession, _Deferring(session, self._flush_new))
+        # ids known to be absent from the table (`prefetch_absent`): creating one of them
+        # needs no statement of its own; the batch's are inserted together
+        self._absent: dict[str, set[str]] = {"notifications": set(), "tasks": set()}
+        self._new: dict[str, list[dict[str, Any]]] = {"notifications": [], "tasks": []}
         self.clock = clock
         self._buffer = buffer_events
         self._events: list[CloudEvent[Any]] = []
@@ -156,10 +218,47 @@ class NotifierStore:
             await add_to_outbox(self.session, outbox, events, clock=self.clock)
 
     async def flush_events(self) -> None:
-        """Write buffered leases and events (one statement each; buffering stores only)."""
+        """Write buffered leases, new rows and events (one statement each; buffering stores)."""
         await self._flush_leases()
+        await self._flush_new()
         events, self._events = self._events, []
-        await add_to_outbox(self.session, outbox, events, clock=self.clock)
+        await add_to_outbox(self._db, outbox, events, clock=self.clock)
+
+    async def prefetch_absent(
+        self, notification_ids: Sequence[str], task_ids: Sequence[str]
+    ) -> None:
+        """Find in one query per table which of these ids do not exist yet (buffering store).
+
+        `create_notification` and `create_task` of such an id then return the new row at
+        once and the batch's new rows are inserted together: before the next statement of
+        any kind, or at `flush_events`. Any other id is inserted on its own, as before.
+        """
+        for table, ids in ((notifications, notification_ids), (tasks, task_ids)):
+            wanted = set(ids)
+            if not wanted or not self._buffer:
+                continue
+            found = await self.session.execute(
+                select(table.c.id).where(self._in(table.c.id, wanted))
+            )
+            self._absent[table.name] |= wanted - set(found.scalars())
+
+    def _deferred(self, table: Any, values: Mapping[str, Any]) -> Any:
+        """The new row if `values` can be inserted later (its id known absent), else None."""
+        absent = self._absent[table.name]
+        if values["id"] not in absent:
+            return None
+        absent.discard(values["id"])  # a second create of it meets the deferred row
+        self._new[table.name].append({**_NO_VALUES[table.name], **values})  # same keys each
+        return _new_row(table, values)
+
+    async def _flush_new(self) -> None:
+        for table in (notifications, tasks):
+            rows = self._new[table.name]
+            if rows:
+                self._new[table.name] = []
+                # a plain INSERT: a row someone else inserted meanwhile fails the batch (it
+                # is then applied event by event, each seeing that row), never skipped
+                await self._db.execute(insert(table), rows)
 
     async def prefetch_leases(self, lease_ids: Sequence[str]) -> None:
         """Load many leases in one query for the `get_lease` calls that follow."""
@@ -194,9 +293,20 @@ class NotifierStore:
         if self._sqlite():
             await self.session.execute(_SQLITE_LEASE_UPSERT, rows)
             return
-        params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
+        first = rows[0]
+        if all(
+            r["ended"] == first["ended"] and r["updated_at"] == first["updated_at"] for r in rows
+        ):
+            stmt = _PG_LEASE_UPSERT_CONSTS
+            params = {
+                f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS if c not in _LEASE_CONSTS
+            }
+            params |= {f"c_{c}": first[c] for c in _LEASE_CONSTS}
+        else:
+            stmt = _PG_LEASE_UPSERT
+            params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
         params["u_tenant_ids"] = [orjson.dumps(ids).decode() for ids in params["u_tenant_ids"]]
-        await self.session.execute(_PG_LEASE_UPSERT, params)
+        await self.session.execute(stmt, params)
 
     async def end_lease(self, lease_id: str, *, now: datetime) -> None:
         """Mark a lease ended."""
@@ -251,6 +361,9 @@ class NotifierStore:
         """Insert a notification unless its id exists; return the new row (None if it existed)."""
         if self._any_tenant is not None and values.get("recipient_id") == "*":
             self._any_tenant.add(values["lease_id"])
+        row = self._deferred(notifications, values)
+        if row is not None:
+            return cast(Row[Any], row)
         stmt = _NEW_NOTIFICATION[self._dialect()]
         return (await self.session.execute(stmt, dict(values))).first()
 
@@ -465,6 +578,9 @@ class NotifierStore:
 
     async def create_task(self, values: Mapping[str, Any]) -> Row[Any] | None:
         """Insert a task unless its id exists; return the new row (None if it existed)."""
+        row = self._deferred(tasks, values)
+        if row is not None:
+            return cast(Row[Any], row)
         stmt = _NEW_TASK[self._dialect()]
         return (await self.session.execute(stmt, dict(values))).first()
 

@@ -87,6 +87,34 @@ async def queue_sms(
     return True
 
 
+def tenant_sms_id(signal_id: str, tenant_id: str) -> str:
+    """The id of a signal's SMS to one tenant (or to any tenant, `*`)."""
+    return f"{signal_id}:{tenant_id}"
+
+
+def call_task_id(signal_id: str) -> str:
+    """The id of the call task a signal opens."""
+    return f"phone_call:{signal_id}"
+
+
+async def prefetch_for_signals(
+    store: NotifierStore, signals: list[SignalRaised], tenants: dict[str, set[str]]
+) -> None:
+    """Let a buffering store know which tenant SMS and call tasks `on_signal` may create for
+    these signals do not exist yet (one query per table for a batch, not one per row);
+    `tenants`: tenant ids per lease, as far as known (an id missed costs only its own
+    statement)."""
+    sms: list[str] = []
+    calls: list[str] = []
+    for sig in signals:
+        if sig.signal == "arrears_cleared":
+            continue
+        sms += [tenant_sms_id(sig.signal_id, t) for t in tenants.get(sig.lease_id, ())]
+        sms.append(tenant_sms_id(sig.signal_id, ANY_TENANT))
+        calls.append(call_task_id(sig.signal_id))
+    await store.prefetch_absent(sms, calls)
+
+
 async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: datetime) -> None:
     """Turn a risk signal into queued SMS, tasks and alerts (or cancellations)."""
     if sig.signal == "arrears_cleared":
@@ -105,7 +133,7 @@ async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: 
             await queue_sms(
                 store,
                 ctx,
-                notification_id=f"{sig.signal_id}:{tenant_id}",
+                notification_id=tenant_sms_id(sig.signal_id, tenant_id),
                 lease_id=sig.lease_id,
                 org_id=sig.org_id,
                 recipient_kind="tenant",
@@ -119,7 +147,7 @@ async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: 
         await open_task(
             store,
             ctx,
-            task_id=f"phone_call:{sig.signal_id}",
+            task_id=call_task_id(sig.signal_id),
             kind="phone_call",
             lease_id=sig.lease_id,
             org_id=sig.org_id,

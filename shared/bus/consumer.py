@@ -40,11 +40,19 @@ from shared.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_EVENTS, CONSUMER_RET
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# How long the broker may hold a fetch that finds no new records. The embedded broker
+# (tansu) answers only when this runs out, even when records arrive meanwhile, so it bounds
+# each hop's latency: at aiokafka's default of 500 ms, a payment waited ~200 ms on average
+# at each of rules and the notifier before it was fetched. Kafka answers as soon as
+# records arrive; there a lower value only costs a few more empty fetches while idle.
+FETCH_MAX_WAIT_MS = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Received:
-    """A decoded event and where it came from."""
+    """A decoded event and where it came from (read-only: not frozen only because a frozen
+    dataclass sets each field through object.__setattr__, 0.61 against 0.15 µs, and one is
+    made per consumed record)."""
 
     event: CloudEvent[EventData]
     topic: str
@@ -117,6 +125,7 @@ class ConsumerRunner:
         session_timeout_ms: int = 6000,
         heartbeat_interval_ms: int = 1000,
         rebalance_timeout_ms: int = 3000,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     ) -> None:
         self.service = service
         self._topics = list(topics)
@@ -144,6 +153,7 @@ class ConsumerRunner:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             rebalance_timeout_ms=rebalance_timeout_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self.batches_committed = 0
         # PostgreSQL: the ids travel as one JSON text (json_to_recordset) and the instant as
@@ -253,20 +263,22 @@ class ConsumerRunner:
     async def _apply_in_tx(self, received: list[Received]) -> None:
         async with self._database.sessionmaker() as session, session.begin():
             new_ids = await self._claim(session, received)
-            fresh = [r for r in received if r.event.id in new_ids]
             seen: set[str] = set()
             unique = []
-            for r in fresh:  # the same id twice inside one batch
-                if r.event.id not in seen:
-                    seen.add(r.event.id)
-                    unique.append(r)
+            counts: Counter[tuple[str, str]] = Counter()
+            for r in received:  # one pass: new ids once each (the same id twice in a batch)
+                event_id = r.event.id
+                if event_id in new_ids:
+                    counts[r.topic, "applied"] += 1
+                    if event_id not in seen:
+                        seen.add(event_id)
+                        unique.append(r)
+                else:
+                    counts[r.topic, "duplicate"] += 1
             if unique:
                 batch = Batch(session, unique, self._outbox, self._clock)
                 await self._handler(batch)
                 await batch.write_outbox()
-        counts = Counter(
-            (r.topic, "applied" if r.event.id in new_ids else "duplicate") for r in received
-        )
         for (topic, outcome), n in counts.items():  # one metric update per label, not per event
             CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
-from shared.db.bulk import bulk_insert, in_values
+from shared.db.bulk import bulk_insert, in_values, unnest_upsert
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
@@ -34,18 +34,38 @@ async def add_to_outbox(
     if not events:
         return
     now = clock.now()
-    await bulk_insert(session, table, [outbox_row(ev, now) for ev in events])
+    if session.get_bind().dialect.name == "sqlite":
+        await bulk_insert(session, table, [outbox_row(ev, now) for ev in events])
+        return
+    # one unnest statement; the instant and the attempts bound once, not as arrays of
+    # copies (asyncpg encodes an array element by element, ~1.5 µs per timestamp)
+    columns: dict[str, list[Any]] = {c: [] for c in _VARYING}
+    for ev in events:
+        for name, value in zip(_VARYING, _record_columns(ev), strict=True):
+            columns[name].append(value)
+    params: dict[str, Any] = {f"u_{c}": v for c, v in columns.items()}
+    params |= {"c_created_at": now, "c_attempts": 0}
+    await session.execute(unnest_upsert(table, _VARYING, update=(), consts=_CONSTS), params)
+
+
+_VARYING = ("event_id", "topic", "key", "value", "headers")
+_CONSTS = ("created_at", "attempts")
+
+
+def _record_columns(ev: CloudEvent[EventData]) -> tuple[str, str, str, bytes, bytes]:
+    key, value, headers = encode(ev)
+    return (
+        ev.id,
+        ev.topic,
+        key.decode(),
+        value,
+        orjson.dumps([[k, v.decode()] for k, v in headers]),
+    )
 
 
 def outbox_row(ev: CloudEvent[EventData], now: datetime) -> dict[str, Any]:
     """Return the outbox row of `ev`: the Kafka record `encode` makes, ready to relay."""
-    key, value, headers = encode(ev)
-    return {
-        "event_id": ev.id,
-        "topic": ev.topic,
-        "key": key.decode(),
-        "value": value,
-        "headers": orjson.dumps([[k, v.decode()] for k, v in headers]),
+    return dict(zip(_VARYING, _record_columns(ev), strict=True)) | {
         "created_at": now,
         "attempts": 0,
     }

@@ -128,13 +128,7 @@ def decode(
     if spec != _SPEC:
         raise EnvelopeError(f"unsupported ce_specversion {spec.decode('utf-8', 'replace')!r}")
     type_name, model = _model(ce_type)
-    time_text = ce_time.decode("utf-8", "replace")
-    try:
-        time = datetime.fromisoformat(time_text)
-    except ValueError as exc:
-        raise EnvelopeError(f"ce_time is not ISO 8601: {time_text!r}") from exc
-    if time.tzinfo is None:
-        raise EnvelopeError("ce_time has no time zone")
+    time = _parsed_time(ce_time)
     if value is None:
         raise EnvelopeError("empty body")
     try:
@@ -144,9 +138,29 @@ def decode(
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise EnvelopeError(f"invalid {type_name} body: {loc}: {first['msg']}") from exc
-    return CloudEvent(
-        id=ce_id.decode("utf-8", "replace"),
-        source=ce_source.decode("utf-8", "replace"),
-        time=time,
-        data=data,
-    )
+    source = _SOURCES.get(ce_source)
+    if source is None:
+        source = ce_source.decode("utf-8", "replace")
+        if len(_SOURCES) < 256:  # a handful of producers
+            _SOURCES[ce_source] = source
+    return CloudEvent(id=ce_id.decode("utf-8", "replace"), source=source, time=time, data=data)
+
+
+_SOURCES: dict[bytes, str] = {}
+_last_parsed: tuple[bytes, datetime | None] = (b"", None)
+
+
+def _parsed_time(raw: bytes) -> datetime:
+    # the events of one publish share one ce_time: parse it once (datetimes are immutable)
+    global _last_parsed
+    if _last_parsed[0] == raw and _last_parsed[1] is not None:
+        return _last_parsed[1]
+    text = raw.decode("utf-8", "replace")
+    try:
+        time = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time is not ISO 8601: {text!r}") from exc
+    if time.tzinfo is None:
+        raise EnvelopeError("ce_time has no time zone")
+    _last_parsed = (raw, time)
+    return time

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import delete, event, select
 
 from services.cases.store import CasesStore
 from tests.conftest import MakeDatabase
@@ -80,3 +80,118 @@ async def test_prefetched_households_are_one_query_and_yield_to_writes_in_the_ba
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     assert reads == 1, statements
+
+
+async def _opening_scenario(db: Any, *, batched: bool) -> tuple[list[Any], list[Any], list[str]]:
+    """Signals that open cases for leases with stored and buffered unattached history, a
+    payment that settles one of them in the same batch, and entries after the openings."""
+    from services.cases import actions
+    from services.cases.models import cases, timeline
+    from shared.events import NotificationStatusChanged
+    from tests.cases.conftest import signal
+
+    emitted: list[str] = []
+
+    async def emit(event: Any) -> None:
+        emitted.append(f"{event.id} {event.data.model_dump_json()}")
+
+    def sms(lease: str, n: int, minutes: int) -> NotificationStatusChanged:
+        return NotificationStatusChanged(
+            lease_id=lease,
+            org_id="org1",
+            notification_id=f"N-{lease}-{n}",
+            signal_id=f"{lease}:2026-03:late_rent_detected",
+            signal="late_rent_detected",
+            status="deferred",
+            template="late_rent_sv",
+            at=NOW + timedelta(minutes=minutes),
+        )
+
+    async with db.sessionmaker() as session, session.begin():  # history from earlier batches
+        store = CasesStore(session)
+        for lease in ("L-1", "L-2"):
+            await store.upsert_household(_home(lease, "single_adult"))
+            late = signal(lease, "late_rent_detected", at=NOW - timedelta(days=3))
+            await actions.on_signal(store, late.id, late.data, now=NOW, emit=emit)
+    async with db.sessionmaker() as session, session.begin():  # one consumer batch
+        store = CasesStore(session, batched=batched)
+        if batched:
+            await store.prefetch_open(["L-1", "L-2", "L-3"])
+            await store.prefetch_households(["L-1", "L-2", "L-3"])
+        for step, (lease, kind) in enumerate(
+            [
+                ("L-1", "sms"),
+                ("L-2", "sms"),
+                ("L-1", "forfeiture_possible"),
+                ("L-1", "sms"),
+                ("L-3", "forfeiture_possible"),
+                ("L-2", "forfeiture_possible"),
+                ("L-2", "arrears_cleared"),
+                ("L-2", "sms"),
+                ("L-3", "personal_contact_needed"),
+            ]
+        ):
+            now = NOW + timedelta(minutes=step)
+            if kind == "sms":
+                await actions.on_notification(store, sms(lease, step, step))
+            else:
+                ev = signal(lease, kind, at=now)
+                await actions.on_signal(store, ev.id, ev.data, now=now, emit=emit)
+        await store.flush_entries()
+    async with db.sessionmaker() as session:
+        rows = (await session.execute(select(cases).order_by(cases.c.id))).all()
+        entries = (await session.execute(select(timeline).order_by(timeline.c.id))).all()
+    # per lease in the order written, without the serial id
+    ordered = sorted((e.lease_id, n, tuple(e)[1:]) for n, e in enumerate(entries))
+    return [tuple(r) for r in rows], [e[2] for e in ordered], emitted
+
+
+async def test_cases_opened_in_a_batch_are_written_together_with_the_same_result(
+    make_database: MakeDatabase,
+) -> None:
+    from services.cases.models import cases, households, timeline
+
+    db = await make_database("cases")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        batched = await _opening_scenario(db, batched=True)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    async with db.sessionmaker() as session, session.begin():
+        for table in (timeline, cases, households):
+            await session.execute(delete(table))
+    one_by_one = await _opening_scenario(db, batched=False)
+    assert batched == one_by_one
+    case_ids = {row[0] for row in batched[0]}
+    assert len(case_ids) == 3 and all(e[2] in case_ids for e in batched[1] if e[0] != "L-2")
+    assert sum(s.startswith("INSERT INTO cases") for s in statements) <= 2, statements
+    assert sum(s.startswith("UPDATE timeline SET case_id") for s in statements) <= 2
+
+
+async def test_a_read_in_the_batch_sees_the_deferred_case(make_database: MakeDatabase) -> None:
+    from services.cases.models import cases
+
+    db = await make_database("cases")
+    async with db.sessionmaker() as session, session.begin():
+        store = CasesStore(session, batched=True)
+        await store.prefetch_open(["L-1"])
+        values = {c.name: None for c in cases.columns}
+        values |= {
+            "id": "C-1",
+            "lease_id": "L-1",
+            "org_id": "org1",
+            "status": "new",
+            "priority": "normal",
+            "opened_at": NOW,
+            "updated_at": NOW,
+            "reason": "test",
+        }
+        await store.create(values)
+        assert (await store.open_case("L-1") or {})["id"] == "C-1"  # from memory
+        found = await store.session.execute(select(cases.c.id).where(cases.c.lease_id == "L-1"))
+        assert list(found.scalars()) == ["C-1"]  # written before the read

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import delete, event, select
 
+from notifier import models
+from notifier.consumer import make_handler
+from notifier.models import notifications, outbox, tasks, team_cursors
 from notifier.store import NotifierStore
+from notifier.workflow import Context, on_lease, on_signal
+from shared.bus import Batch, Received
 from shared.clock import ManualClock
 from shared.db import Database
-from tests.notifier.conftest import in_tx
+from shared.events import SignalRaised, new_event
+from tests.notifier.conftest import add_lease, add_staff, in_tx, make_lease, make_signal
 
 
 async def test_buffered_lease_upserts_are_seen_in_the_batch_and_stored_at_its_end(
@@ -73,3 +79,100 @@ async def test_a_batch_of_lease_events_costs_one_lease_statement(
     assert sum("notifications" in s for s in statements) == 1  # the any-tenant prefetch
     stored = await in_tx(db, clock, lambda s: s.get_lease("L-49"))
     assert stored is not None and stored.tenant_ids == ["T"]
+
+
+async def _signal_batch(db: Database, clock: ManualClock, ctx: Context, *, buffered: bool) -> Any:
+    """Signals for known leases (one and two tenants), for a lease not known yet (an SMS to
+    any tenant, replaced per tenant by the lease event after it), a call task with a staff
+    alert; applied by the consumer's handler or event by event; the rows and events."""
+    now = clock.now()
+    data: list[Any] = [
+        make_signal("L-1"),
+        make_signal("L-2"),
+        make_signal("L-1", "personal_contact_needed"),
+        make_signal("L-9"),
+        make_lease(tenant_ids=("T7", "T8")).model_copy(update={"lease_id": "L-9"}),
+        make_signal("L-3"),  # deferred with the rows the lease event's expansion made
+        make_signal("L-3", "personal_contact_needed"),
+        make_signal("L-2", "late_rent_detected"),  # the same signal id again
+    ]
+    events = [new_event(d, id=f"e{n}", source="test", time=now) for n, d in enumerate(data)]
+    async with db.sessionmaker.begin() as session:
+        if buffered:
+            received = [Received(ev, ev.topic, 0, n) for n, ev in enumerate(events)]
+            batch = Batch(session, received, outbox, clock)
+            await make_handler(ctx, clock)(batch)
+        else:
+            store = NotifierStore(session, clock=clock)
+            for ev in events:
+                if isinstance(ev.data, SignalRaised):
+                    await on_signal(store, ctx, ev.data, now)
+                else:
+                    await on_lease(store, ctx, ev.data, now, event_time=ev.time)
+    async with db.sessionmaker() as session:
+        found = []
+        for table in (notifications, tasks, team_cursors):
+            found.append(
+                [
+                    tuple(r)
+                    for r in await session.execute(
+                        select(table).order_by(table.c[table.primary_key.columns.keys()[0]])
+                    )
+                ]
+            )
+        cols = (outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+        found.append([tuple(r) for r in await session.execute(select(*cols).order_by(outbox.c.id))])
+    return found
+
+
+async def test_a_batch_of_signals_inserts_its_sms_and_tasks_together_with_the_same_result(
+    db: Database, clock: ManualClock, ctx: Context
+) -> None:
+    for lease, tenants in (("L-1", ["T1"]), ("L-2", ["T1", "T2"]), ("L-3", ["T3"])):
+        await in_tx(
+            db,
+            clock,
+            lambda s, lease=lease, tenants=tenants: s.upsert_lease(
+                lease_id=lease, org_id="org1", team="team-a", tenant_ids=tenants, now=clock.now()
+            ),
+        )
+    await add_staff(db, clock, "s1")
+    await add_staff(db, clock, "s2")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        buffered = await _signal_batch(db, clock, ctx, buffered=True)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    async with db.sessionmaker.begin() as session:
+        for table in (notifications, tasks, team_cursors, outbox, models.leases):
+            if table is models.leases:
+                await session.execute(delete(table).where(table.c.lease_id == "L-9"))
+            else:
+                await session.execute(delete(table))
+    one_by_one = await _signal_batch(db, clock, ctx, buffered=False)
+    assert buffered == one_by_one
+    sms, task_rows = buffered[0], buffered[1]
+    assert len(task_rows) == 2 and len(sms) >= 7  # 4 tenant SMS, "*" + T7, T8, 2 alerts
+    inserts = [
+        s for s in statements if s.startswith(("INSERT INTO notifications", "INSERT INTO tasks"))
+    ]
+    # alerts (ids not prefetched) and the cursor are statements of their own, each writing
+    # the rows deferred so far first; without them it is one insert per table
+    plain = [s for s in inserts if "ON CONFLICT" not in s]
+    assert plain and len(inserts) < len(sms) + len(task_rows), inserts
+
+
+async def test_signals_already_applied_create_nothing_again(
+    db: Database, clock: ManualClock, ctx: Context
+) -> None:
+    await add_lease(db, clock, "L-1")
+    first = await _signal_batch(db, clock, ctx, buffered=True)
+    async with db.sessionmaker.begin() as session:
+        await session.execute(delete(outbox))
+    again = await _signal_batch(db, clock, ctx, buffered=True)  # the same signal ids
+    assert again[:3] == first[:3] and again[3] == []

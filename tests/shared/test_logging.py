@@ -40,3 +40,19 @@ def test_json_mode_renders_our_and_library_lines_as_json_without_personal_data(
     text = json.dumps(lines)
     assert "+46701234567" not in text and "+46709876543" not in text
     assert "19811218-9876" not in text
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_logger_is_assembled_once_and_keeps_filtering_and_redacting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("warning", "json")
+    log = structlog.get_logger("cached")
+    for n in range(3):
+        log.info("filtered.out", n=n)
+        log.warning("kept", n=n, phone="+46701234567")
+    assert structlog.get_config()["cache_logger_on_first_use"] is True
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [(line["event"], line["n"], line["phone"]) for line in lines] == [
+        ("kept", n, "[redacted]") for n in range(3)
+    ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,7 +25,7 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db.bulk import in_values, unnest_upsert
+from shared.db.bulk import bulk_insert, in_values, unnest_upsert
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
@@ -72,16 +72,39 @@ def _case_filter(
     return query
 
 
+class _Deferring:
+    """A batched store's session: the store's deferred writes go first, before any statement
+    (its own or one of `store.session`'s users), so every read sees them."""
+
+    def __init__(self, session: AsyncSession, flush: Callable[[], Awaitable[None]]) -> None:
+        self._session = session
+        self._flush = flush
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await self._flush()
+        return await self._session.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 class CasesStore:
     """The cases service's tables, through one session."""
 
     def __init__(self, session: AsyncSession, *, batched: bool = False) -> None:
+        # The consumer batches: open cases are looked up once per batch; new cases, their
+        # history's re-linking and timeline rows are written together, before the next
+        # statement of any kind (`_Deferring`) or at `flush_entries`.
+        self._db = session
         self.session = session
-        # The consumer batches: open cases are looked up once per batch and timeline rows
-        # are inserted together (flushed before anything reads or re-links them).
+        if batched:
+            self.session = cast(AsyncSession, _Deferring(session, self.flush_entries))
         self._batched = batched
         self._open: dict[str, Row | None] = {}
         self._pending: list[Row] = []
+        self._new_cases: list[Row] = []  # batched: inserted at the flush, before the rest
+        self._attach: dict[str, str] = {}  # batched: lease -> case its stored history joins
+        self._unattached: dict[str, list[Row]] = {}  # batched: pending rows without a case
         self._households: dict[str, Row] = {}  # batched: written together at the flush
         self._known_households: dict[str, Row | None] = {}  # batched: read in one query
 
@@ -112,19 +135,29 @@ class CasesStore:
             self._known_households[lid] = found.get(lid)
 
     async def flush_entries(self) -> None:
-        """Insert the buffered timeline rows and upsert the buffered households."""
+        """Write what the batched store deferred: new cases, the re-linking of their leases'
+        stored history, the buffered timeline rows, the buffered households (in this order:
+        the timeline refers to the cases)."""
+        db = self._db
+        if self._new_cases:
+            new, self._new_cases = self._new_cases, []
+            await bulk_insert(db, cases, new)
+        if self._attach:
+            links, self._attach = self._attach, {}
+            params = [{"p_lease_id": lease, "p_case_id": case} for lease, case in links.items()]
+            await db.execute(_ATTACH, params)
         if self._pending:
-            rows, self._pending = self._pending, []
-            await self.session.execute(insert(timeline), rows)
+            rows, self._pending, self._unattached = self._pending, [], {}
+            await db.execute(insert(timeline), rows)
         if self._households:
             homes, self._households = list(self._households.values()), {}
-            if self.session.get_bind().dialect.name == "sqlite":
-                await self.session.execute(self._household_upsert(), homes)
+            if db.get_bind().dialect.name == "sqlite":
+                await db.execute(self._household_upsert(), homes)
                 return
             cols = tuple(c.name for c in households.columns)
             keep = tuple(c for c in cols if c != "lease_id")
             stmt = unnest_upsert(households, cols, update=keep)  # one array per column
-            await self.session.execute(stmt, {f"u_{c}": [h[c] for h in homes] for c in cols})
+            await db.execute(stmt, {f"u_{c}": [h[c] for h in homes] for c in cols})
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
@@ -173,7 +206,14 @@ class CasesStore:
         return int((await self.session.execute(query)).scalar_one())
 
     async def create(self, values: Mapping[str, Any]) -> None:
-        """Insert a case (the partial unique index refuses a second open one)."""
+        """Insert a case (the partial unique index refuses a second open one).
+
+        Batched: at the next statement or flush (the batch's cases in one statement).
+        """
+        if self._batched:
+            self._new_cases.append(dict(values))
+            self._open[values["lease_id"]] = dict(values)
+            return
         await self.session.execute(_CREATE, dict(values))
         await self.session.flush()
         if self._batched:
@@ -192,12 +232,25 @@ class CasesStore:
         """Append a timeline entry."""
         values.setdefault("data", {})
         if self._batched:
-            self._pending.append({**_ENTRY_DEFAULTS, **values})
+            entry = {**_ENTRY_DEFAULTS, **values}
+            self._pending.append(entry)
+            if entry["case_id"] is None:
+                self._unattached.setdefault(entry["lease_id"], []).append(entry)
             return
         await self.session.execute(insert(timeline).values(**values))
 
     async def attach_history(self, lease_id: str, case_id: str) -> None:
-        """Attach the lease's earlier, unattached activity to a newly opened case."""
+        """Attach the lease's earlier, unattached activity to a newly opened case.
+
+        Batched: the buffered rows are attached here, the stored ones at the next statement
+        or flush, before any row buffered after this call is written (those keep theirs).
+        """
+        if self._batched:
+            for entry in self._unattached.pop(lease_id, ()):
+                entry["case_id"] = case_id
+            # stored rows are linked once: a later case of the lease finds none left
+            self._attach.setdefault(lease_id, case_id)
+            return
         await self.flush_entries()
         await self.session.execute(_ATTACH, {"p_lease_id": lease_id, "p_case_id": case_id})
 
