@@ -18,8 +18,8 @@ from shared.events.lease import AgeBand, Gender
 
 DueDateSource = Literal["invoice", "lease", "jb_12_20"]
 
-_PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{3})(\d)$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_PNR = re.compile(r"^([0-9]{2})?([0-9]{2})([0-9]{2})([0-9]{2})([-+]?)([0-9]{3})([0-9])$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 
 
@@ -47,24 +47,15 @@ _DOUBLED = {str(d): 2 * d - 9 if d > 4 else 2 * d for d in range(10)}
 
 
 def luhn_ok(digits: str) -> bool:
-    """Tell whether the last digit of `digits` is their Luhn check digit.
-
-    Every second digit from the right is doubled: two table sums for ASCII digits (~0.7 µs
-    against ~1.6 for the loop); other digits (`\\d` matches any Unicode decimal digit) take
-    the loop with int().
+    """Tell whether the last digit of `digits` (ASCII digits only) is their Luhn check
+    digit. Every second digit from the right is doubled: two table sums (~0.7 µs against
+    ~1.6 for a loop with int()); anything but 0-9 is not a valid number.
     """
     try:
         total = sum(map(_DIGIT.__getitem__, digits[-1::-2]))
         total += sum(map(_DOUBLED.__getitem__, digits[-2::-2]))
     except KeyError:
-        total = 0
-        for i, ch in enumerate(reversed(digits)):
-            d = int(ch)
-            if i % 2 == 1:
-                d *= 2
-                if d > 9:
-                    d -= 9
-            total += d
+        return False
     return total % 10 == 0
 
 

@@ -93,7 +93,7 @@ class LeaseIn(StrictIn):
     lease_id: LeaseId
     property_id: Ident
     area: str | None = Field(None, max_length=128)
-    municipality_code: str = Field(pattern=r"^\d{4}$", description="Kommunkod, e.g. 0180.")
+    municipality_code: str = Field(pattern=r"^[0-9]{4}$", description="Kommunkod, e.g. 0180.")
     monthly_rent_ore: int = Field(ge=0, le=10**10)
     start_date: IsoDate
     end_date: IsoDate | None = None
@@ -119,7 +119,7 @@ class ChargeIn(StrictIn):
     event_id: EventId
     lease_id: LeaseId
     invoice_id: Ident
-    ocr: str | None = Field(None, pattern=r"^\d{2,25}$", description="OCR of the invoice.")
+    ocr: str | None = Field(None, pattern=r"^[0-9]{2,25}$", description="OCR of the invoice.")
     period: Period
     amount_ore: Amount
     due_date: IsoDate | None = None

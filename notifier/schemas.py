@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.notification import TaskOutcome
 
-HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class StaffWrite(BaseModel):
@@ -18,7 +18,7 @@ class StaffWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
-    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, e.g. +46701234567.")
+    phone: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +46701234567.")
     team: str = Field(min_length=1, max_length=64)
     is_lead: bool = False
     work_start: str = Field("08:00", pattern=HHMM, description="Local start of duty, HH:MM.")

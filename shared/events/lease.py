@@ -34,7 +34,7 @@ class TenantRef(BaseModel):
 class _LeaseSnapshot(EventData):
     property_id: str = Field(min_length=1, max_length=64)
     area: str | None = Field(None, max_length=128, description="District or area name.")
-    municipality_code: str = Field(pattern=r"^\d{4}$", description="Kommunkod, e.g. 0180.")
+    municipality_code: str = Field(pattern=r"^[0-9]{4}$", description="Kommunkod, e.g. 0180.")
     monthly_rent_ore: Ore = Field(ge=0)
     start_date: date
     end_date: date | None = None

@@ -148,6 +148,8 @@ async def test_malformed_batch_is_400(ingest: Ingest) -> None:
         ({"due_date": "27/02/2026"}, "body.due_date"),
         ({"event_id": ""}, "body.event_id"),
         ({"lease_id": "has space"}, "body.lease_id"),
+        ({"period": "٢٠٢٦-03"}, "body.period"),  # Arabic-Indic digits: 0-9 only
+        ({"ocr": "١٢٣٤٥٦٧٨"}, "body.ocr"),
     ],
 )
 async def test_invalid_charge_is_422_naming_the_field(
@@ -166,6 +168,10 @@ async def test_invalid_charge_is_422_naming_the_field(
         ({"personnummer": "81-12-28-98"}, "body.tenants.0.personnummer", "format"),
         ({"phone": "12345"}, "body.tenants.0.phone", "phone"),
         ({"phone": "+46 070 123 45 67"}, "body.tenants.0.phone", "Swedish"),
+        # Unicode digits other than 0-9 (Python's int() and \d read them): the same person
+        # would get another pseudonym, the same phone another number
+        ({"personnummer": "٨١١٢٢٨-٩٨٧٤"}, "body.tenants.0.personnummer", "format"),
+        ({"phone": "+٤٦٧٠١٢٣٤٥٦٧"}, "body.tenants.0.phone", "phone"),
         ({"language": "swedish"}, "body.tenants.0.language", ""),
         ({"shoe_size": 44}, "body.tenants.0.shoe_size", ""),
     ],
@@ -186,6 +192,8 @@ async def test_invalid_lease_fields(ingest: Ingest) -> None:
     bad = await ingest.post("/v1/leases", lease_body(municipality_code="180", tenants=[]))
     assert bad.status_code == 422
     assert {"body.municipality_code", "body.tenants"} <= set(_fields(bad))
+    arabic = await ingest.post("/v1/leases", lease_body(municipality_code="٠١٨٠"))
+    assert arabic.status_code == 422 and _fields(arabic) == ["body.municipality_code"]
     order = await ingest.post("/v1/leases", lease_body(end_date="2020-01-01"))
     assert order.status_code == 422 and _fields(order) == ["body.end_date"]
     naive = await ingest.post(
