@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
 from shared.db.bulk import array_of, in_values
+from shared.db.deferring import deferring
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
@@ -159,22 +160,6 @@ def _new_row(table: Any, values: Mapping[str, Any]) -> Any:
     return _ROW_TYPES[table.name](**row)
 
 
-class _Deferring:
-    """A buffering store's session: the store's deferred inserts go first, before any
-    statement, so every read and update sees them."""
-
-    def __init__(self, session: AsyncSession, flush: Callable[[], Awaitable[None]]) -> None:
-        self._session = session
-        self._flush = flush
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        await self._flush()
-        return await self._session.execute(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
 class NotifierStore:
     """The notifier's tables, inside the caller's transaction."""
 
@@ -182,7 +167,7 @@ class NotifierStore:
         self._db = session
         self.session = session
         if buffer_events:  # a consumer batch: new notifications and tasks are deferred too
-            self.session = cast(AsyncSession, _Deferring(session, self._flush_new))
+            self.session = deferring(session, self._flush_new)
         # ids known to be absent from the table (`prefetch_absent`): creating one of them
         # needs no statement of its own; the batch's are inserted together
         self._absent: dict[str, set[str]] = {"notifications": set(), "tasks": set()}

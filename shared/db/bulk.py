@@ -136,6 +136,23 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _JSON_TYPES = (str, int, bool, date, datetime)  # what orjson writes and PostgreSQL reads back
 
 
+def _plain_sql_types(table: Table, cols: tuple[str, ...]) -> list[str] | None:
+    """The PostgreSQL type of each column as the JSON and array-literal inserts declare it,
+    or None when a column's values are not plain JSON (bytes, say). Strings are `TEXT`,
+    not VARCHAR(n): the INSERT's assignment checks the length (a cast truncates)."""
+    types = []
+    for name in cols:
+        value_type = array_of(table.c[name].type).item_type  # a TypeDecorator's own impl
+        try:
+            python_type = value_type.python_type
+        except NotImplementedError:
+            return None
+        if not issubclass(python_type, _JSON_TYPES):
+            return None
+        types.append("TEXT" if python_type is str else value_type.compile(dialect=_PG))
+    return types
+
+
 @lru_cache(maxsize=256)
 def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") -> str | None:
     """`INSERT INTO t (cols) SELECT cols FROM json_to_recordset($1::json) AS x(col type, ...)`
@@ -146,19 +163,10 @@ def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") ->
     Against `unnest_insert` it spares the client the driver's per-element array encoding
     (~4.5 µs a ten-column row in asyncpg, ~0.8 µs as JSON; the server time is the same).
     """
-    defs = []
-    for name in cols:
-        col_type = table.c[name].type
-        value_type = array_of(col_type).item_type  # a TypeDecorator's own impl
-        try:
-            python_type = value_type.python_type
-        except NotImplementedError:
-            return None
-        if not issubclass(python_type, _JSON_TYPES):
-            return None
-        # text, not VARCHAR(n): the INSERT's assignment checks the length (a cast truncates)
-        sql_type = "TEXT" if python_type is str else value_type.compile(dialect=_PG)
-        defs.append(f"{_quote(name)} {sql_type}")
+    types = _plain_sql_types(table, cols)
+    if types is None:
+        return None
+    defs = [f"{_quote(name)} {sql_type}" for name, sql_type in zip(cols, types, strict=True)]
     names = ", ".join(_quote(c) for c in cols)
     target = quoted_table(table)
     return (
@@ -177,18 +185,10 @@ def text_array_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = 
     ledger row with three indexes cost it 9.1-9.6 µs inserted this way against 10.8-11.3
     from `json_insert_sql` (2,000-row batches); the client's cost is about the same.
     """
-    defs = []
-    for n, name in enumerate(cols, start=1):
-        value_type = array_of(table.c[name].type).item_type
-        try:
-            python_type = value_type.python_type
-        except NotImplementedError:
-            return None
-        if not issubclass(python_type, _JSON_TYPES):
-            return None
-        # text, not VARCHAR(n): the INSERT's assignment checks the length (a cast truncates)
-        sql_type = "TEXT" if python_type is str else value_type.compile(dialect=_PG)
-        defs.append(f"CAST(${n} AS TEXT)::{sql_type}[]")
+    types = _plain_sql_types(table, cols)
+    if types is None:
+        return None
+    defs = [f"CAST(${n} AS TEXT)::{t}[]" for n, t in enumerate(types, start=1)]
     names = ", ".join(_quote(c) for c in cols)
     return (
         f"INSERT INTO {quoted_table(table)} ({names})"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +26,7 @@ from services.cases.models import (
 )
 from shared.clock import local_date
 from shared.db.bulk import bulk_insert, in_values, unnest_upsert
+from shared.db.deferring import deferring
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
@@ -72,33 +73,17 @@ def _case_filter(
     return query
 
 
-class _Deferring:
-    """A batched store's session: the store's deferred writes go first, before any statement
-    (its own or one of `store.session`'s users), so every read sees them."""
-
-    def __init__(self, session: AsyncSession, flush: Callable[[], Awaitable[None]]) -> None:
-        self._session = session
-        self._flush = flush
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        await self._flush()
-        return await self._session.execute(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
 class CasesStore:
     """The cases service's tables, through one session."""
 
     def __init__(self, session: AsyncSession, *, batched: bool = False) -> None:
         # The consumer batches: open cases are looked up once per batch; new cases, their
         # history's re-linking and timeline rows are written together, before the next
-        # statement of any kind (`_Deferring`) or at `flush_entries`.
+        # statement of any kind (`shared.db.deferring`) or at `flush_entries`.
         self._db = session
         self.session = session
         if batched:
-            self.session = cast(AsyncSession, _Deferring(session, self.flush_entries))
+            self.session = deferring(session, self.flush_entries)
         self._batched = batched
         self._open: dict[str, Row | None] = {}
         self._pending: list[Row] = []
