@@ -242,6 +242,9 @@ async def test_database_outage_commits_no_offset_and_resumes(
     task = asyncio.create_task(runner.run())
     await producer.publish_many([_payment(i) for i in range(5)])  # type: ignore[misc]
     await wait_for(lambda: _all_applied(raw_database, tables[2], 5), what="first 5")
+    # the offsets are committed after the database commit: wait for that too, or a batch's
+    # offset commit still in flight would count as one made during the outage
+    await wait_for(lambda: _offsets_committed(runner), what="offsets of the first 5")
     committed_before = runner.batches_committed
     async with admin.engine.connect() as conn:
         conn2 = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -272,6 +275,16 @@ async def test_database_outage_commits_no_offset_and_resumes(
     await runner.close()
     assert await _count(raw_database, tables[2]) == (10, 10)
     assert runner.batches_committed > committed_before
+
+
+async def _offsets_committed(runner: ConsumerRunner) -> bool:
+    """Whether the runner has committed the offsets of every record it was handed (its
+    position on each assigned partition; None: nothing committed there yet)."""
+    consumer = runner._consumer
+    partitions = list(consumer.assignment())
+    return bool(partitions) and all(
+        [(await consumer.committed(tp) or 0) == await consumer.position(tp) for tp in partitions]
+    )
 
 
 async def _gt(a: float, b: float) -> bool:
