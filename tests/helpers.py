@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from sqlalchemy import event
 
 # The embedded broker delays a group join by about the rebalance timeout: keep it short.
 FAST_GROUP = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 300, "rebalance_timeout_ms": 500}
@@ -77,3 +79,18 @@ def header(record: ConsumerRecord, name: str) -> str | None:
         if key == name:
             return bytes(value).decode()
     return None
+
+
+@contextlib.contextmanager
+def recorded_statements(db: Any) -> Iterator[list[str]]:
+    """The SQL statements `db` (a shared.db.Database) sends while the block runs."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 
 from services.cases.store import CasesStore
 from tests.conftest import MakeDatabase
+from tests.helpers import recorded_statements
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -29,15 +30,9 @@ async def test_a_batch_of_lease_events_costs_one_household_statement(
     make_database: MakeDatabase,
 ) -> None:
     db = await make_database("cases")
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     async with db.sessionmaker() as session, session.begin():  # a household from before
         await CasesStore(session).upsert_household(_home("L-0", "single_adult"))
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as statements:
         async with db.sessionmaker() as session, session.begin():
             store = CasesStore(session, batched=True)
             for i in range(50):
@@ -45,8 +40,6 @@ async def test_a_batch_of_lease_events_costs_one_household_statement(
             await store.upsert_household(_home("L-0", "couple_with_children"))  # latest wins
             assert (await store.household("L-0") or {})["household_type"] == "couple_with_children"
             await store.flush_entries()
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     assert sum("households" in s for s in statements) == 1, statements
     async with db.sessionmaker() as session:
         store = CasesStore(session)
@@ -61,13 +54,7 @@ async def test_prefetched_households_are_one_query_and_yield_to_writes_in_the_ba
     async with db.sessionmaker() as session, session.begin():
         for i in range(3):
             await CasesStore(session).upsert_household(_home(f"L-{i}", "single_adult"))
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as statements:
         async with db.sessionmaker() as session, session.begin():
             store = CasesStore(session, batched=True)
             await store.prefetch_households(["L-0", "L-1", "L-2", "L-9"])
@@ -77,8 +64,6 @@ async def test_prefetched_households_are_one_query_and_yield_to_writes_in_the_ba
             await store.upsert_household(_home("L-2", "couple"))
             await store.flush_entries()  # written and no longer buffered: not the prefetched row
             assert (await store.household("L-2") or {})["household_type"] == "couple"
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     assert reads == 1, statements
 
 
@@ -152,16 +137,8 @@ async def test_cases_opened_in_a_batch_are_written_together_with_the_same_result
     from services.cases.models import cases, households, timeline
 
     db = await make_database("cases")
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as statements:
         batched = await _opening_scenario(db, batched=True)
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     async with db.sessionmaker() as session, session.begin():
         for table in (timeline, cases, households):
             await session.execute(delete(table))

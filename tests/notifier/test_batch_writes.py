@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 
 from notifier import models
 from notifier.consumer import make_handler
@@ -15,6 +15,7 @@ from shared.bus import Batch, Received
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.events import SignalRaised, new_event
+from tests.helpers import recorded_statements
 from tests.notifier.conftest import add_lease, add_staff, in_tx, make_lease, make_signal
 
 
@@ -54,13 +55,7 @@ async def test_buffered_lease_upserts_are_seen_in_the_batch_and_stored_at_its_en
 async def test_a_batch_of_lease_events_costs_one_lease_statement(
     db: Database, clock: ManualClock
 ) -> None:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as statements:
         async with db.sessionmaker.begin() as session:
             store = NotifierStore(session, clock=clock, buffer_events=True)
             ids = [f"L-{i}" for i in range(50)]
@@ -72,8 +67,6 @@ async def test_a_batch_of_lease_events_costs_one_lease_statement(
                 )
                 assert await store.pending_for_any_tenant(lease_id) == []
             await store.flush_events()
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     on_leases = [s for s in statements if "leases" in s.split("(")[0]]
     assert len(on_leases) == 2, on_leases  # the prefetch and one upsert of all 50
     assert sum("notifications" in s for s in statements) == 1  # the any-tenant prefetch
@@ -138,16 +131,8 @@ async def test_a_batch_of_signals_inserts_its_sms_and_tasks_together_with_the_sa
         )
     await add_staff(db, clock, "s1")
     await add_staff(db, clock, "s2")
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as statements:
         buffered = await _signal_batch(db, clock, ctx, buffered=True)
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     async with db.sessionmaker.begin() as session:
         for table in (notifications, tasks, team_cursors, outbox, models.leases):
             if table is models.leases:
