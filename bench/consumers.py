@@ -40,7 +40,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 STHLM = ZoneInfo("Europe/Stockholm")
 CLOCK = datetime(2026, 3, 10, 22, 0, tzinfo=STHLM)
-TOPICS = ("lease.events", "risk.signals", "notification.events")
+TOPICS = (
+    "lease.events",
+    "ledger.events",
+    "complaint.events",
+    "case.events",
+    "risk.signals",
+    "notification.events",
+)
 WARMUP_PREFIX = b"B9"  # bench/pipeline.py's warm-up leases are B9000000...
 
 Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
@@ -124,7 +131,7 @@ async def write_digest(path: Path, database: Any, metadata: Any, servers: str) -
             keys = list(table.primary_key.columns) or list(table.columns)
             for row in await session.execute(select(table).order_by(*keys)):
                 lines.append(f"{table.name} {tuple(row)!r}")
-    for topic in ("notification.events", "case.events"):
+    for topic in ("notification.events", "case.events", "risk.signals"):
         for record in await read_topic(servers, topic):
             lines.append(f"{topic} {record!r}")
     path.write_text("\n".join(lines) + "\n")  # noqa: ASYNC240
@@ -165,19 +172,43 @@ async def replay(
         inbox: Table = models.inbox
         outbox: Table = models.outbox
         metadata = models.metadata
+    elif service == "rules":
+        from rules import models as rules_models
+        from rules.consumer import TOPICS as topics
+        from rules.consumer import make_handler as rules_handler
+        from rules.policy import DEFAULT_POLICY, OVERRIDES_DIR, PolicySet
+
+        handler = rules_handler(PolicySet.load(DEFAULT_POLICY, OVERRIDES_DIR), clock)
+        inbox, outbox, metadata = rules_models.inbox, rules_models.outbox, rules_models.metadata
     else:
         from services.cases.consumer import TOPICS as topics
         from services.cases.consumer import make_handler
         from services.cases.models import inbox, metadata, outbox
 
         handler = make_handler(clock)
-    mine = [r for t in topics for r in records[t]]
+    mine = [r for t in topics for r in records.get(t, [])]
     warm = [r for r in mine if _is_warmup(r)]
     rest = [r for r in mine if not _is_warmup(r)]
     base_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     broker = EmbeddedBroker()
     broker.start()
     url, dbname = await fresh_database_url(base_url, Path(tempfile.mkdtemp()))
+    if os.environ.get("BENCH_PG_LOG_STATEMENTS") and dbname:  # durations in the server log
+        import asyncpg
+
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        await conn.execute(f'ALTER DATABASE "{dbname}" SET log_min_duration_statement = 0')
+        if os.environ.get("BENCH_PG_LOG_STATEMENTS") == "explain":
+            for setting in (
+                "session_preload_libraries = 'auto_explain'",
+                "auto_explain.log_min_duration = 3",
+                "auto_explain.log_analyze = on",
+                "auto_explain.log_buffers = on",
+                "auto_explain.log_wal = on",
+                "auto_explain.log_timing = off",
+            ):
+                await conn.execute(f'ALTER DATABASE "{dbname}" SET {setting}')
+        await conn.close()
     database = Database(url, service)
     try:
         await create_topics(broker.bootstrap_servers, partitions=6)
@@ -223,7 +254,9 @@ async def replay(
         consumer = runner._consumer
         while len(consumer.assignment()) < 6 * len(topics):  # noqa: ASYNC110 (joined)
             await asyncio.sleep(0.05)
-        order = [t for t in TOPICS if t in topics]
+        # rules reads its topics together, as in the pipeline (leases and their ledger
+        # events interleaved); notifier and cases one topic after the other
+        order: list[Any] = [None] if service == "rules" else [t for t in TOPICS if t in topics]
 
         async def stages(part: list[Record]) -> None:
             # one topic after the other, in the order the pipeline produces them (leases,
@@ -231,9 +264,9 @@ async def replay(
             nonlocal target
             task = asyncio.create_task(runner.run())
             for topic in order:
-                target += len({dict(r[3])["ce_id"] for r in part if r[0] == topic})
+                target += len({dict(r[3])["ce_id"] for r in part if topic in (None, r[0])})
                 done.clear()
-                consumer.resume(*[tp for tp in consumer.assignment() if tp.topic == topic])
+                consumer.resume(*[tp for tp in consumer.assignment() if topic in (None, tp.topic)])
                 await done.wait()
             runner.stop()
             await task
@@ -255,6 +288,7 @@ async def replay(
                 statements[" ".join(sql.split())[:110]] += 1
 
         profiler = cProfile.Profile() if profile else None
+        backends0 = await _backend_cpu(database)
         cpu0, t0 = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
@@ -263,11 +297,14 @@ async def replay(
             profiler.disable()
             profiler.dump_stats(f"{profile}.{service}")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        backends = await _backend_cpu(database)
+        pg = sum(sec - backends0.get(pid, 0.0) for pid, sec in backends.items())
         print(
             f"{service}: {len(rest)} records ({len(warm)} warm-up before) in "
             f"{runner.batches_committed - batches} batches: CPU {cpu:.3f} s "
             f"({cpu / len(rest) * 1e6:.1f} us/record), wall {wall:.2f} s, "
-            f"load {os.getloadavg()[0]:.2f}"
+            f"load {os.getloadavg()[0]:.2f}; "
+            f"PostgreSQL {pg:.3f} s ({pg / len(rest) * 1e6:.1f} us/record)"
         )
         for sql, n in statements.most_common():
             print(f"  {n:6d}  {sql}")
@@ -282,6 +319,27 @@ async def replay(
             await drop_database(base_url, dbname)
 
 
+async def _backend_cpu(database: Any) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the service's database."""
+    import psutil
+    from sqlalchemy import text
+
+    async with database.engine.connect() as conn:
+        pids = (
+            await conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        ).scalars()
+        out = {}
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            out[pid] = t.user + t.system
+        return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--capture", type=Path)
@@ -294,7 +352,7 @@ def main() -> None:
     parser.add_argument(
         "--cprofile", type=Path, help="cProfile the measured part into FILE.<service>"
     )
-    parser.add_argument("--service", choices=("notifier", "cases", "both"), default="both")
+    parser.add_argument("--service", choices=("notifier", "cases", "rules", "both"), default="both")
     args = parser.parse_args()
     if args.capture:
         asyncio.run(capture(args.capture, args.leases))

@@ -201,7 +201,9 @@ class CpuMeter:
         self._database_url = database_url
         self._start: dict[str, float] = {}
         self._backends: dict[int, float] = {}
+        self._owners: dict[int, str] = {}
         self.used: dict[str, float] = {}
+        self.postgres_by_service: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         out = {}
@@ -223,15 +225,26 @@ class CpuMeter:
         )
         try:
             rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1", url.database
+                "SELECT pid, client_port FROM pg_stat_activity WHERE datname = $1", url.database
             )
         finally:
             await conn.close()
+        ports = self._client_ports()
         out = {}
         for row in rows:
+            self._owners[row["pid"]] = ports.get(row["client_port"], "other")
             seconds = cpu_seconds(row["pid"])
             if seconds is not None:
                 out[row["pid"]] = seconds
+        return out
+
+    def _client_ports(self) -> dict[int, str]:
+        """Local TCP ports of each metered process: which service a backend serves."""
+        out = {}
+        for name, pid in self._pids.items():
+            with contextlib.suppress(psutil.Error):
+                for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                    out[conn.laddr.port] = name
         return out
 
     async def __aenter__(self) -> CpuMeter:
@@ -247,6 +260,10 @@ class CpuMeter:
             self.used["postgres"] = sum(
                 sec - self._backends.get(pid, 0.0) for pid, sec in backends.items()
             )
+            split: Counter[str] = Counter()
+            for pid, sec in backends.items():
+                split[self._owners.get(pid, "other")] += sec - self._backends.get(pid, 0.0)
+            self.postgres_by_service = dict(split)
 
 
 class Profiler:
@@ -274,6 +291,20 @@ class Profiler:
             os.kill(proc.pid, signal.SIGINT)
         for proc in self._procs:
             proc.wait(timeout=60)
+
+
+async def consumer_batches(p: Any) -> Counter[str]:
+    """Batches each service's consumers have applied so far (its /metrics)."""
+    out: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for name, proc in p.procs.items():
+            if name == "ingest":
+                continue
+            text = (await client.get(f"{proc.url}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("bokvar_consumer_batch_seconds_count"):
+                    out[name] += float(line.rsplit(" ", 1)[1])
+    return out
 
 
 async def table_writes(database_url: str) -> Counter[str]:
@@ -608,6 +639,7 @@ async def main() -> None:
             meter = CpuMeter(metered, url)
             whole = CpuMeter(metered, url)  # until notifier and cases are done too
             writes_before = await table_writes(url)
+            batches_before = await consumer_batches(p)
             with Profiler(pids, args.profile):
                 async with whole:
                     async with meter:
@@ -615,6 +647,8 @@ async def main() -> None:
                             p, key, args.leases, chunk=args.chunk, clients=args.clients
                         )
                     await drained(p.bootstrap_servers, DRAINED)
+            batches = await consumer_batches(p)
+            batches.subtract(batches_before)
             if args.table_writes:
                 await asyncio.sleep(2.0)  # notifier and cases finish; backends report
                 writes = await table_writes(url)
@@ -639,6 +673,18 @@ async def main() -> None:
             "CPU per event until every group had consumed everything: "
             + ", ".join(f"{name} {sec / n * 1e6:.0f} us" for name, sec in whole.used.items())
             + f"; all {sum(whole.used.values()) / n * 1e6:.0f} us"
+        )
+        print(
+            "PostgreSQL CPU per event by the service it serves (sustained part): "
+            + ", ".join(
+                f"{name} {sec / n * 1e6:.0f} us"
+                for name, sec in sorted(meter.postgres_by_service.items())
+            )
+        )
+        print(
+            "consumer batches during the sustained part and after (events per batch): "
+            + ", ".join(f"{name} {count:.0f}" for name, count in sorted(batches.items()))
+            + f" (rules: {n / max(batches['rules'], 1):.0f} events per batch)"
         )
         if args.table_writes:
             total = sum(writes.values())

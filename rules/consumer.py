@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from rules.engine import Deadline, RetractionDraft, SignalDraft, evaluate
+from rules.engine import Deadline, RetractionDraft, SignalDraft, evaluate, quiet
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.bus import Batch, Handler
@@ -227,10 +227,13 @@ async def evaluate_leases(
     watermarks = await store.watermarks(s.org_id for s in states.values())
     claims: list[dict[str, Any]] = []
     events: dict[str, CloudEvent[EventData]] = {}
-    deadlines = {}
+    deadlines: dict[str, list[Deadline]] = {}
     for lease_id, state in states.items():
         policy = policies.for_org(state.org_id)
         seen = emitted.get(lease_id, frozenset())
+        if quiet(state, policy, seen):  # registered, not charged yet: nothing to find
+            deadlines[lease_id] = []
+            continue
         ev = evaluate(state, policy, now, seen, watermarks.get(state.org_id))
         for retraction in ev.retractions:
             claims.append(_claim(retraction.retraction_id, lease_id, "signal_retracted", now, now))

@@ -47,6 +47,7 @@ from shared.db.bulk import (
     text_array_insert_sql,
     text_arrays,
 )
+from shared.db.errors import is_unique_violation
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -137,6 +138,12 @@ _PG_SIDE_SQL = (
 # chunks of 5 entries each); `_entry_rows` puts each lease's few rows in id order instead
 _PG_ENTRIES_SQL = str(_per_lease("ledger_entries", _ENTRIES)).replace(_UNNEST_IDS, _JSON_IDS)
 assert _JSON_IDS in _PG_ENTRIES_SQL
+
+_SAVEPOINT = "SAVEPOINT rules_entries"
+_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT rules_entries"
+_RELEASE_SAVEPOINT = "RELEASE SAVEPOINT rules_entries"
+# the unique constraint only: an entry's id (a sequence) is never there already
+_ENTRY_CONFLICT = "ON CONFLICT (kind, entry_id) DO NOTHING"
 
 # Per-lease lookups of a 500-1,000 lease chunk are estimated above jit_above_cost once a
 # table has a few rows per lease; compiling then took ~5 ms for a query that runs in 3 ms.
@@ -286,8 +293,33 @@ class RulesStore:
         )
 
     async def add_entries(self, rows: list[dict[str, Any]]) -> None:
-        """Add ledger entries; an entry already there (same kind and id) is left alone."""
-        await self._insert_new(m.ledger_entries, rows)
+        """Add ledger entries; an entry already there (same kind and id) is left alone.
+
+        On PostgreSQL the rows are first inserted with a plain INSERT inside a savepoint:
+        nearly every batch's entries are all new, and ON CONFLICT's speculative insertion
+        costs the server more (a check of each unique index before the row, a second WAL
+        record after it). When one is there already (sent again under another event id, or
+        twice in the batch), the insert fails, is rolled back to the savepoint, and is
+        made again with ON CONFLICT (kind, entry_id) DO NOTHING: the same rows either way,
+        the first of a batch's duplicates kept.
+        """
+        if not rows or self._sqlite:
+            await self._insert_new(m.ledger_entries, rows)
+            return
+        statement = self._pg_insert(m.ledger_entries, rows, "")
+        assert statement is not None  # the columns are plain JSON
+        sql, *params = statement
+        driver = await self._driver()
+        await driver.execute(_SAVEPOINT)
+        try:
+            await driver.execute(sql, *params)
+        except Exception as exc:
+            if not is_unique_violation(exc):
+                raise
+            await driver.execute(_ROLLBACK_TO_SAVEPOINT)
+            # the same statement with the suffix `_pg_insert` would have added
+            await driver.execute(f"{sql} {_ENTRY_CONFLICT}", *params)
+        await driver.execute(_RELEASE_SAVEPOINT)
 
     async def add_complaints(self, rows: list[dict[str, Any]]) -> None:
         """Add complaints (idempotent by complaint id)."""

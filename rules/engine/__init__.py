@@ -3,7 +3,14 @@
 No I/O, no clock: every function takes `now`/`today` and plain data.
 """
 
-from rules.engine.evaluate import Evaluation, evaluate, plan_status, recovery_window, stage_date
+from rules.engine.evaluate import (
+    Evaluation,
+    evaluate,
+    plan_status,
+    quiet,
+    recovery_window,
+    stage_date,
+)
 from rules.engine.ledger import ChargeStatus, Ledger, apply_entries
 from rules.engine.state import (
     Complaint,
@@ -35,6 +42,7 @@ __all__ = [
     "apply_entries",
     "evaluate",
     "plan_status",
+    "quiet",
     "recovery_window",
     "stage_date",
 ]

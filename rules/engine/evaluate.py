@@ -29,7 +29,7 @@ from rules.policy import Policy, Stage
 from shared.clock import local_date
 from shared.format import format_date
 
-__all__ = ["Evaluation", "evaluate", "plan_status", "recovery_window", "stage_date"]
+__all__ = ["Evaluation", "evaluate", "plan_status", "quiet", "recovery_window", "stage_date"]
 
 
 @lru_cache(maxsize=64)
@@ -86,6 +86,27 @@ def evaluate(
     ev.signals = [s for s in out if s.signal_id not in emitted]
     ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
     return ev
+
+
+def quiet(state: LeaseState, policy: Policy, emitted: frozenset[str]) -> bool:
+    """Tell whether `evaluate` would find nothing for `state`: no signal, no retraction,
+    no deadline, whatever `now` and the watermark (so the caller may skip it).
+
+    True for a lease without ledger entries, complaints, warnings, legal steps or plans
+    and with nothing emitted: a lease registered but not charged yet. Every track then
+    returns before its first stage (no open charge, no facts; only an emitted signal can be
+    retracted or cleared), and every risk factor is 0, so the score is 0 and under any
+    high-risk threshold (the policy's is at least 1).
+    """
+    return (
+        not state.entries
+        and not emitted
+        and not state.complaints
+        and not state.warnings
+        and not state.legal_steps
+        and not state.plans
+        and policy.risk.high_risk_threshold > 0
+    )
 
 
 def _ladder(

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import Table, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus.errors import is_transient
@@ -35,6 +36,7 @@ from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
 from shared.db.bulk import quoted_table
+from shared.db.errors import is_unique_violation
 from shared.events import CloudEvent, EnvelopeError, EventData, decode
 from shared.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_EVENTS, CONSUMER_RETRIES
 
@@ -88,6 +90,10 @@ class Batch:
 
 
 Handler = Callable[[Batch], Awaitable[None]]
+
+
+class _KnownIds(Exception):
+    """The plain inbox insert met an id already there: claim the batch the other way."""
 
 
 class SimulatedCrash(BaseException):
@@ -156,14 +162,21 @@ class ConsumerRunner:
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self.batches_committed = 0
+        self.claim_retries = 0  # batches whose plain inbox insert met an id already there
+        self._plain_claim = True
         # PostgreSQL: the ids travel as one JSON text (json_to_recordset) and the instant as
         # one value; asyncpg encodes arrays element by element (~1.5 us of CPU per id more)
-        self._claim_sql = text(
+        insert = (
             f"INSERT INTO {quoted_table(inbox)} (event_id, topic, received_at)"
             " SELECT x.event_id, x.topic, CAST(:now AS TIMESTAMPTZ)"
             " FROM json_to_recordset(CAST(:rows AS JSON)) AS x(event_id TEXT, topic TEXT)"
-            " ON CONFLICT DO NOTHING RETURNING event_id"
         )
+        self._claim_sql = text(f"{insert} ON CONFLICT DO NOTHING RETURNING event_id")
+        # A plain INSERT of ids that are all new (nearly every batch) costs the server less
+        # than ON CONFLICT's speculative insertion (2.0-3.1 against 3.6-6.0 us per id) and
+        # returns nothing; a batch with an id already there fails at it and is claimed
+        # again with the statement above, in a new transaction (`_apply_in_tx`).
+        self._plain_claim_sql = text(insert)
 
     async def start(self) -> None:
         """Join the consumer group."""
@@ -261,8 +274,30 @@ class ConsumerRunner:
         return dead
 
     async def _apply_in_tx(self, received: list[Received]) -> None:
+        """Claim and apply `received` in one transaction.
+
+        On PostgreSQL the inbox is first claimed with a plain INSERT (`_plain_claim_sql`):
+        when an id is already there (a redelivery) it fails before the handler ran, the
+        transaction is rolled back, and the batch is applied again with the claim that
+        skips known ids; the next batch does the same (redeliveries come in runs), then
+        the plain insert is tried again.
+        """
+        plain = self._plain_claim and not self._database.sqlite
+        self._plain_claim = True
+        if plain:
+            try:
+                await self._apply_claimed(received, plain=True)
+                return
+            except _KnownIds:
+                self.claim_retries += 1
+                self._plain_claim = False
+        await self._apply_claimed(received, plain=False)
+
+    async def _apply_claimed(self, received: list[Received], *, plain: bool) -> None:
         async with self._database.sessionmaker() as session, session.begin():
-            new_ids = await self._claim(session, received)
+            new_ids = await (
+                self._claim_new(session, received) if plain else self._claim(session, received)
+            )
             seen: set[str] = set()
             unique = []
             counts: Counter[tuple[str, str]] = Counter()
@@ -281,6 +316,20 @@ class ConsumerRunner:
                 await batch.write_outbox()
         for (topic, outcome), n in counts.items():  # one metric update per label, not per event
             CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
+
+    async def _claim_new(self, session: AsyncSession, received: list[Received]) -> set[str]:
+        """PostgreSQL: insert the ids, every one new, or raise `_KnownIds` (nothing applied)."""
+        topics = {r.event.id: r.topic for r in received}
+        rows = orjson.dumps([{"event_id": i, "topic": t} for i, t in topics.items()])
+        try:
+            await session.execute(
+                self._plain_claim_sql, {"rows": rows.decode(), "now": self._clock.now()}
+            )
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise _KnownIds from exc
+            raise
+        return set(topics)
 
     async def _claim(self, session: AsyncSession, received: list[Received]) -> set[str]:
         """Insert the event ids into the inbox; return the ids that were new."""

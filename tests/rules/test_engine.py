@@ -12,10 +12,13 @@ from rules.engine import (
     LegalStep,
     Plan,
     Warning,
+    Watermark,
     apply_entries,
     evaluate,
+    quiet,
     recovery_window,
 )
+from rules.policy import PolicySet
 from shared.calendar import rent_due_date
 from shared.clock import local_date, local_midnight
 from tests.rules.scenario import NO_LAG, POLICY, Scenario, at, charge, payment
@@ -373,3 +376,35 @@ def test_reasons_name_categories_in_swedish_and_format_amounts_like_the_sms() ->
     late = sc.emitted["L1:2026-03:late_rent_detected"]
     assert "(12 345,50 kr)" in late.reason_sv  # shared.format.format_sek, as in the SMS
     assert "(12 345,50 SEK)" in late.reason_en
+
+
+def test_quiet_leases_are_those_evaluate_finds_nothing_for() -> None:
+    # the consumer skips `evaluate` for a quiet lease (registered, not charged yet)
+    policies = PolicySet.load()
+    low = POLICY.model_copy(
+        update={"risk": POLICY.risk.model_copy(update={"high_risk_threshold": 1})}
+    )
+    checked = 0
+    for policy in [policies.default, *policies.per_org.values(), NO_LAG, low]:
+        for rent, ended in [(0, None), (800_000, None), (800_000, date(2026, 3, 1))]:
+            state = LeaseState("L1", "org1", monthly_rent_ore=rent, ended_on=ended)
+            assert quiet(state, policy, frozenset())
+            for day in (date(2026, 2, 20), date(2026, 3, 2), date(2026, 12, 31)):
+                for mark in (None, Watermark(day, at(day))):
+                    ev = evaluate(state, policy, at(day), frozenset(), mark)
+                    assert (ev.signals, ev.retractions, ev.deadlines) == ([], [], [])
+                    assert ev.risk.score == 0  # every factor 0: under any threshold
+                    checked += 1
+    assert checked == 18 * (len(policies.per_org) + 3)
+    # any fact, or anything emitted, and the lease is evaluated
+    empty = LeaseState("L1", "org1", monthly_rent_ore=800_000)
+    facts = {
+        "entries": (charge("2026-03", MARCH_DUE),),
+        "complaints": (Complaint("c1", "disturbance", date(2026, 2, 1)),),
+        "warnings": (Warning("w1", "disturbance", date(2026, 2, 1)),),
+        "legal_steps": (LegalStep("s1", "eviction_notice", date(2026, 2, 1)),),
+        "plans": (Plan("p1", date(2026, 2, 1), ((date(2026, 3, 1), 100),)),),
+    }
+    for name, value in facts.items():
+        assert not quiet(replace(empty, **{name: value}), POLICY, frozenset()), name
+    assert not quiet(empty, POLICY, frozenset({"L1:2026-03:late_rent_detected"}))

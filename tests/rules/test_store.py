@@ -132,3 +132,49 @@ async def test_bulk_writes_keep_every_value_as_sent(make_database: MakeDatabase)
             r["due_date"],
         )
         assert entry.known_at == r["known_at"] and entry.booked_on == START
+
+
+async def test_entries_already_there_are_left_alone_and_the_batch_goes_on(
+    make_database: MakeDatabase,
+) -> None:
+    # PostgreSQL inserts a batch's entries with a plain INSERT in a savepoint, and again
+    # with ON CONFLICT DO NOTHING when one is there already: the same rows as SQLite's
+    # insert-or-ignore (the stored entry and the first of a batch's duplicates kept), and
+    # the transaction's other writes, before and after, are committed with them
+    db = await make_database("rules")
+
+    def entry(entry_id: str, amount: int, kind: str = "payment") -> dict[str, object]:
+        return {
+            "lease_id": "L-1",
+            "kind": kind,
+            "entry_id": entry_id,
+            "amount_ore": amount,
+            "booked_on": START,
+            "period": None,
+            "due_date": None,
+            "invoice_id": None,
+            "payment_id": None,
+            "known_at": None,
+        }
+
+    lease = {"lease_id": "L-1", "org_id": "org1", "monthly_rent_ore": 1, "due_day": None}
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        await store.add_entries([entry("p1", 100), entry("p2", 200)])
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        await store.upsert_leases([lease])
+        await store.add_entries([entry("p3", 300), entry("p1", 999), entry("p3", 333)])
+        await store.add_entries([entry("p4", 400), entry("p1", 400, kind="credit")])
+        await store.upsert_leases([lease | {"monthly_rent_ore": 2}])
+    async with db.sessionmaker() as session:
+        (state,) = (await RulesStore(session).load_states(["L-1"])).values()
+    assert state.monthly_rent_ore == 2
+    got = [(e.kind, e.entry_id, e.amount_ore) for e in state.entries]
+    assert got == [
+        ("payment", "p1", 100),
+        ("payment", "p2", 200),
+        ("payment", "p3", 300),
+        ("payment", "p4", 400),
+        ("credit", "p1", 400),
+    ]

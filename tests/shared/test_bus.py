@@ -133,6 +133,40 @@ async def test_crash_between_db_commit_and_offset_commit_applies_each_event_once
     assert crashes == 3
 
 
+async def test_a_batch_with_ids_already_in_the_inbox_applies_only_the_new_events(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    # on PostgreSQL the inbox is claimed with a plain INSERT; a batch holding an id that
+    # is there already fails at it and is claimed again skipping the known ids
+    tables = await _setup(raw_database)
+    inbox, _, applied = tables
+    async with raw_database.sessionmaker.begin() as s:
+        await s.execute(
+            inbox.insert(),
+            [{"event_id": f"evt-{i}", "topic": "t", "received_at": NOW} for i in (3, 8)],
+        )
+    await producer.publish_many([_payment(i) for i in range(10)])  # type: ignore[misc]
+    runner = _runner(broker, raw_database, producer, tables)
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(raw_database, applied, 8), what="8 applied")
+    retries = runner.claim_retries
+    await producer.publish_many([_payment(i) for i in range(10, 17)])  # type: ignore[misc]
+    await wait_for(lambda: _all_applied(raw_database, applied, 15), what="15 applied")
+    runner.stop()
+    await task
+    await runner.close()
+    async with raw_database.sessionmaker() as s:
+        ids = set((await s.execute(select(applied.c.event_id))).scalars())
+        claimed = (await s.execute(select(func.count()).select_from(inbox))).scalar_one()
+    assert ids == {f"evt-{i}" for i in range(17) if i not in (3, 8)}
+    assert await _count(raw_database, applied) == (15, 15)
+    assert claimed == 17
+    # new ids never fail the plain insert (SQLite always claims skipping known ids)
+    assert runner.claim_retries == retries
+    assert 1 <= retries <= 2 if not raw_database.sqlite else retries == 0
+
+
 async def _all_applied(db: Database, applied: Table, n: int) -> bool:
     total, _ = await _count(db, applied)
     return total >= n
