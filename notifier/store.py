@@ -28,7 +28,7 @@ from notifier.models import (
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
-from shared.db.bulk import array_of, in_values
+from shared.db.bulk import array_of, in_values, text_arrays
 from shared.db.deferring import deferring
 from shared.events import CloudEvent
 
@@ -100,18 +100,20 @@ _LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_
 _LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
 
 
-def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
+def _pg_lease_upsert(consts: tuple[str, ...] = (), literals: tuple[str, ...] = ()) -> Any:
     """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
 
     The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
     are cast to the column's JSON in the SELECT. The columns of `consts`, the same in
     every row, are bound once (`c_<column>`): asyncpg encodes an array element by element.
+    The columns of `literals` travel as one array literal text each (`text_arrays`).
     """
     varying = tuple(c for c in _LEASE_COLUMNS if c not in consts)
     arrays = []
     for name in varying:
         array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
-        arrays.append(sql_cast(bindparam(f"u_{name}", type_=array), array))
+        param = bindparam(f"u_{name}", type_=Text() if name in literals else array)
+        arrays.append(sql_cast(param, array))
     source = func.unnest(*arrays).table_valued(*varying).render_derived()
     picked = [
         bindparam(f"c_{n}", type_=leases.c[n].type)
@@ -130,6 +132,9 @@ def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
 _PG_LEASE_UPSERT = _pg_lease_upsert()
 _LEASE_CONSTS = ("ended", "updated_at")  # a consumer batch's leases share both
 _PG_LEASE_UPSERT_CONSTS = _pg_lease_upsert(_LEASE_CONSTS)
+# the plain text columns as array literals (~0.07 µs per value against ~0.5 in asyncpg)
+_LEASE_LITERALS = ("lease_id", "org_id", "team")
+_PG_LEASE_UPSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
@@ -283,10 +288,14 @@ class NotifierStore:
             r["ended"] == first["ended"] and r["updated_at"] == first["updated_at"] for r in rows
         ):
             stmt = _PG_LEASE_UPSERT_CONSTS
-            params = {
+            params: dict[str, Any] = {
                 f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS if c not in _LEASE_CONSTS
             }
             params |= {f"c_{c}": first[c] for c in _LEASE_CONSTS}
+            literals = text_arrays(rows, _LEASE_LITERALS)  # None: a value needs an escape
+            if literals is not None:
+                stmt = _PG_LEASE_UPSERT_LITERALS
+                params |= {f"u_{c}": a for c, a in zip(_LEASE_LITERALS, literals, strict=True)}
         else:
             stmt = _PG_LEASE_UPSERT
             params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}

@@ -172,3 +172,31 @@ async def test_a_read_in_the_batch_sees_the_deferred_case(make_database: MakeDat
         assert (await store.open_case("L-1") or {})["id"] == "C-1"  # from memory
         found = await store.session.execute(select(cases.c.id).where(cases.c.lease_id == "L-1"))
         assert list(found.scalars()) == ["C-1"]  # written before the read
+
+
+# Values the array-literal syntax reads differently if written naively (a comma, braces,
+# `null`, blanks, quotes, a backslash, non-ASCII, empty); with a quote or a backslash the
+# batch goes as array parameters instead, without either as one literal text per column.
+AWKWARD = ["a,b", "{x}", "null", "NULL", " sp ", "", "Malmö ÅÄÖ", "x;y", "semi'quote"]
+ESCAPED = ['dq"uote', "back\\slash"]
+
+
+async def test_batched_households_store_awkward_values_as_given(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    for values in (AWKWARD, AWKWARD + ESCAPED):
+        homes = {f"L-{i}-{len(values)}": v for i, v in enumerate(values)}
+        async with db.sessionmaker() as session, session.begin():
+            store = CasesStore(session, batched=True)
+            for lease_id, value in homes.items():
+                home = _home(lease_id, value) | {"org_id": value, "gender": value or None}
+                await store.upsert_household(home | {"age_band": None})
+            await store.flush_entries()
+        async with db.sessionmaker() as session:
+            store = CasesStore(session)
+            for lease_id, value in homes.items():
+                row = await store.household(lease_id) or {}
+                assert (row["household_type"], row["org_id"]) == (value, value)
+                assert (row["gender"], row["age_band"]) == (value or None, None)
+                assert row["updated_at"] == NOW

@@ -25,7 +25,7 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db.bulk import bulk_insert, in_values, unnest_upsert
+from shared.db.bulk import bulk_insert, in_values, text_arrays, unnest_upsert
 from shared.db.deferring import deferring
 
 Row = dict[str, Any]
@@ -40,6 +40,8 @@ _ATTACH = (
     .values(case_id=bindparam("p_case_id"))
 )
 _UPDATES: dict[tuple[str, ...], Any] = {}  # update of these columns of one case
+_HOUSEHOLD_COLUMNS = tuple(c.name for c in households.columns)
+_HOUSEHOLD_KEEP = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "lease_id")
 
 
 def _update_case(columns: tuple[str, ...]) -> Any:
@@ -136,13 +138,26 @@ class CasesStore:
             await db.execute(insert(timeline), rows)
         if self._households:
             homes, self._households = list(self._households.values()), {}
-            if db.get_bind().dialect.name == "sqlite":
-                await db.execute(self._household_upsert(), homes)
-                return
-            cols = tuple(c.name for c in households.columns)
-            keep = tuple(c for c in cols if c != "lease_id")
-            stmt = unnest_upsert(households, cols, update=keep)  # one array per column
-            await db.execute(stmt, {f"u_{c}": [h[c] for h in homes] for c in cols})
+            await self._write_households(homes)
+
+    async def _write_households(self, homes: list[Row]) -> None:
+        """Upsert households: on PostgreSQL one unnest statement whose column arrays travel
+        as one array literal text each (asyncpg encodes an array parameter element by
+        element, ~0.5 µs of CPU per value), or as arrays when a value needs an escape."""
+        db = self._db
+        if db.get_bind().dialect.name == "sqlite":
+            await db.execute(self._household_upsert(), homes)
+            return
+        literals = text_arrays(homes, _HOUSEHOLD_COLUMNS)
+        if literals is None:
+            params: Row = {f"u_{c}": [h[c] for h in homes] for c in _HOUSEHOLD_COLUMNS}
+        else:
+            params = dict(zip((f"u_{c}" for c in _HOUSEHOLD_COLUMNS), literals, strict=True))
+        literal = literals is not None
+        stmt = unnest_upsert(
+            households, _HOUSEHOLD_COLUMNS, update=_HOUSEHOLD_KEEP, literal=literal
+        )
+        await db.execute(stmt, params)
 
     async def get(self, case_id: str) -> Row | None:
         """Return a case, or None."""
