@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+import orjson
+from sqlalchemy import Select, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +27,15 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db.bulk import bulk_insert, in_values, text_arrays, unnest_upsert
+from shared.db import UtcDateTime
+from shared.db.bulk import bulk_insert, in_values, quoted_table, text_arrays, unnest_upsert
 from shared.db.deferring import deferring
 
 Row = dict[str, Any]
 _OPEN = cases.c.status.not_in(("resolved", "evicted"))
-_ENTRY_DEFAULTS: Row = {c.name: None for c in timeline.columns if c.name != "id"}
+_ENTRY_DEFAULTS: Row = {
+    str(c.name): None for c in timeline.columns if c.name != "id"
+}  # str: orjson
 # Statements the consumer runs per signal, built once and executed with parameters
 # (building `insert(t).values(**row)` anew costs more CPU than executing it).
 _CREATE = insert(cases)
@@ -55,6 +60,52 @@ def _update_case(columns: tuple[str, ...]) -> Any:
         if len(_UPDATES) < 256:  # the callers use a handful of column sets
             _UPDATES[columns] = stmt
     return stmt
+
+
+# PostgreSQL: a batch's timeline rows as ONE JSON text parameter (json_to_recordset), in
+# their order (the ids are given in it). An executemany bound and encoded every column of
+# every row apart (~10 µs of client CPU a row). The JSON `data` travels as the text the
+# column's own serializer writes, so the stored text is the same.
+_TIMELINE_COLUMNS = tuple(c for c in timeline.columns if c.name != "id")
+_q = postgresql.dialect().identifier_preparer.quote_identifier  # type: ignore[no-untyped-call]
+_RECORD_TYPES = {"at": "TIMESTAMPTZ", "due_date": "DATE", "data": "TEXT"}
+_TEXT_COLUMNS = tuple(c.name for c in _TIMELINE_COLUMNS if c.name not in _RECORD_TYPES)
+_PG_TIMELINE_INSERT = text(
+    f"INSERT INTO {quoted_table(timeline)} ({', '.join(_q(c.name) for c in _TIMELINE_COLUMNS)})"
+    " SELECT "
+    + ", ".join(
+        "CAST(x.data AS JSON)" if c.name == "data" else f"x.{_q(c.name)}" for c in _TIMELINE_COLUMNS
+    )
+    + " FROM json_to_recordset(CAST(:rows AS JSON)) AS x("
+    + ", ".join(f"{_q(c.name)} {_RECORD_TYPES.get(c.name, 'TEXT')}" for c in _TIMELINE_COLUMNS)
+    + ")"
+)
+
+
+async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
+    """Insert timeline rows (each with every column but the id), in their order."""
+    dialect = db.get_bind().dialect
+    if dialect.name == "sqlite" or not all(_plain_entry(r) for r in rows):
+        await db.execute(insert(timeline), rows)
+        return
+    to_json = dialect.type_descriptor(timeline.c.data.type).bind_processor(dialect)
+    at = UtcDateTime().process_bind_param
+    records = [
+        {**r, "at": at(r["at"], dialect), "data": to_json(r["data"]) if to_json else r["data"]}
+        for r in rows
+    ]
+    await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(records).decode()})
+
+
+def _plain_entry(row: Row) -> bool:
+    """Whether the row's values are of the types the JSON record set carries as they are
+    (any other: the statement per row refuses or converts it as before)."""
+    return (
+        all(type(row[c]) is str or row[c] is None for c in _TEXT_COLUMNS)
+        and type(row["at"]) is datetime
+        and row["at"].tzinfo is not None
+        and (row["due_date"] is None or type(row["due_date"]) is date)
+    )
 
 
 def _case_filter(
@@ -135,7 +186,7 @@ class CasesStore:
             await db.execute(_ATTACH, params)
         if self._pending:
             rows, self._pending, self._unattached = self._pending, [], {}
-            await db.execute(insert(timeline), rows)
+            await _insert_timeline(db, rows)
         if self._households:
             homes, self._households = list(self._households.values()), {}
             await self._write_households(homes)
