@@ -141,6 +141,15 @@ def in_values(column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool
     return column == any_(bindparam(None, list(values), type_=array_of(column.type)))
 
 
+def in_param(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
+    """`in_values` for a statement built once and executed with `{name: [values]}`: the
+    same SQL (`column = ANY(:name)` on PostgreSQL, an expanding IN on SQLite), without
+    building the statement and its cache key anew per batch (~100-160 µs of CPU each)."""
+    if sqlite:
+        return column.in_(bindparam(name, expanding=True))
+    return column == any_(bindparam(name, type_=array_of(column.type)))
+
+
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _JSON_TYPES = (str, int, bool, date, datetime)  # what orjson writes and PostgreSQL reads back
 

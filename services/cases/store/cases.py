@@ -28,7 +28,7 @@ from services.cases.models import (
 )
 from shared.clock import local_date
 from shared.db import UtcDateTime
-from shared.db.bulk import bulk_insert, in_values, quoted_table, text_arrays, unnest_upsert
+from shared.db.bulk import bulk_insert, in_param, quoted_table, text_arrays, unnest_upsert
 from shared.db.deferring import deferring
 
 Row = dict[str, Any]
@@ -45,6 +45,15 @@ _ATTACH = (
     .values(case_id=bindparam("p_case_id"))
 )
 _UPDATES: dict[tuple[str, ...], Any] = {}  # update of these columns of one case
+# a batch's lookups by lease ids, per dialect (sqlite: True/False), run with {"p_ids": [...]}
+_OPEN_CASES_OF = {
+    sqlite: select(cases).where(in_param(cases.c.lease_id, "p_ids", sqlite=sqlite), _OPEN)
+    for sqlite in (True, False)
+}
+_HOUSEHOLDS_OF = {
+    sqlite: select(households).where(in_param(households.c.lease_id, "p_ids", sqlite=sqlite))
+    for sqlite in (True, False)
+}
 _HOUSEHOLD_COLUMNS = tuple(c.name for c in households.columns)
 _HOUSEHOLD_KEEP = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "lease_id")
 
@@ -152,9 +161,7 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        result = await self.session.execute(
-            select(cases).where(in_values(cases.c.lease_id, wanted, sqlite=sqlite), _OPEN)
-        )
+        result = await self.session.execute(_OPEN_CASES_OF[sqlite], {"p_ids": wanted})
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
             self._open[lid] = found.get(lid)
@@ -165,9 +172,7 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        result = await self.session.execute(
-            select(households).where(in_values(households.c.lease_id, wanted, sqlite=sqlite))
-        )
+        result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], {"p_ids": wanted})
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
             self._known_households[lid] = found.get(lid)
