@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import structlog
 
 from notifier.store import NotifierStore
 from notifier.workflow import Context, on_lease, on_retracted, on_signal, prefetch_for_signals
-from shared.bus import Batch, Handler
+from shared.bus import Batch, Handler, Received
 from shared.clock import Clock
-from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
+from shared.events import (
+    EventData,
+    LeaseEnded,
+    LeaseRegistered,
+    LeaseUpdated,
+    SignalRaised,
+    SignalRetracted,
+)
 from shared.topics import LEASE_EVENTS, RISK_SIGNALS
 
 log = structlog.get_logger(__name__)
 TOPICS = (RISK_SIGNALS, LEASE_EVENTS)
-LEASE_TYPES = (LeaseRegistered, LeaseUpdated)
+_Lease = LeaseRegistered | LeaseUpdated
+# What the handler does with each event class, in the order it tests them. A dict lookup
+# on the class first: a missed isinstance of a pydantic model goes through ABCMeta's
+# __instancecheck__ (~0.15 µs, several per event); isinstance for any other class.
+_KINDS: dict[type[EventData], str] = {
+    SignalRaised: "signal",
+    SignalRetracted: "retracted",
+    LeaseRegistered: "lease",
+    LeaseUpdated: "lease",
+    LeaseEnded: "lease_ended",
+}
+
+
+def kind_of(data: EventData) -> str | None:
+    """Return what the handler does with `data` (None: ignored): the first class of
+    `_KINDS` that `data` is an instance of ("lease": registered or updated)."""
+    kind = _KINDS.get(type(data))
+    if kind is None:
+        kind = next((k for cls, k in _KINDS.items() if isinstance(data, cls)), None)
+    return kind
+
+
+async def _signal_tenants(
+    store: NotifierStore, signals: list[SignalRaised], pairs: list[tuple[Received, str | None]]
+) -> dict[str, set[str]]:
+    """The tenant ids of each signalled lease: stored, and those this batch's lease events name."""
+    tenants: dict[str, set[str]] = {}
+    for sig in signals:
+        lease = await store.get_lease(sig.lease_id)  # prefetched: no statement
+        tenants[sig.lease_id] = set(lease.tenant_ids) if lease is not None else set()
+    for item, kind in pairs:
+        data = item.event.data
+        if kind == "lease" and data.lease_id in tenants:
+            tenants[data.lease_id].update(t.tenant_id for t in cast(_Lease, data).tenants)
+    return tenants
 
 
 def make_handler(ctx: Context, clock: Clock) -> Handler:
@@ -22,31 +65,25 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
     async def handle(batch: Batch) -> None:
         store = NotifierStore(batch.session, clock=clock, buffer_events=True)
         now = clock.now()
+        kinds = [kind_of(item.event.data) for item in batch.events]
+        pairs = list(zip(batch.events, kinds, strict=True))
         await store.prefetch_leases([item.event.data.lease_id for item in batch.events])
-        await store.prefetch_any_tenant(
-            [i.event.data.lease_id for i in batch.events if isinstance(i.event.data, LEASE_TYPES)]
-        )
-        signals = [i.event.data for i in batch.events if isinstance(i.event.data, SignalRaised)]
+        await store.prefetch_any_tenant([i.event.data.lease_id for i, k in pairs if k == "lease"])
+        signals = [cast(SignalRaised, i.event.data) for i, k in pairs if k == "signal"]
         await store.retracted([sig.signal_id for sig in signals])
         if signals:
-            tenants: dict[str, set[str]] = {}
-            for sig in signals:
-                lease = await store.get_lease(sig.lease_id)  # prefetched: no statement
-                tenants[sig.lease_id] = set(lease.tenant_ids) if lease is not None else set()
-            for item in batch.events:  # and those this batch's lease events name
-                data = item.event.data
-                if isinstance(data, LEASE_TYPES) and data.lease_id in tenants:
-                    tenants[data.lease_id].update(t.tenant_id for t in data.tenants)
+            tenants = await _signal_tenants(store, signals, pairs)
             await prefetch_for_signals(store, signals, tenants)
         no_welcome: list[str] = []  # existing stock: one log line per batch, not per lease
-        for item in batch.events:
-            data = item.event.data
-            if isinstance(data, SignalRaised):
-                await on_signal(store, ctx, data, now)
-            elif isinstance(data, SignalRetracted):
-                await on_retracted(store, data, now)
-            elif isinstance(data, LeaseRegistered | LeaseUpdated | LeaseEnded):
-                if await on_lease(store, ctx, data, now, event_time=item.event.time):
+        for item, kind in pairs:
+            data = item.event.data  # of a class `kind` names
+            if kind == "signal":
+                await on_signal(store, ctx, cast(SignalRaised, data), now)
+            elif kind == "retracted":
+                await on_retracted(store, cast(SignalRetracted, data), now)
+            elif kind in ("lease", "lease_ended"):
+                lease_event = cast(_Lease | LeaseEnded, data)
+                if await on_lease(store, ctx, lease_event, now, event_time=item.event.time):
                     no_welcome.append(data.lease_id)
             else:
                 log.debug("notifier.event_ignored", type=item.event.type)

@@ -28,7 +28,7 @@ from notifier.models import (
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
-from shared.db.bulk import array_of, in_values
+from shared.db.bulk import array_of, in_param, text_arrays
 from shared.db.deferring import deferring
 from shared.events import CloudEvent
 
@@ -100,18 +100,20 @@ _LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_
 _LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
 
 
-def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
+def _pg_lease_upsert(consts: tuple[str, ...] = (), literals: tuple[str, ...] = ()) -> Any:
     """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
 
     The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
     are cast to the column's JSON in the SELECT. The columns of `consts`, the same in
     every row, are bound once (`c_<column>`): asyncpg encodes an array element by element.
+    The columns of `literals` travel as one array literal text each (`text_arrays`).
     """
     varying = tuple(c for c in _LEASE_COLUMNS if c not in consts)
     arrays = []
     for name in varying:
         array = ARRAY(Text) if name == "tenant_ids" else array_of(leases.c[name].type)
-        arrays.append(sql_cast(bindparam(f"u_{name}", type_=array), array))
+        param = bindparam(f"u_{name}", type_=Text() if name in literals else array)
+        arrays.append(sql_cast(param, array))
     source = func.unnest(*arrays).table_valued(*varying).render_derived()
     picked = [
         bindparam(f"c_{n}", type_=leases.c[n].type)
@@ -128,8 +130,43 @@ def _pg_lease_upsert(consts: tuple[str, ...] = ()) -> Any:
 
 
 _PG_LEASE_UPSERT = _pg_lease_upsert()
+
+
+# A batch's lookups by many ids, built once per dialect and run with `{"p_ids": [...]}`.
+def _by_dialect(build: Callable[[bool], Any]) -> dict[str, Any]:
+    return {"sqlite": build(True), "postgresql": build(False)}
+
+
+_LEASES_OF = _by_dialect(
+    lambda sqlite: select(leases).where(in_param(leases.c.lease_id, "p_ids", sqlite=sqlite))
+)
+_RETRACTED_OF = _by_dialect(
+    lambda sqlite: select(retracted_signals.c.signal_id).where(
+        in_param(retracted_signals.c.signal_id, "p_ids", sqlite=sqlite)
+    )
+)
+_ANY_TENANT_OF = _by_dialect(
+    lambda sqlite: select(N.lease_id).where(
+        in_param(N.lease_id, "p_ids", sqlite=sqlite),
+        N.recipient_kind == "tenant",
+        N.recipient_id == "*",
+        N.status.in_(PENDING),
+    )
+)
+
+
+def _existing_ids(table: Any) -> dict[str, Any]:
+    return _by_dialect(
+        lambda sqlite: select(table.c.id).where(in_param(table.c.id, "p_ids", sqlite=sqlite))
+    )
+
+
+_EXISTING_IDS = {table.name: _existing_ids(table) for table in (notifications, tasks)}
 _LEASE_CONSTS = ("ended", "updated_at")  # a consumer batch's leases share both
 _PG_LEASE_UPSERT_CONSTS = _pg_lease_upsert(_LEASE_CONSTS)
+# the plain text columns as array literals (~0.07 µs per value against ~0.5 in asyncpg)
+_LEASE_LITERALS = ("lease_id", "org_id", "team")
+_PG_LEASE_UPSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
@@ -191,9 +228,9 @@ class NotifierStore:
     def _sqlite(self) -> bool:
         return self._dialect() == "sqlite"
 
-    def _in(self, column: Any, values: Sequence[str] | set[str]) -> Any:
-        """`column IN values`, one array parameter on PostgreSQL (a batch has 2,000 ids)."""
-        return in_values(column, values, sqlite=self._sqlite())
+    def _lookup(self, statements: dict[str, Any]) -> Any:
+        """The statement of this session's dialect (`_by_dialect`)."""
+        return statements["sqlite" if self._sqlite() else "postgresql"]
 
     async def stage(self, events: Sequence[CloudEvent[Any]]) -> None:
         """Stage events in the outbox (published after this transaction commits)."""
@@ -223,7 +260,7 @@ class NotifierStore:
             if not wanted or not self._buffer:
                 continue
             found = await self.session.execute(
-                select(table.c.id).where(self._in(table.c.id, wanted))
+                self._lookup(_EXISTING_IDS[table.name]), {"p_ids": list(wanted)}
             )
             self._absent[table.name] |= wanted - set(found.scalars())
 
@@ -250,7 +287,7 @@ class NotifierStore:
         wanted = [i for i in set(lease_ids) if i not in self._leases]
         if not wanted:
             return
-        rows = await self.session.execute(select(leases).where(self._in(leases.c.lease_id, wanted)))
+        rows = await self.session.execute(self._lookup(_LEASES_OF), {"p_ids": wanted})
         found = {row.lease_id: row for row in rows}
         for lease_id in wanted:
             self._leases[lease_id] = found.get(lease_id)
@@ -283,10 +320,14 @@ class NotifierStore:
             r["ended"] == first["ended"] and r["updated_at"] == first["updated_at"] for r in rows
         ):
             stmt = _PG_LEASE_UPSERT_CONSTS
-            params = {
+            params: dict[str, Any] = {
                 f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS if c not in _LEASE_CONSTS
             }
             params |= {f"c_{c}": first[c] for c in _LEASE_CONSTS}
+            literals = text_arrays(rows, _LEASE_LITERALS)  # None: a value needs an escape
+            if literals is not None:
+                stmt = _PG_LEASE_UPSERT_LITERALS
+                params |= {f"u_{c}": a for c, a in zip(_LEASE_LITERALS, literals, strict=True)}
         else:
             stmt = _PG_LEASE_UPSERT
             params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
@@ -330,11 +371,7 @@ class NotifierStore:
         if wanted:
             found = set(
                 (
-                    await self.session.execute(
-                        select(retracted_signals.c.signal_id).where(
-                            self._in(retracted_signals.c.signal_id, wanted)
-                        )
-                    )
+                    await self.session.execute(self._lookup(_RETRACTED_OF), {"p_ids": wanted})
                 ).scalars()
             )
             self._retracted.update({i: i in found for i in wanted})
@@ -442,13 +479,9 @@ class NotifierStore:
         self._any_tenant = set()
         if not lease_ids:
             return
-        stmt = select(N.lease_id).where(
-            self._in(N.lease_id, set(lease_ids)),
-            N.recipient_kind == "tenant",
-            N.recipient_id == "*",
-            N.status.in_(PENDING),
-        )
-        self._any_tenant = set((await self.session.execute(stmt)).scalars())
+        params = {"p_ids": list(set(lease_ids))}
+        result = await self.session.execute(self._lookup(_ANY_TENANT_OF), params)
+        self._any_tenant = set(result.scalars())
 
     async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
         """Return a lease's pending tenant notifications queued before its tenants were known."""

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Insert,
     Table,
+    Text,
     any_,
     bindparam,
     cast,
@@ -89,22 +90,30 @@ async def bulk_insert(
     return list(result.scalars().all()) if returning is not None else []
 
 
-_UPSERT: dict[tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Insert] = {}
+_UPSERT: dict[tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool], Insert] = {}
 
 
 def unnest_upsert(
-    table: Table, cols: tuple[str, ...], *, update: tuple[str, ...], consts: tuple[str, ...] = ()
+    table: Table,
+    cols: tuple[str, ...],
+    *,
+    update: tuple[str, ...],
+    consts: tuple[str, ...] = (),
+    literal: bool = False,
 ) -> Insert:
     """`unnest_insert` for upserts: an array per column of `cols` (`u_<column>`), and the
     columns of `consts` bound once (`c_<column>`, the same value in every row: asyncpg would
     encode an array of copies element by element, ~1.5 µs per timestamp). With `update`,
     `ON CONFLICT (primary key) DO UPDATE SET` those columns to the new row's values. One
-    statement per batch (built once, cached)."""
-    key = (table, cols, consts, update)
+    statement per batch (built once, cached). `literal`: each `u_<column>` is one array
+    literal as text (`text_arrays`), cast to the column's array type by the server."""
+    key = (table, cols, consts, update, literal)
     stmt = _UPSERT.get(key)
     if stmt is None:
         types = {c: array_of(table.c[c].type) for c in cols}
-        arrays = [cast(bindparam(f"u_{c}", type_=types[c]), types[c]) for c in cols]
+        arrays = [
+            cast(bindparam(f"u_{c}", type_=Text() if literal else types[c]), types[c]) for c in cols
+        ]
         source = func.unnest(*arrays).table_valued(*cols).render_derived()
         values: dict[str, Any] = {c: source.c[c] for c in cols}
         values |= {c: bindparam(f"c_{c}", type_=table.c[c].type) for c in consts}
@@ -130,6 +139,15 @@ def in_values(column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool
     if sqlite:
         return column.in_(list(values))
     return column == any_(bindparam(None, list(values), type_=array_of(column.type)))
+
+
+def in_param(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
+    """`in_values` for a statement built once and executed with `{name: [values]}`: the
+    same SQL (`column = ANY(:name)` on PostgreSQL, an expanding IN on SQLite), without
+    building the statement and its cache key anew per batch (~100-160 µs of CPU each)."""
+    if sqlite:
+        return column.in_(bindparam(name, expanding=True))
+    return column == any_(bindparam(name, type_=array_of(column.type)))
 
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,3 +173,76 @@ async def test_a_read_in_the_batch_sees_the_deferred_case(make_database: MakeDat
         assert (await store.open_case("L-1") or {})["id"] == "C-1"  # from memory
         found = await store.session.execute(select(cases.c.id).where(cases.c.lease_id == "L-1"))
         assert list(found.scalars()) == ["C-1"]  # written before the read
+
+
+# Values the array-literal syntax reads differently if written naively (a comma, braces,
+# `null`, blanks, quotes, a backslash, non-ASCII, empty); with a quote or a backslash the
+# batch goes as array parameters instead, without either as one literal text per column.
+AWKWARD = ["a,b", "{x}", "null", "NULL", " sp ", "", "Malmö ÅÄÖ", "x;y", "semi'quote"]
+ESCAPED = ['dq"uote', "back\\slash"]
+
+
+async def test_batched_households_store_awkward_values_as_given(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    for values in (AWKWARD, AWKWARD + ESCAPED):
+        homes = {f"L-{i}-{len(values)}": v for i, v in enumerate(values)}
+        async with db.sessionmaker() as session, session.begin():
+            store = CasesStore(session, batched=True)
+            for lease_id, value in homes.items():
+                home = _home(lease_id, value) | {"org_id": value, "gender": value or None}
+                await store.upsert_household(home | {"age_band": None})
+            await store.flush_entries()
+        async with db.sessionmaker() as session:
+            store = CasesStore(session)
+            for lease_id, value in homes.items():
+                row = await store.household(lease_id) or {}
+                assert (row["household_type"], row["org_id"]) == (value, value)
+                assert (row["gender"], row["age_band"]) == (value or None, None)
+                assert row["updated_at"] == NOW
+
+
+async def test_batched_timeline_rows_are_stored_as_a_row_at_a_time_stores_them(
+    make_database: MakeDatabase,
+) -> None:
+    # PostgreSQL: the batch's rows travel as one JSON record set; the same values, the
+    # same JSON text in `data` (the column's serializer: separators, \u escapes), the
+    # same order (ids), awkward text included
+    from sqlalchemy import cast as sql_cast
+    from sqlalchemy.types import Text
+
+    from services.cases.models import timeline
+
+    odd = 'a "quoted", back\\slash\nnew line, Malmö ÅÄÖ, {braces}, null'
+    data = {"reason_sv": odd, "n": 3, "list": [1, None, "ö"], "nested": {"x": 1.5}}
+
+    async def write(batched: bool, lease_id: str) -> list[Any]:
+        async with db.sessionmaker() as session, session.begin():
+            store = CasesStore(session, batched=batched)
+            for n, summary in enumerate([odd, None, "", "plain"]):
+                when = NOW if n % 2 else NOW + timedelta(microseconds=7)  # ties on `at`
+                await store.add_entry(
+                    lease_id=lease_id,
+                    org_id="org1",
+                    at=when,
+                    kind="note",
+                    ref_id=f"r{n}",
+                    summary=summary,
+                    text=odd if n == 0 else None,
+                    due_date=NOW.date(),
+                    data=data if n < 3 else {},
+                )
+            await store.flush_entries()
+        async with db.sessionmaker() as session:
+            query = select(*timeline.c, sql_cast(timeline.c.data, Text)).where(
+                timeline.c.lease_id == lease_id
+            )
+            rows = (await session.execute(query.order_by(timeline.c.id))).all()
+        return [tuple(r)[2:] for r in rows]  # without id and lease id
+
+    db = await make_database("cases")
+    one_by_one = await write(False, "L-1")
+    assert await write(True, "L-2") == one_by_one
+    assert [r[4] for r in one_by_one] == ["r0", "r1", "r2", "r3"]
+    assert one_by_one[0][-1] == json.dumps(data)  # the text as SQLAlchemy's serializer wrote it

@@ -161,3 +161,29 @@ async def test_signals_already_applied_create_nothing_again(
         await session.execute(delete(outbox))
     again = await _signal_batch(db, clock, ctx, buffered=True)  # the same signal ids
     assert again[:3] == first[:3] and again[3] == []
+
+
+async def test_batched_lease_upserts_store_awkward_values_as_given(
+    db: Database, clock: ManualClock
+) -> None:
+    # the lease ids, orgs and teams go as one array literal text per column unless a value
+    # has a quote or a backslash (then as array parameters): the same rows either way
+    awkward = ["a,b", "{x}", "null", "NULL", " sp ", "", "Malmö ÅÄÖ", "x;y", "semi'quote"]
+    for values in (awkward, [*awkward, 'dq"uote', "back\\slash"]):
+        leases = {f"L-{i}-{len(values)},{v}": v for i, v in enumerate(values)}
+        async with db.sessionmaker.begin() as session:
+            store = NotifierStore(session, clock=clock, buffer_events=True)
+            for lease_id, value in leases.items():
+                await store.upsert_lease(
+                    lease_id=lease_id,
+                    org_id=value,
+                    team=value or None,
+                    tenant_ids=[value, "T"],
+                    now=clock.now(),
+                )
+            await store.flush_events()
+        for lease_id, value in leases.items():
+            row = await in_tx(db, clock, lambda s, lease_id=lease_id: s.get_lease(lease_id))
+            assert row is not None
+            assert (row.lease_id, row.org_id, row.team) == (lease_id, value, value or None)
+            assert (row.tenant_ids, row.ended) == ([value, "T"], False)
