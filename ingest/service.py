@@ -7,11 +7,12 @@ import contextlib
 import hmac
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import structlog
 from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 
 from ingest.clients import hash_key
 from ingest.config import IngestSettings
@@ -32,6 +33,8 @@ EVENTS = Counter(
     ["type", "outcome"],
 )
 AUTH_CACHE_SECONDS = 30.0
+# tries of a batch whose write met a row another request stored since the lookup
+WRITE_ATTEMPTS = 3
 
 
 class Ingestor:
@@ -59,10 +62,44 @@ class Ingestor:
         return found[0]
 
     async def ingest(self, org_id: str, items: list[Item]) -> Outcome:
-        """Process items: record, publish (acks=all), commit; 503 if broker or database is away."""
+        """Process items: record, publish (acks=all), commit; 503 if broker or database is away.
+
+        A request that stored one of the batch's new event ids (or a lease's contacts)
+        between this one's lookup and its write fails the write before anything is
+        published (IntegrityError); the batch is then processed again from the lookup, so
+        that id is a duplicate (or a conflict) like any id seen before.
+        """
         now = self.rt.clock.now()
+        referenced_ids = referenced(items)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                outcome = await self._attempt(org_id, items, now, referenced_ids)
+                break
+            except IntegrityError:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("ingest.write_conflict", org_id=org_id, attempt=attempt)
+        self._count(items, outcome.statuses)
+        log.info(
+            "ingest.batch",
+            org_id=org_id,
+            events=len(items),
+            accepted=outcome.statuses.count("accepted"),
+            duplicates=outcome.statuses.count("duplicate"),
+            rejected=outcome.statuses.count("rejected"),
+        )
+        return outcome
+
+    async def _attempt(
+        self,
+        org_id: str,
+        items: list[Item],
+        now: datetime,
+        ids: tuple[set[str], set[str], set[str], set[str]],
+    ) -> Outcome:
+        """Look up what the batch refers to, process it, store, publish, commit."""
         ctx = Context(org_id=org_id, now=now, secret=self._secret)
-        leases, ocrs, complaints, event_ids = referenced(items)
+        leases, ocrs, complaints, event_ids = ids
         since = now - timedelta(days=self.settings.ingest_dedup_window_days)
         async with self.rt.database.sessionmaker() as session:
             known = await IngestStore(session).load_known(
@@ -78,17 +115,9 @@ class Ingestor:
             # Store first (a refused write publishes nothing), publish within the open
             # transaction, commit once the broker acknowledged: 503 leaves neither.
             async with self.rt.database.sessionmaker() as session, session.begin():
-                await IngestStore(session).apply(org_id, outcome.writes, now)
+                store = IngestStore(session)
+                await store.apply(org_id, outcome.writes, now, expired=known.expired)
                 await self._publish(outcome)
-        self._count(items, outcome.statuses)
-        log.info(
-            "ingest.batch",
-            org_id=org_id,
-            events=len(items),
-            accepted=outcome.statuses.count("accepted"),
-            duplicates=outcome.statuses.count("duplicate"),
-            rejected=outcome.statuses.count("rejected"),
-        )
         return outcome
 
     async def _publish(self, outcome: Outcome) -> None:
