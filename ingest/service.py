@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest.clients import hash_key
 from ingest.config import IngestSettings
 from ingest.pipeline import Item, Outcome, process, referenced
-from ingest.processing import Context
+from ingest.processing import Context, Known
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from ingest.watermark import fan_out, has_watermark
@@ -45,6 +45,10 @@ class Ingestor:
         self.settings = settings
         self._secret = settings.ingest_pseudonym_secret.get_secret_value().encode()
         self._keys: dict[str, tuple[str, float]] = {}
+        # organisations whose last batch repeated a stored event id: their batches look
+        # the ids up before processing (the others insert them and meet a repeat as a
+        # unique violation, see `ingest`)
+        self._repeating: set[str] = set()
 
     async def authenticate(self, key: str | None) -> str:
         """Return the organisation of an API key; raise Unauthorized when missing or wrong."""
@@ -64,21 +68,28 @@ class Ingestor:
     async def ingest(self, org_id: str, items: list[Item]) -> Outcome:
         """Process items: record, publish (acks=all), commit; 503 if broker or database is away.
 
-        A request that stored one of the batch's new event ids (or a lease's contacts)
-        between this one's lookup and its write fails the write before anything is
-        published (IntegrityError); the batch is then processed again from the lookup, so
-        that id is a duplicate (or a conflict) like any id seen before.
+        The event ids are stored with a plain INSERT, so an id already stored fails the
+        write before anything is published (IntegrityError). The batch is then processed
+        again, its ids looked up first, so that id is a duplicate (or a conflict) like any
+        id seen before. That lets a batch skip the lookup of its event ids (one index
+        lookup per id) unless its organisation's last batch repeated a stored id; the
+        same retry covers a request that stored one of the ids (or a lease's contacts)
+        after this one's lookup.
         """
         now = self.rt.clock.now()
         referenced_ids = referenced(items)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
+            look_up = attempt > 1 or org_id in self._repeating
             try:
-                outcome = await self._attempt(org_id, items, now, referenced_ids)
+                outcome, repeated = await self._attempt(org_id, items, now, referenced_ids, look_up)
                 break
             except IntegrityError:
+                self._repeating.add(org_id)
                 if attempt == WRITE_ATTEMPTS:
                     raise
                 log.info("ingest.write_conflict", org_id=org_id, attempt=attempt)
+        if not repeated:
+            self._repeating.discard(org_id)
         self._count(items, outcome.statuses)
         log.info(
             "ingest.batch",
@@ -96,21 +107,23 @@ class Ingestor:
         items: list[Item],
         now: datetime,
         ids: tuple[set[str], set[str], set[str], set[str]],
-    ) -> Outcome:
-        """Look up what the batch refers to, process it, store, publish, commit."""
+        look_up: bool,
+    ) -> tuple[Outcome, bool]:
+        """Look up what the batch refers to (its event ids if `look_up`), process it,
+        store, publish, commit; return the outcome and whether an id was found stored."""
         ctx = Context(org_id=org_id, now=now, secret=self._secret)
-        leases, ocrs, complaints, event_ids = ids
-        since = now - timedelta(days=self.settings.ingest_dedup_window_days)
-        async with self.rt.database.sessionmaker() as session:
-            known = await IngestStore(session).load_known(
-                org_id,
-                lease_ids=leases,
-                ocrs=ocrs,
-                complaint_ids=complaints,
-                event_ids=event_ids,
-                seen_since=since,
-            )
+        known = await self._load_known(org_id, ids, now, look_up)
+        found = bool(known.seen or known.expired)  # before process adds the batch's ids
         outcome = process(items, ctx, known)
+        if not look_up and any(
+            status == "rejected" and item.body is not None and item.event_id is not None
+            for item, status in zip(items, outcome.statuses, strict=True)
+        ):
+            # a stored id is answered duplicate (or 409) before its body is translated:
+            # whether a rejected item's id is stored decides its answer
+            known = await self._load_known(org_id, ids, now, True)
+            found = bool(known.seen or known.expired)
+            outcome = process(items, ctx, known)
         if outcome.events:
             # Store first (a refused write publishes nothing), publish within the open
             # transaction, commit once the broker acknowledged: 503 leaves neither.
@@ -118,7 +131,26 @@ class Ingestor:
                 store = IngestStore(session)
                 await store.apply(org_id, outcome.writes, now, expired=known.expired)
                 await self._publish(outcome)
-        return outcome
+        return outcome, found
+
+    async def _load_known(
+        self,
+        org_id: str,
+        ids: tuple[set[str], set[str], set[str], set[str]],
+        now: datetime,
+        look_up: bool,
+    ) -> Known:
+        """What `load_known` returns for the batch's ids (its event ids if `look_up`)."""
+        leases, ocrs, complaints, event_ids = ids
+        async with self.rt.database.sessionmaker() as session:
+            return await IngestStore(session).load_known(
+                org_id,
+                lease_ids=leases,
+                ocrs=ocrs,
+                complaint_ids=complaints,
+                event_ids=event_ids if look_up else set(),
+                seen_since=now - timedelta(days=self.settings.ingest_dedup_window_days),
+            )
 
     async def _publish(self, outcome: Outcome) -> None:
         retry_after = {"Retry-After": str(self.settings.ingest_retry_after_seconds)}

@@ -170,6 +170,45 @@ async def test_an_id_another_request_stored_after_the_lookup_is_not_published_ag
     assert stored["r1"] is None and stored["r2"] is not None
 
 
+async def test_new_ids_are_not_looked_up_and_repeated_ids_still_are_duplicates(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch skips the lookup of its event ids unless its organisation's last batch
+    repeated a stored id: a repeat fails the insert, and the batch is processed again
+    with its ids looked up. A rejected item's id is looked up too (a stored id is
+    answered 409 or duplicate before its body is checked against the vault)."""
+    lookup = IngestStore.load_known
+    asked: list[set[str]] = []
+
+    async def spy(store: IngestStore, org_id: str, **ids: Any) -> Known:
+        asked.append(set(ids["event_ids"]))
+        return await lookup(store, org_id, **ids)
+
+    monkeypatch.setattr(IngestStore, "load_known", spy)
+
+    async def statuses(*items: Any) -> list[str]:
+        asked.clear()
+        resp = await _batch(ingest, list(items))
+        assert resp.status_code == 202, resp.text
+        return [r["status"] for r in resp.json()["results"]]
+
+    assert await statuses({"type": "lease", **lease_body()}, _charge("c1")) == ["accepted"] * 2
+    assert asked == [set()]
+    assert await statuses(_charge("c1"), _charge("c2")) == ["duplicate", "accepted"]
+    assert asked == [set(), {"c1", "c2"}]  # the insert of c1 failed: looked up, again
+    assert await statuses(_charge("c3")) == ["accepted"]
+    assert asked == [{"c3"}]  # the last batch repeated an id
+    assert await statuses(_charge("c4")) == ["accepted"]
+    assert asked == [set()]
+    asked.clear()
+    resp = await _batch(ingest, [_charge("c1", lease_id="L-unknown"), _charge("c5")])
+    assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    assert resp.json()["results"][0]["errors"][0]["field"] == "event_id"  # not lease_id
+    assert asked == [set(), {"c1", "c5"}]
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
+    assert sorted(header(r, "ce_id") or "" for r in records) == [f"org1:c{i}" for i in range(1, 6)]
+
+
 async def test_same_event_id_in_two_orgs_is_not_a_duplicate(ingest: Ingest) -> None:
     await ingest.post("/v1/leases", lease_body())
     await ingest.post("/v1/leases", lease_body("L-2", name="Bo Berg"), key=ingest.other_key)
