@@ -115,12 +115,7 @@ class Ingestor:
         known = await self._load_known(org_id, ids, now, look_up)
         found = bool(known.seen or known.expired)  # before process adds the batch's ids
         outcome = process(items, ctx, known)
-        if not look_up and any(
-            status == "rejected" and item.body is not None and item.event_id is not None
-            for item, status in zip(items, outcome.statuses, strict=True)
-        ):
-            # a stored id is answered duplicate (or 409) before its body is translated:
-            # whether a rejected item's id is stored decides its answer
+        if not look_up and await self._rejected_stored(org_id, items, outcome, now):
             known = await self._load_known(org_id, ids, now, True)
             found = bool(known.seen or known.expired)
             outcome = process(items, ctx, known)
@@ -132,6 +127,26 @@ class Ingestor:
                 await store.apply(org_id, outcome.writes, now, expired=known.expired)
                 await self._publish(outcome)
         return outcome, found
+
+    async def _rejected_stored(
+        self, org_id: str, items: list[Item], outcome: Outcome, now: datetime
+    ) -> bool:
+        """Tell whether an item rejected after validation has a stored event id.
+
+        A stored id is answered duplicate (or 409) before its body is translated, so
+        such an item's answer needs the lookup. The other items' answers do not change
+        with it (a rejected item registers nothing), and their ids are checked by the
+        insert.
+        """
+        rejected = {
+            item.event_id
+            for item, status in zip(items, outcome.statuses, strict=True)
+            if status == "rejected" and item.body is not None and item.event_id is not None
+        }
+        if not rejected:
+            return False
+        stored = await self._load_known(org_id, (set(), set(), set(), rejected), now, True)
+        return bool(stored.seen or stored.expired)
 
     async def _load_known(
         self,

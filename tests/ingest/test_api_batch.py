@@ -176,7 +176,8 @@ async def test_new_ids_are_not_looked_up_and_repeated_ids_still_are_duplicates(
     """A batch skips the lookup of its event ids unless its organisation's last batch
     repeated a stored id: a repeat fails the insert, and the batch is processed again
     with its ids looked up. A rejected item's id is looked up too (a stored id is
-    answered 409 or duplicate before its body is checked against the vault)."""
+    answered 409 or duplicate before its body is checked against the vault); when it
+    is stored, the batch is processed again with all its ids looked up."""
     lookup = IngestStore.load_known
     asked: list[set[str]] = []
 
@@ -204,9 +205,16 @@ async def test_new_ids_are_not_looked_up_and_repeated_ids_still_are_duplicates(
     resp = await _batch(ingest, [_charge("c1", lease_id="L-unknown"), _charge("c5")])
     assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
     assert resp.json()["results"][0]["errors"][0]["field"] == "event_id"  # not lease_id
-    assert asked == [set(), {"c1", "c5"}]
+    assert asked == [set(), {"c1"}, {"c1", "c5"}]  # c1 is stored: all looked up
+    asked.clear()
+    resp = await _batch(ingest, [_charge("c6", lease_id="L-unknown"), _charge("c7")])
+    assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    assert resp.json()["results"][0]["errors"][0]["field"] == "lease_id"
+    assert asked == [set(), {"c6"}]  # c6 is not stored: the answers stand
     records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
-    assert sorted(header(r, "ce_id") or "" for r in records) == [f"org1:c{i}" for i in range(1, 6)]
+    assert sorted(header(r, "ce_id") or "" for r in records) == [
+        f"org1:c{i}" for i in (1, 2, 3, 4, 5, 7)
+    ]
 
 
 async def test_same_event_id_in_two_orgs_is_not_a_duplicate(ingest: Ingest) -> None:
