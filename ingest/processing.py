@@ -96,6 +96,9 @@ class Known:
     ocr: dict[str, tuple[str, str]] = field(default_factory=dict)  # ocr -> (lease, invoice)
     complaints: dict[str, str] = field(default_factory=dict)  # complaint id -> lease id
     seen: dict[str, str | None] = field(default_factory=dict)  # event id -> body hash
+    # ids still stored but seen before the dedup window (not purged yet): accepted again,
+    # their rows are overwritten; every other accepted id is a new row
+    expired: set[str] = field(default_factory=set)
 
 
 @dataclass

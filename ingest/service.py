@@ -7,16 +7,17 @@ import contextlib
 import hmac
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import structlog
 from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 
 from ingest.clients import hash_key
 from ingest.config import IngestSettings
 from ingest.pipeline import Item, Outcome, process, referenced
-from ingest.processing import Context
+from ingest.processing import Context, Known
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from ingest.watermark import fan_out, has_watermark
@@ -32,6 +33,8 @@ EVENTS = Counter(
     ["type", "outcome"],
 )
 AUTH_CACHE_SECONDS = 30.0
+# tries of a batch whose write met a row another request stored since the lookup
+WRITE_ATTEMPTS = 3
 
 
 class Ingestor:
@@ -42,6 +45,10 @@ class Ingestor:
         self.settings = settings
         self._secret = settings.ingest_pseudonym_secret.get_secret_value().encode()
         self._keys: dict[str, tuple[str, float]] = {}
+        # organisations whose last batch repeated a stored event id: their batches look
+        # the ids up before processing (the others insert them and meet a repeat as a
+        # unique violation, see `ingest`)
+        self._repeating: set[str] = set()
 
     async def authenticate(self, key: str | None) -> str:
         """Return the organisation of an API key; raise Unauthorized when missing or wrong."""
@@ -59,27 +66,30 @@ class Ingestor:
         return found[0]
 
     async def ingest(self, org_id: str, items: list[Item]) -> Outcome:
-        """Process items: record, publish (acks=all), commit; 503 if broker or database is away."""
+        """Process items: record, publish (acks=all), commit; 503 if broker or database is away.
+
+        The event ids are stored with a plain INSERT, so an id already stored fails the
+        write before anything is published (IntegrityError). The batch is then processed
+        again, its ids looked up first, so that id is a duplicate (or a conflict) like any
+        id seen before. That lets a batch skip the lookup of its event ids (one index
+        lookup per id) unless its organisation's last batch repeated a stored id; the
+        same retry covers a request that stored one of the ids (or a lease's contacts)
+        after this one's lookup.
+        """
         now = self.rt.clock.now()
-        ctx = Context(org_id=org_id, now=now, secret=self._secret)
-        leases, ocrs, complaints, event_ids = referenced(items)
-        since = now - timedelta(days=self.settings.ingest_dedup_window_days)
-        async with self.rt.database.sessionmaker() as session:
-            known = await IngestStore(session).load_known(
-                org_id,
-                lease_ids=leases,
-                ocrs=ocrs,
-                complaint_ids=complaints,
-                event_ids=event_ids,
-                seen_since=since,
-            )
-        outcome = process(items, ctx, known)
-        if outcome.events:
-            # Store first (a refused write publishes nothing), publish within the open
-            # transaction, commit once the broker acknowledged: 503 leaves neither.
-            async with self.rt.database.sessionmaker() as session, session.begin():
-                await IngestStore(session).apply(org_id, outcome.writes, now)
-                await self._publish(outcome)
+        referenced_ids = referenced(items)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            look_up = attempt > 1 or org_id in self._repeating
+            try:
+                outcome, repeated = await self._attempt(org_id, items, now, referenced_ids, look_up)
+                break
+            except IntegrityError:
+                self._repeating.add(org_id)
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("ingest.write_conflict", org_id=org_id, attempt=attempt)
+        if not repeated:
+            self._repeating.discard(org_id)
         self._count(items, outcome.statuses)
         log.info(
             "ingest.batch",
@@ -90,6 +100,72 @@ class Ingestor:
             rejected=outcome.statuses.count("rejected"),
         )
         return outcome
+
+    async def _attempt(
+        self,
+        org_id: str,
+        items: list[Item],
+        now: datetime,
+        ids: tuple[set[str], set[str], set[str], set[str]],
+        look_up: bool,
+    ) -> tuple[Outcome, bool]:
+        """Look up what the batch refers to (its event ids if `look_up`), process it,
+        store, publish, commit; return the outcome and whether an id was found stored."""
+        ctx = Context(org_id=org_id, now=now, secret=self._secret)
+        known = await self._load_known(org_id, ids, now, look_up)
+        found = bool(known.seen or known.expired)  # before process adds the batch's ids
+        outcome = process(items, ctx, known)
+        if not look_up and await self._rejected_stored(org_id, items, outcome, now):
+            known = await self._load_known(org_id, ids, now, True)
+            found = bool(known.seen or known.expired)
+            outcome = process(items, ctx, known)
+        if outcome.events:
+            # Store first (a refused write publishes nothing), publish within the open
+            # transaction, commit once the broker acknowledged: 503 leaves neither.
+            async with self.rt.database.sessionmaker() as session, session.begin():
+                store = IngestStore(session)
+                await store.apply(org_id, outcome.writes, now, expired=known.expired)
+                await self._publish(outcome)
+        return outcome, found
+
+    async def _rejected_stored(
+        self, org_id: str, items: list[Item], outcome: Outcome, now: datetime
+    ) -> bool:
+        """Tell whether an item rejected after validation has a stored event id.
+
+        A stored id is answered duplicate (or 409) before its body is translated, so
+        such an item's answer needs the lookup. The other items' answers do not change
+        with it (a rejected item registers nothing), and their ids are checked by the
+        insert.
+        """
+        rejected = {
+            item.event_id
+            for item, status in zip(items, outcome.statuses, strict=True)
+            if status == "rejected" and item.body is not None and item.event_id is not None
+        }
+        if not rejected:
+            return False
+        stored = await self._load_known(org_id, (set(), set(), set(), rejected), now, True)
+        return bool(stored.seen or stored.expired)
+
+    async def _load_known(
+        self,
+        org_id: str,
+        ids: tuple[set[str], set[str], set[str], set[str]],
+        now: datetime,
+        look_up: bool,
+    ) -> Known:
+        """What `load_known` returns for the batch's ids (its event ids if `look_up`)."""
+        leases, ocrs, complaints, event_ids = ids
+        async with self.rt.database.sessionmaker() as session:
+            return await IngestStore(session).load_known(
+                org_id,
+                lease_ids=leases,
+                ocrs=ocrs,
+                complaint_ids=complaints,
+                event_ids=event_ids if look_up else set(),
+                seen_since=now - timedelta(days=self.settings.ingest_dedup_window_days),
+            )
 
     async def _publish(self, outcome: Outcome) -> None:
         retry_after = {"Retry-After": str(self.settings.ingest_retry_after_seconds)}

@@ -6,11 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
+from sqlalchemy import select
 
+from ingest.models import seen_events
+from ingest.processing import Known
+from ingest.store import IngestStore
 from shared.events import RentCharged, decode
 from shared.topics import LEASE_EVENTS, LEDGER_EVENTS
 from tests.helpers import header, read_topic
-from tests.ingest.conftest import Ingest, lease_body
+from tests.ingest.conftest import NOW, Ingest, lease_body
 
 
 def _charge(event_id: str, lease_id: str = "L-1", **extra: Any) -> dict[str, Any]:
@@ -127,6 +132,89 @@ async def test_event_ids_are_forgotten_after_the_dedup_window(ingest: Ingest) ->
     assert (await ingest.post("/v1/ledger/charges", body)).json()["status"] == "duplicate"
     ingest.clock.advance(timedelta(days=2))
     assert (await ingest.post("/v1/ledger/charges", body)).json()["status"] == "accepted"
+
+
+async def test_an_id_another_request_stored_after_the_lookup_is_not_published_again(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New event ids are inserted, not upserted: a request that stored one of them
+    between this batch's lookup and its write fails that write before anything is
+    published, and the batch is processed again from the lookup (then a duplicate)."""
+    await ingest.post("/v1/leases", lease_body())
+    lookup = IngestStore.load_known
+    lookups = 0
+
+    async def lookup_then_race(store: IngestStore, org_id: str, **ids: Any) -> Known:
+        nonlocal lookups
+        lookups += 1
+        known = await lookup(store, org_id, **ids)
+        if lookups == 1:  # "another request" stores r1 (recorded before hashes existed)
+            async with ingest.database.sessionmaker() as session, session.begin():
+                await session.execute(
+                    seen_events.insert().values(
+                        org_id="org1", event_id="r1", seen_at=NOW, body_hash=None
+                    )
+                )
+        return known
+
+    monkeypatch.setattr(IngestStore, "load_known", lookup_then_race)
+    resp = await _batch(ingest, [_charge("r1"), _charge("r2")])
+    assert resp.status_code == 202, resp.text
+    assert [r["status"] for r in resp.json()["results"]] == ["duplicate", "accepted"]
+    assert lookups == 2
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
+    assert sorted(header(r, "ce_id") or "" for r in records) == ["org1:r2"]
+    async with ingest.database.sessionmaker() as session:
+        rows = await session.execute(select(seen_events.c.event_id, seen_events.c.body_hash))
+        stored = {event_id: body_hash for event_id, body_hash in rows}
+    assert stored["r1"] is None and stored["r2"] is not None
+
+
+async def test_new_ids_are_not_looked_up_and_repeated_ids_still_are_duplicates(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch skips the lookup of its event ids unless its organisation's last batch
+    repeated a stored id: a repeat fails the insert, and the batch is processed again
+    with its ids looked up. A rejected item's id is looked up too (a stored id is
+    answered 409 or duplicate before its body is checked against the vault); when it
+    is stored, the batch is processed again with all its ids looked up."""
+    lookup = IngestStore.load_known
+    asked: list[set[str]] = []
+
+    async def spy(store: IngestStore, org_id: str, **ids: Any) -> Known:
+        asked.append(set(ids["event_ids"]))
+        return await lookup(store, org_id, **ids)
+
+    monkeypatch.setattr(IngestStore, "load_known", spy)
+
+    async def statuses(*items: Any) -> list[str]:
+        asked.clear()
+        resp = await _batch(ingest, list(items))
+        assert resp.status_code == 202, resp.text
+        return [r["status"] for r in resp.json()["results"]]
+
+    assert await statuses({"type": "lease", **lease_body()}, _charge("c1")) == ["accepted"] * 2
+    assert asked == [set()]
+    assert await statuses(_charge("c1"), _charge("c2")) == ["duplicate", "accepted"]
+    assert asked == [set(), {"c1", "c2"}]  # the insert of c1 failed: looked up, again
+    assert await statuses(_charge("c3")) == ["accepted"]
+    assert asked == [{"c3"}]  # the last batch repeated an id
+    assert await statuses(_charge("c4")) == ["accepted"]
+    assert asked == [set()]
+    asked.clear()
+    resp = await _batch(ingest, [_charge("c1", lease_id="L-unknown"), _charge("c5")])
+    assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    assert resp.json()["results"][0]["errors"][0]["field"] == "event_id"  # not lease_id
+    assert asked == [set(), {"c1"}, {"c1", "c5"}]  # c1 is stored: all looked up
+    asked.clear()
+    resp = await _batch(ingest, [_charge("c6", lease_id="L-unknown"), _charge("c7")])
+    assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    assert resp.json()["results"][0]["errors"][0]["field"] == "lease_id"
+    assert asked == [set(), {"c6"}]  # c6 is not stored: the answers stand
+    records = await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS)
+    assert sorted(header(r, "ce_id") or "" for r in records) == [
+        f"org1:c{i}" for i in (1, 2, 3, 4, 5, 7)
+    ]
 
 
 async def test_same_event_id_in_two_orgs_is_not_a_duplicate(ingest: Ingest) -> None:

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, String, bindparam, inspect, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, psycopg2
+from sqlalchemy.exc import IntegrityError
 
 from ingest.models import invoices, leases, metadata, seen_events, tenant_contacts
 from ingest.processing import ContactRow, LeaseRow, Writes
@@ -84,6 +85,43 @@ async def test_apply_stores_every_column_and_load_known_reads_it(
             seen_since=NOW - timedelta(days=1),
         )
     assert other.ocr == {} and other.seen == {}
+
+
+async def test_expired_ids_are_overwritten_and_new_ids_inserted(
+    make_database: MakeDatabase,
+) -> None:
+    """`load_known` returns an id stored before the dedup window in `expired` (not in
+    `seen`); `apply` overwrites those rows and inserts the other ids, so an id stored
+    meanwhile fails the write instead of being overwritten."""
+    db = await make_database("ingest")
+    async with db.sessionmaker() as session, session.begin():
+        await IngestStore(session).apply("org1", Writes(seen={"old": "h0", "kept": "hk"}), NOW)
+    later = NOW + timedelta(days=31)
+    async with db.sessionmaker() as session:
+        known = await IngestStore(session).load_known(
+            "org1",
+            lease_ids=set(),
+            ocrs=set(),
+            complaint_ids=set(),
+            event_ids={"old", "new"},
+            seen_since=later - timedelta(days=30),
+        )
+    assert known.seen == {} and known.expired == {"old"}
+    seen = {"old": "h1", "new": "h2"}
+    async with db.sessionmaker() as session, session.begin():
+        await IngestStore(session).apply("org1", Writes(seen=seen), later, expired=known.expired)
+    async with db.sessionmaker() as session:
+        rows = (await session.execute(select(seen_events).order_by("event_id"))).all()
+    assert [(r.event_id, r.seen_at, r.body_hash) for r in rows] == [
+        ("kept", NOW, "hk"),
+        ("new", later, "h2"),
+        ("old", later, "h1"),
+    ]
+    with pytest.raises(IntegrityError):
+        async with db.sessionmaker() as session, session.begin():
+            await IngestStore(session).apply(
+                "org1", Writes(seen={"new": "h3"}), later, expired=set()
+            )
 
 
 @pytest.mark.postgres
