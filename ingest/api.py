@@ -75,7 +75,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         409: "The event id was already accepted with a different body (body hashes in the "
         "detail); a repeat of the same body is answered `duplicate`.",
         422: "Invalid event: the field and the reason.",
-        503: "The broker or the database is unreachable; retry after `Retry-After` seconds.",
+        503: "The broker or the database is unreachable (or concurrent requests kept storing "
+        "the same event ids); retry after `Retry-After` seconds.",
     }.items()
 }
 ERRORS[503]["headers"] = {

@@ -21,6 +21,7 @@ from ingest.processing import Context, Known
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from ingest.watermark import fan_out, has_watermark
+from shared.db.errors import is_unique_violation
 from shared.http import NotFound, ServiceUnavailable, Unauthorized
 from shared.runtime import Runtime
 from shared.topics import LEDGER_EVENTS
@@ -83,11 +84,17 @@ class Ingestor:
             try:
                 outcome, repeated = await self._attempt(org_id, items, now, referenced_ids, look_up)
                 break
-            except IntegrityError:
-                self._repeating.add(org_id)
-                if attempt == WRITE_ATTEMPTS:
+            except IntegrityError as exc:
+                if not is_unique_violation(exc):
                     raise
+                self._repeating.add(org_id)
                 log.info("ingest.write_conflict", org_id=org_id, attempt=attempt)
+        else:  # every try met an id stored meanwhile: busy, not broken
+            raise ServiceUnavailable(
+                "concurrent requests kept storing this batch's event ids; nothing was "
+                "recorded, retry later",
+                headers={"Retry-After": str(self.settings.ingest_retry_after_seconds)},
+            )
         if not repeated:
             self._repeating.discard(org_id)
         self._count(items, outcome.statuses)

@@ -170,6 +170,40 @@ async def test_an_id_another_request_stored_after_the_lookup_is_not_published_ag
     assert stored["r1"] is None and stored["r2"] is not None
 
 
+async def test_a_batch_raced_on_every_try_is_answered_503_and_publishes_nothing(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When another request stores one of the batch's new ids after each of its lookups,
+    every write fails before it publishes; after the third try the answer is 503 with
+    Retry-After (busy, retry), not a 500, and nothing is recorded or published."""
+    await ingest.post("/v1/leases", lease_body())
+    lookup = IngestStore.load_known
+    raced = 0
+
+    async def lookup_then_race(store: IngestStore, org_id: str, **ids: Any) -> Known:
+        nonlocal raced
+        known = await lookup(store, org_id, **ids)
+        raced += 1
+        async with ingest.database.sessionmaker() as session, session.begin():
+            await session.execute(
+                seen_events.insert().values(
+                    org_id="org1", event_id=f"x{raced}", seen_at=NOW, body_hash=None
+                )
+            )
+        return known
+
+    monkeypatch.setattr(IngestStore, "load_known", lookup_then_race)
+    resp = await _batch(ingest, [_charge("x1"), _charge("x2"), _charge("x3")])
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["Retry-After"]
+    assert raced == 3
+    assert await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS) == []
+    async with ingest.database.sessionmaker() as session:
+        ids = (await session.execute(select(seen_events.c.event_id))).scalars().all()
+    assert sorted(i for i in ids if i.startswith("x")) == ["x1", "x2", "x3"]  # the others'
+    assert len(ids) == 4  # and the lease's registration: none of the batch's own rows
+
+
 async def test_new_ids_are_not_looked_up_and_repeated_ids_still_are_duplicates(
     ingest: Ingest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
