@@ -1,6 +1,6 @@
 """Event contracts: every CloudEvent type Bokvar publishes, as pydantic models."""
 
-from shared.events.base import REGISTRY, EventData, event_class
+from shared.events.base import REGISTRY, EventData, class_kind, event_class
 from shared.events.case import (
     CaseOpened,
     CaseStatusChanged,
@@ -51,6 +51,7 @@ __all__ = [
     "TaskChanged",
     "TenantRef",
     "WarningIssued",
+    "class_kind",
     "decode",
     "encode",
     "event_class",
