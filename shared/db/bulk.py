@@ -172,24 +172,41 @@ def _plain_sql_types(table: Table, cols: tuple[str, ...]) -> list[str] | None:
 
 
 @lru_cache(maxsize=256)
-def json_insert_sql(table: Table, cols: tuple[str, ...], *, suffix: str = "") -> str | None:
+def json_insert_sql(
+    table: Table,
+    cols: tuple[str, ...],
+    *,
+    suffix: str = "",
+    rows: str = "$1::json",
+    as_text: tuple[str, ...] = (),
+) -> str | None:
     """`INSERT INTO t (cols) SELECT cols FROM json_to_recordset($1::json) AS x(col type, ...)`
     followed by `suffix` (ON CONFLICT ..., RETURNING ...): the rows travel as ONE JSON text
-    parameter (`json_rows`), for the driver connection. None when a column's values are
-    not plain JSON (bytes, say): use `unnest_insert` then.
+    parameter (`json_rows`), for the driver connection (`rows`: the parameter as another
+    statement writes it, e.g. `CAST(:rows AS JSON)` for SQLAlchemy's `text`). Columns of
+    `as_text` travel as text and are cast to their own type by the server (a JSON column
+    whose text the caller wrote). None when another column's values are not plain JSON
+    (bytes, say): use `unnest_insert` then. The rows are inserted in their order.
 
     Against `unnest_insert` it spares the client the driver's per-element array encoding
     (~4.5 µs a ten-column row in asyncpg, ~0.8 µs as JSON; the server time is the same).
     """
-    types = _plain_sql_types(table, cols)
-    if types is None:
+    plain = _plain_sql_types(table, tuple(c for c in cols if c not in as_text))
+    if plain is None:
         return None
+    found = iter(plain)
+    types = ["TEXT" if c in as_text else next(found) for c in cols]
     defs = [f"{_quote(name)} {sql_type}" for name, sql_type in zip(cols, types, strict=True)]
-    names = ", ".join(_quote(c) for c in cols)
-    target = quoted_table(table)
+    selected = [
+        f"CAST(x.{_quote(c)} AS {table.c[c].type.compile(dialect=_PG)})"
+        if c in as_text
+        else f"x.{_quote(c)}"
+        for c in cols
+    ]
     return (
-        f"INSERT INTO {target} ({names}) SELECT {names}"
-        f" FROM json_to_recordset($1::json) AS x({', '.join(defs)}) {suffix}"
+        f"INSERT INTO {quoted_table(table)} ({', '.join(_quote(c) for c in cols)})"
+        f" SELECT {', '.join(selected)}"
+        f" FROM json_to_recordset({rows}) AS x({', '.join(defs)}) {suffix}"
     ).rstrip()
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +27,7 @@ from services.cases.models import (
 )
 from shared.clock import local_date
 from shared.db import UtcDateTime
-from shared.db.bulk import bulk_insert, in_param, quoted_table, text_arrays, unnest_upsert
+from shared.db.bulk import bulk_insert, in_param, json_insert_sql, text_arrays, unnest_upsert
 from shared.db.deferring import deferring
 
 Row = dict[str, Any]
@@ -75,20 +74,13 @@ def _update_case(columns: tuple[str, ...]) -> Any:
 # their order (the ids are given in it). An executemany bound and encoded every column of
 # every row apart (~10 µs of client CPU a row). The JSON `data` travels as the text the
 # column's own serializer writes, so the stored text is the same.
-_TIMELINE_COLUMNS = tuple(c for c in timeline.columns if c.name != "id")
-_q = postgresql.dialect().identifier_preparer.quote_identifier  # type: ignore[no-untyped-call]
-_RECORD_TYPES = {"at": "TIMESTAMPTZ", "due_date": "DATE", "data": "TEXT"}
-_TEXT_COLUMNS = tuple(c.name for c in _TIMELINE_COLUMNS if c.name not in _RECORD_TYPES)
-_PG_TIMELINE_INSERT = text(
-    f"INSERT INTO {quoted_table(timeline)} ({', '.join(_q(c.name) for c in _TIMELINE_COLUMNS)})"
-    " SELECT "
-    + ", ".join(
-        "CAST(x.data AS JSON)" if c.name == "data" else f"x.{_q(c.name)}" for c in _TIMELINE_COLUMNS
-    )
-    + " FROM json_to_recordset(CAST(:rows AS JSON)) AS x("
-    + ", ".join(f"{_q(c.name)} {_RECORD_TYPES.get(c.name, 'TEXT')}" for c in _TIMELINE_COLUMNS)
-    + ")"
+_TIMELINE_COLUMNS = tuple(c.name for c in timeline.columns if c.name != "id")
+_PG_TIMELINE_SQL = json_insert_sql(
+    timeline, _TIMELINE_COLUMNS, rows="CAST(:rows AS JSON)", as_text=("data",)
 )
+assert _PG_TIMELINE_SQL is not None  # every column but `data` is plain JSON
+_PG_TIMELINE_INSERT = text(_PG_TIMELINE_SQL)
+_TEXT_COLUMNS = tuple(c for c in _TIMELINE_COLUMNS if c not in ("at", "due_date", "data"))
 
 
 async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
