@@ -7,6 +7,7 @@ import random
 from datetime import UTC, date, datetime
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from sqlalchemy import Column, Integer, String, Table, func, select, text
@@ -18,7 +19,7 @@ from shared.bus.broker import EmbeddedBroker
 from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
 from shared.db import Database, inbox_table, new_metadata, outbox_table
-from shared.events import PaymentReceived, new_event
+from shared.events import PaymentReceived, encode, new_event
 from shared.topics import LEDGER_EVENTS
 from tests.helpers import FAST_GROUP, header, read_topic, wait_for
 
@@ -259,6 +260,92 @@ async def test_outbox_events_are_published_after_the_batch_commits(
     assert sorted(echoes) == [f"echo-evt-{i}" for i in range(5)]
     async with raw_database.sessionmaker() as s:
         assert (await s.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+
+
+class _CountingRelay(OutboxRelay):
+    """A relay that counts its flushes and can be told to fail the next one."""
+
+    flushes = 0
+    fail_next = False
+
+    async def flush(self) -> int:
+        self.flushes += 1
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker away")
+        return await super().flush()
+
+
+async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_failed_flush(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    inbox, outbox, _ = await _setup(raw_database)
+    relay = _CountingRelay(raw_database, outbox, producer)
+
+    async def handle(batch: Batch) -> None:
+        for item in batch.events:
+            data = item.event.data
+            assert isinstance(data, PaymentReceived)
+            if data.amount_ore == 200:  # the events to echo
+                echo = data.model_copy(update={"lease_id": "L-echo"})
+                await batch.emit(new_event(echo, id=f"echo-{item.event.id}", source="t", time=NOW))
+
+    runner = ConsumerRunner(
+        service="test",
+        group_id="g-flush",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        outbox=outbox,
+        relay=relay,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+    )
+
+    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
+        return None
+
+    runner._commit = no_offsets  # type: ignore[method-assign]
+    offset = 0
+
+    async def process(*amounts: int) -> None:
+        nonlocal offset
+        records = []
+        for amount in amounts:
+            key, value, headers = encode(_payment(offset, amount=amount))  # type: ignore[arg-type]
+            records.append(
+                ConsumerRecord(
+                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
+                )
+            )
+            offset += 1
+        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+
+    async def pending() -> int:
+        async with raw_database.sessionmaker() as s:
+            return int((await s.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+    await process(100, 100)  # emits nothing: no flush
+    assert relay.flushes == 0
+    await process(100, 200)  # emits one: flushed, published
+    assert (relay.flushes, await pending()) == (1, 0)
+    relay.fail_next = True
+    await process(200)  # emits, the flush fails: the row stays
+    assert (relay.flushes, await pending()) == (2, 1)
+    await process(100)  # emits nothing, but the last flush failed: flushed again
+    assert (relay.flushes, await pending()) == (3, 0)
+    await process(100)  # nothing emitted, nothing left over
+    assert relay.flushes == 3
+    records = await read_topic(
+        broker.bootstrap_servers,
+        LEDGER_EVENTS,
+        until=lambda rs: sum(r.key == b"L-echo" for r in rs) >= 2,
+    )
+    await runner.close()
+    echoes = sorted(header(r, "ce_id") for r in records if r.key == b"L-echo")
+    assert echoes == ["echo-evt-3", "echo-evt-4"]
 
 
 @pytest.mark.postgres
