@@ -40,7 +40,7 @@ from rules.engine import (
     Warning,
     Watermark,
 )
-from shared.bus.outbox import outbox_row
+from shared.bus.outbox import STAGED, outbox_row
 from shared.db.bulk import (
     bulk_insert,
     json_insert_sql,
@@ -533,6 +533,7 @@ class RulesStore:
         """Stage events in the outbox (the rows `shared.bus.add_to_outbox` writes), one insert."""
         if events:
             await self._bulk_insert(m.outbox, [outbox_row(ev, now) for ev in events])
+            self.session.info[STAGED] = True  # as `add_to_outbox` marks it
 
     async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
         """Return leases with an open deadline due at `now` (index on due_at where open).

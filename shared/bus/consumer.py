@@ -10,8 +10,8 @@ For each batch from `getmany` it:
 4. on a transient failure (database or broker down) backs off and retries the same batch,
    committing nothing;
 5. commits the offsets only after the database commit, then flushes the outbox if the
-   batch emitted events (or the last flush failed); the relay's own loop publishes the
-   rows other writers stage.
+   batch's transaction staged events (`add_to_outbox`) or the last flush failed; the
+   relay's own loop publishes the rows other writers stage.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus.errors import is_transient
-from shared.bus.outbox import OutboxRelay, add_to_outbox
+from shared.bus.outbox import STAGED, OutboxRelay, add_to_outbox
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
@@ -227,9 +227,10 @@ class ConsumerRunner:
             if self._hooks.after_db_commit is not None:
                 await self._hooks.after_db_commit()
             await self._commit(records)
-        # Only after a batch that emitted (or a flush that failed): the relay's own loop
-        # publishes the rows other writers stage (they wake it), and a flush that finds
-        # nothing still cost a session, a SELECT and a rollback (~1 ms of CPU) per batch.
+        # Only after a batch whose transaction staged events (`add_to_outbox`, through
+        # `Batch.emit` or a store) or a flush that failed: the relay's own loop publishes
+        # the rows other writers stage (they wake it), and a flush that finds nothing
+        # still cost a session, a SELECT and a rollback (~1 ms of CPU) per batch.
         if self._relay is not None and self._relay_due:
             try:
                 await self._relay.flush()
@@ -323,7 +324,7 @@ class ConsumerRunner:
                 batch = Batch(session, unique, self._outbox, self._clock)
                 await self._handler(batch)
                 await batch.write_outbox()
-                if batch.emitted:
+                if session.info.get(STAGED):  # `add_to_outbox`: emitted or staged by the store
                     # set before the commit: a commit that fails leaves at worst a flush
                     # that finds nothing
                     self._relay_due = True

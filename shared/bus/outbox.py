@@ -25,14 +25,21 @@ from shared.db.bulk import bulk_insert, in_values, unnest_upsert
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
+# `AsyncSession.info` key: set once the session's transaction staged outbox rows
+STAGED = "bokvar.outbox_staged"
 
 
 async def add_to_outbox(
     session: AsyncSession, table: Table, events: Sequence[CloudEvent[EventData]], *, clock: Clock
 ) -> None:
-    """Stage `events` for publishing when the session's transaction commits."""
+    """Stage `events` for publishing when the session's transaction commits.
+
+    Marks the session (`STAGED` in its `info`): a consumer runner flushes the relay after
+    a batch whose transaction staged events, whether through `Batch.emit` or here.
+    """
     if not events:
         return
+    session.info[STAGED] = True
     now = clock.now()
     if session.get_bind().dialect.name == "sqlite":
         await bulk_insert(session, table, [outbox_row(ev, now) for ev in events])

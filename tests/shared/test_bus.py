@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from shared.bus import Batch, ConsumerRunner, Hooks, OutboxRelay, Producer, SimulatedCrash
 from shared.bus import producer as producer_module
 from shared.bus.broker import EmbeddedBroker
+from shared.bus.outbox import add_to_outbox
 from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
 from shared.db import Database, inbox_table, new_metadata, outbox_table
@@ -286,9 +287,16 @@ async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_fai
         for item in batch.events:
             data = item.event.data
             assert isinstance(data, PaymentReceived)
-            if data.amount_ore == 200:  # the events to echo
-                echo = data.model_copy(update={"lease_id": "L-echo"})
-                await batch.emit(new_event(echo, id=f"echo-{item.event.id}", source="t", time=NOW))
+            echo = new_event(
+                data.model_copy(update={"lease_id": "L-echo"}),
+                id=f"echo-{item.event.id}",
+                source="t",
+                time=NOW,
+            )
+            if data.amount_ore == 200:  # echoed through the batch
+                await batch.emit(echo)
+            elif data.amount_ore == 300:  # staged by the handler's own store
+                await add_to_outbox(batch.session, outbox, [echo], clock=ManualClock(NOW))
 
     runner = ConsumerRunner(
         service="test",
@@ -338,14 +346,16 @@ async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_fai
     assert (relay.flushes, await pending()) == (3, 0)
     await process(100)  # nothing emitted, nothing left over
     assert relay.flushes == 3
+    await process(300)  # staged with add_to_outbox, not Batch.emit: flushed too
+    assert (relay.flushes, await pending()) == (4, 0)
     records = await read_topic(
         broker.bootstrap_servers,
         LEDGER_EVENTS,
-        until=lambda rs: sum(r.key == b"L-echo" for r in rs) >= 2,
+        until=lambda rs: sum(r.key == b"L-echo" for r in rs) >= 3,
     )
     await runner.close()
     echoes = sorted(header(r, "ce_id") for r in records if r.key == b"L-echo")
-    assert echoes == ["echo-evt-3", "echo-evt-4"]
+    assert echoes == ["echo-evt-3", "echo-evt-4", "echo-evt-7"]
 
 
 @pytest.mark.postgres
