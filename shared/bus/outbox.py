@@ -136,11 +136,13 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Flush whenever woken or every `interval` seconds until `stop` is set."""
         while not stop.is_set():
+            # cleared before the flush, not after: a wake() while it runs (rows staged
+            # after its SELECT) makes the wait below return at once, not after `interval`
+            self._wake.clear()
             try:
                 await self.flush()
             except Exception as exc:  # broker or database down: keep rows, try again
                 log.warning("outbox.flush_failed", error=type(exc).__name__, detail=str(exc))
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:

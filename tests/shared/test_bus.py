@@ -444,3 +444,24 @@ def test_partition_for_keeps_a_bounded_cache_of_hashes(monkeypatch: pytest.Monke
         default(k, [0, 1, 2], [0, 1, 2]) for k in keys
     ]
     assert len(producer_module._HASHES) <= 100
+
+
+async def test_a_wake_during_a_relay_flush_is_not_lost() -> None:
+    # rows staged while a flush runs (after its SELECT): their writer's wake() must make
+    # the loop flush again at once, not after `interval` (an hour here)
+    stop = asyncio.Event()
+
+    class Relay(OutboxRelay):
+        calls = 0
+
+        async def flush(self) -> int:
+            self.calls += 1
+            if self.calls == 1:
+                self.wake()  # a writer staged rows during this flush
+            elif self.calls == 2:
+                stop.set()
+            return 0
+
+    relay = Relay(None, None, None)  # type: ignore[arg-type]  # flush() never reaches them
+    await asyncio.wait_for(relay.run(stop, interval=3600), timeout=60)
+    assert relay.calls == 3  # the first, the one the wake asked for, the final one
