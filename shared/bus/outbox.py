@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
-from shared.db.bulk import bulk_insert, in_values, unnest_upsert
+from shared.db.bulk import bulk_insert, in_values, quoted_table, unnest_upsert
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
@@ -90,6 +90,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        name = quoted_table(table)
+        self._select_sql = f"SELECT id, topic, key, value, headers FROM {name} ORDER BY id LIMIT $1"
+        self._delete_sql = f"DELETE FROM {name} WHERE id = ANY($1::BIGINT[])"
 
     def wake(self) -> None:
         """Ask the background loop to flush now."""
@@ -106,6 +109,8 @@ class OutboxRelay:
                     return total
 
     async def _flush_batch(self) -> int:
+        if not self._database.sqlite:
+            return await self._flush_batch_pg()
         t = self._table
         async with self._database.sessionmaker() as session:
             rows = (
@@ -131,6 +136,27 @@ class OutboxRelay:
             await session.execute(
                 delete(t).where(in_values(t.c.id, ids, sqlite=self._database.sqlite))
             )
+        return len(rows)
+
+    async def _flush_batch_pg(self) -> int:
+        """`_flush_batch` on PostgreSQL: the same SELECT and DELETE, sent on the driver
+        connection of one checkout, each its own implicit transaction.
+
+        Through a session each was wrapped in BEGIN and ROLLBACK or COMMIT, on a connection
+        checked out (and pinged) for each, and the rows went through SQLAlchemy's result
+        processing: 12 round trips a flush, now 5.
+        """
+        async with self._database.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(self._select_sql, self._batch_size)
+            if not rows:
+                return 0
+            await self._producer.send_raw(
+                (topic, key.encode(), value, [(k, v.encode()) for k, v in orjson.loads(headers)])
+                for _, topic, key, value, headers in rows
+            )
+            await driver.execute(self._delete_sql, [row[0] for row in rows])
         return len(rows)
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:

@@ -462,6 +462,7 @@ async def test_a_wake_during_a_relay_flush_is_not_lost() -> None:
                 stop.set()
             return 0
 
-    relay = Relay(None, None, None)  # type: ignore[arg-type]  # flush() never reaches them
+    outbox = outbox_table(new_metadata())
+    relay = Relay(None, outbox, None)  # type: ignore[arg-type]  # flush() uses neither
     await asyncio.wait_for(relay.run(stop, interval=3600), timeout=60)
     assert relay.calls == 3  # the first, the one the wake asked for, the final one
