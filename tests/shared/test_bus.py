@@ -466,3 +466,54 @@ async def test_a_wake_during_a_relay_flush_is_not_lost() -> None:
     relay = Relay(None, outbox, None)  # type: ignore[arg-type]  # flush() uses neither
     await asyncio.wait_for(relay.run(stop, interval=3600), timeout=60)
     assert relay.calls == 3  # the first, the one the wake asked for, the final one
+
+
+async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_over_once(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    from shared.metrics import CONSUMER_EVENTS
+
+    inbox, _, _ = await _setup(raw_database)
+    handled: list[list[str]] = []
+
+    async def handle(batch: Batch) -> None:
+        handled.append([item.event.id for item in batch.events])
+
+    runner = ConsumerRunner(
+        service="test-counts",
+        group_id="g-counts",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+    )
+
+    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
+        return None
+
+    runner._commit = no_offsets  # type: ignore[method-assign]
+
+    def count(outcome: str) -> float:
+        value: float = CONSUMER_EVENTS.labels("test-counts", LEDGER_EVENTS, outcome)._value.get()
+        return value
+
+    async def process(*ids: int) -> tuple[float, float]:
+        before = count("applied"), count("duplicate")
+        records = []
+        for offset, i in enumerate(ids):
+            key, value, headers = encode(_payment(i))  # type: ignore[arg-type]
+            records.append(
+                ConsumerRecord(
+                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
+                )
+            )
+        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+        return count("applied") - before[0], count("duplicate") - before[1]
+
+    assert await process(1, 2) == (2, 0)  # all new
+    assert await process(3, 3, 1) == (2, 1)  # one new twice, one seen before
+    await runner.close()
+    assert handled == [["evt-1", "evt-2"], ["evt-3"]]
