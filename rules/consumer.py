@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -44,6 +45,12 @@ TOPICS = (LEASE_EVENTS, LEDGER_EVENTS, COMPLAINT_EVENTS, CASE_EVENTS)
 SOURCE = "bokvar/rules"
 
 
+@lru_cache(maxsize=64)
+def _local_day(instant: datetime) -> date:
+    # the events of one publish share one time (decode parses each ce_time once)
+    return local_date(instant)
+
+
 def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
     # one dict literal per kind, keys in one order (the insert's columns come from the first)
     d = event.data
@@ -57,7 +64,7 @@ def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
             "kind": "charge",
             "entry_id": d.invoice_id,
             "amount_ore": d.amount_ore,
-            "booked_on": min(local_date(event.time), d.due_date),
+            "booked_on": min(_local_day(event.time), d.due_date),
             "invoice_id": d.invoice_id,
         }
     if isinstance(d, PaymentReceived):

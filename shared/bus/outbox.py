@@ -21,18 +21,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.bus.producer import Producer
 from shared.clock import Clock
 from shared.db import Database
-from shared.db.bulk import bulk_insert, in_values, unnest_upsert
+from shared.db.bulk import bulk_insert, in_values, quoted_table, unnest_upsert
 from shared.events import CloudEvent, EventData, encode
 
 log = structlog.get_logger(__name__)
+# `AsyncSession.info` key: set once the session's transaction staged outbox rows
+STAGED = "bokvar.outbox_staged"
 
 
 async def add_to_outbox(
     session: AsyncSession, table: Table, events: Sequence[CloudEvent[EventData]], *, clock: Clock
 ) -> None:
-    """Stage `events` for publishing when the session's transaction commits."""
+    """Stage `events` for publishing when the session's transaction commits.
+
+    Marks the session (`STAGED` in its `info`): a consumer runner flushes the relay after
+    a batch whose transaction staged events, whether through `Batch.emit` or here.
+    """
     if not events:
         return
+    session.info[STAGED] = True
     now = clock.now()
     if session.get_bind().dialect.name == "sqlite":
         await bulk_insert(session, table, [outbox_row(ev, now) for ev in events])
@@ -83,6 +90,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        name = quoted_table(table)
+        self._select_sql = f"SELECT id, topic, key, value, headers FROM {name} ORDER BY id LIMIT $1"
+        self._delete_sql = f"DELETE FROM {name} WHERE id = ANY($1::BIGINT[])"
 
     def wake(self) -> None:
         """Ask the background loop to flush now."""
@@ -99,6 +109,8 @@ class OutboxRelay:
                     return total
 
     async def _flush_batch(self) -> int:
+        if not self._database.sqlite:
+            return await self._flush_batch_pg()
         t = self._table
         async with self._database.sessionmaker() as session:
             rows = (
@@ -126,14 +138,37 @@ class OutboxRelay:
             )
         return len(rows)
 
+    async def _flush_batch_pg(self) -> int:
+        """`_flush_batch` on PostgreSQL: the same SELECT and DELETE, sent on the driver
+        connection of one checkout, each its own implicit transaction.
+
+        Through a session each was wrapped in BEGIN and ROLLBACK or COMMIT, on a connection
+        checked out (and pinged) for each, and the rows went through SQLAlchemy's result
+        processing: 12 round trips a flush, now 5.
+        """
+        async with self._database.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(self._select_sql, self._batch_size)
+            if not rows:
+                return 0
+            await self._producer.send_raw(
+                (topic, key.encode(), value, [(k, v.encode()) for k, v in orjson.loads(headers)])
+                for _, topic, key, value, headers in rows
+            )
+            await driver.execute(self._delete_sql, [row[0] for row in rows])
+        return len(rows)
+
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Flush whenever woken or every `interval` seconds until `stop` is set."""
         while not stop.is_set():
+            # cleared before the flush, not after: a wake() while it runs (rows staged
+            # after its SELECT) makes the wait below return at once, not after `interval`
+            self._wake.clear()
             try:
                 await self.flush()
             except Exception as exc:  # broker or database down: keep rows, try again
                 log.warning("outbox.flush_failed", error=type(exc).__name__, detail=str(exc))
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, date, datetime
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from sqlalchemy import Column, Integer, String, Table, func, select, text
@@ -15,10 +16,11 @@ from sqlalchemy.engine import make_url
 from shared.bus import Batch, ConsumerRunner, Hooks, OutboxRelay, Producer, SimulatedCrash
 from shared.bus import producer as producer_module
 from shared.bus.broker import EmbeddedBroker
+from shared.bus.outbox import add_to_outbox
 from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
 from shared.db import Database, inbox_table, new_metadata, outbox_table
-from shared.events import PaymentReceived, new_event
+from shared.events import PaymentReceived, encode, new_event
 from shared.topics import LEDGER_EVENTS
 from tests.helpers import FAST_GROUP, header, read_topic, wait_for
 
@@ -261,6 +263,101 @@ async def test_outbox_events_are_published_after_the_batch_commits(
         assert (await s.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
 
 
+class _CountingRelay(OutboxRelay):
+    """A relay that counts its flushes and can be told to fail the next one."""
+
+    flushes = 0
+    fail_next = False
+
+    async def flush(self) -> int:
+        self.flushes += 1
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker away")
+        return await super().flush()
+
+
+async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_failed_flush(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    inbox, outbox, _ = await _setup(raw_database)
+    relay = _CountingRelay(raw_database, outbox, producer)
+
+    async def handle(batch: Batch) -> None:
+        for item in batch.events:
+            data = item.event.data
+            assert isinstance(data, PaymentReceived)
+            echo = new_event(
+                data.model_copy(update={"lease_id": "L-echo"}),
+                id=f"echo-{item.event.id}",
+                source="t",
+                time=NOW,
+            )
+            if data.amount_ore == 200:  # echoed through the batch
+                await batch.emit(echo)
+            elif data.amount_ore == 300:  # staged by the handler's own store
+                await add_to_outbox(batch.session, outbox, [echo], clock=ManualClock(NOW))
+
+    runner = ConsumerRunner(
+        service="test",
+        group_id="g-flush",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        outbox=outbox,
+        relay=relay,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+    )
+
+    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
+        return None
+
+    runner._commit = no_offsets  # type: ignore[method-assign]
+    offset = 0
+
+    async def process(*amounts: int) -> None:
+        nonlocal offset
+        records = []
+        for amount in amounts:
+            key, value, headers = encode(_payment(offset, amount=amount))  # type: ignore[arg-type]
+            records.append(
+                ConsumerRecord(
+                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
+                )
+            )
+            offset += 1
+        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+
+    async def pending() -> int:
+        async with raw_database.sessionmaker() as s:
+            return int((await s.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+    await process(100, 100)  # emits nothing: no flush
+    assert relay.flushes == 0
+    await process(100, 200)  # emits one: flushed, published
+    assert (relay.flushes, await pending()) == (1, 0)
+    relay.fail_next = True
+    await process(200)  # emits, the flush fails: the row stays
+    assert (relay.flushes, await pending()) == (2, 1)
+    await process(100)  # emits nothing, but the last flush failed: flushed again
+    assert (relay.flushes, await pending()) == (3, 0)
+    await process(100)  # nothing emitted, nothing left over
+    assert relay.flushes == 3
+    await process(300)  # staged with add_to_outbox, not Batch.emit: flushed too
+    assert (relay.flushes, await pending()) == (4, 0)
+    records = await read_topic(
+        broker.bootstrap_servers,
+        LEDGER_EVENTS,
+        until=lambda rs: sum(r.key == b"L-echo" for r in rs) >= 3,
+    )
+    await runner.close()
+    echoes = sorted(header(r, "ce_id") for r in records if r.key == b"L-echo")
+    assert echoes == ["echo-evt-3", "echo-evt-4", "echo-evt-7"]
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 async def test_database_outage_commits_no_offset_and_resumes(
@@ -347,3 +444,76 @@ def test_partition_for_keeps_a_bounded_cache_of_hashes(monkeypatch: pytest.Monke
         default(k, [0, 1, 2], [0, 1, 2]) for k in keys
     ]
     assert len(producer_module._HASHES) <= 100
+
+
+async def test_a_wake_during_a_relay_flush_is_not_lost() -> None:
+    # rows staged while a flush runs (after its SELECT): their writer's wake() must make
+    # the loop flush again at once, not after `interval` (an hour here)
+    stop = asyncio.Event()
+
+    class Relay(OutboxRelay):
+        calls = 0
+
+        async def flush(self) -> int:
+            self.calls += 1
+            if self.calls == 1:
+                self.wake()  # a writer staged rows during this flush
+            elif self.calls == 2:
+                stop.set()
+            return 0
+
+    outbox = outbox_table(new_metadata())
+    relay = Relay(None, outbox, None)  # type: ignore[arg-type]  # flush() uses neither
+    await asyncio.wait_for(relay.run(stop, interval=3600), timeout=60)
+    assert relay.calls == 3  # the first, the one the wake asked for, the final one
+
+
+async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_over_once(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    from shared.metrics import CONSUMER_EVENTS
+
+    inbox, _, _ = await _setup(raw_database)
+    handled: list[list[str]] = []
+
+    async def handle(batch: Batch) -> None:
+        handled.append([item.event.id for item in batch.events])
+
+    runner = ConsumerRunner(
+        service="test-counts",
+        group_id="g-counts",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+    )
+
+    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
+        return None
+
+    runner._commit = no_offsets  # type: ignore[method-assign]
+
+    def count(outcome: str) -> float:
+        value: float = CONSUMER_EVENTS.labels("test-counts", LEDGER_EVENTS, outcome)._value.get()
+        return value
+
+    async def process(*ids: int) -> tuple[float, float]:
+        before = count("applied"), count("duplicate")
+        records = []
+        for offset, i in enumerate(ids):
+            key, value, headers = encode(_payment(i))  # type: ignore[arg-type]
+            records.append(
+                ConsumerRecord(
+                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
+                )
+            )
+        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+        return count("applied") - before[0], count("duplicate") - before[1]
+
+    assert await process(1, 2) == (2, 0)  # all new
+    assert await process(3, 3, 1) == (2, 1)  # one new twice, one seen before
+    await runner.close()
+    assert handled == [["evt-1", "evt-2"], ["evt-3"]]

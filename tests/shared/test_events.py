@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -9,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bokvar.commands.docs import ROOT
-from shared.events import EnvelopeError, RentCharged, decode, encode, new_event
+from shared.events import CloudEvent, EnvelopeError, RentCharged, decode, encode, new_event
 from shared.events.base import REGISTRY
 from shared.topics import CATALOG
 
@@ -38,6 +39,17 @@ def test_round_trip_in_binary_mode() -> None:
     back = decode(value, headers)
     assert back == event
     assert back.topic == "ledger.events"
+
+
+def test_a_decoded_event_is_a_whole_frozen_cloud_event() -> None:
+    # decode builds the CloudEvent without its __init__: every field set, still frozen
+    event = new_event(_charge(), id="org1:e1", source="ingest/org1", time=T)
+    back = decode(*encode(event)[1:])
+    assert type(back) is CloudEvent
+    assert (back.id, back.source, back.time, back.data) == ("org1:e1", "ingest/org1", T, _charge())
+    assert hash(back) == hash(event) and repr(back) == repr(event)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.id = "other"  # type: ignore[misc]
 
 
 def test_decode_explains_what_is_wrong() -> None:
