@@ -3,7 +3,6 @@ or one JSON text parameter for all the rows (json_to_recordset)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
@@ -165,16 +164,13 @@ def in_literal(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
     return column.in_(select(values.column_valued()))
 
 
-# orjson's escapes that mean the same in an array literal's quoted element: \" and \\
-_OTHER_ESCAPE = re.compile(rb'\\[^"\\]')
-
-
 def array_literal(values: Sequence[str | None]) -> str:
-    """A PostgreSQL array literal of strings (None: NULL), e.g. `{"a",NULL}`, to bind as
+    """A PostgreSQL array literal of strings (None: NULL), e.g. `{"a",null}`, to bind as
     text and cast by the server (`in_literal`). Written by orjson when every escape it
-    writes is one the array syntax reads the same (\\" and \\\\), else element by element."""
+    writes is one the array syntax reads the same (a quote or a backslash), else (a
+    control character) element by element."""
     text = orjson.dumps(values)
-    if b"\\" not in text or _OTHER_ESCAPE.search(text) is None:
+    if b"\\" not in text or b"\\" not in text.replace(b"\\\\", b"").replace(b'\\"', b""):
         return "{" + text[1:-1].decode() + "}"
     return "{" + ",".join("NULL" if v is None else _quoted_element(v) for v in values) + "}"
 
