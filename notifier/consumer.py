@@ -78,7 +78,7 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
             elif kind == "retracted":
                 await on_retracted(store, cast(SignalRetracted, data), now)
             elif kind in ("lease", "lease_ended"):
-                lease_event = cast(_Lease | LeaseEnded, data)
+                lease_event = cast("_Lease | LeaseEnded", data)
                 if await on_lease(store, ctx, lease_event, now, event_time=item.event.time):
                     no_welcome.append(data.lease_id)
             else:

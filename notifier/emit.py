@@ -18,7 +18,7 @@ def notification_event(row: Any, *, at: datetime) -> CloudEvent[NotificationStat
     """Return the event for a notification row's current state (None for internal states)."""
     if row.status not in _EVENT_STATUSES:
         return None
-    channel = cast(Literal["sms", "letter", "log"], row.channel or "sms")
+    channel = cast("Literal['sms', 'letter', 'log']", row.channel or "sms")
     data = NotificationStatusChanged(
         lease_id=row.lease_id,
         org_id=row.org_id,
@@ -48,7 +48,7 @@ def task_event(row: Any, *, at: datetime) -> CloudEvent[TaskChanged]:
         assignee_id=row.escalated_to or row.assignee_id,
         due_at=row.due_at,
         at=at,
-        outcome=cast(TaskOutcome | None, row.outcome),
+        outcome=cast("TaskOutcome | None", row.outcome),
         promised_date=row.promised_date,
     )
     return new_event(data, id=f"notifier:t:{row.id}:v{row.version}", source=SOURCE, time=at)

@@ -31,8 +31,24 @@ def _allowed_day(day: date, quiet: QuietHours) -> bool:
     return quiet.allow_public_holidays or holiday_name(day) is None
 
 
+# The last answer of `next_allowed_send` and `task_due`, by the identity of their (immutable)
+# arguments: a consumer batch asks with one `now` and one policy for every SMS and task.
+_last_send: tuple[object, object, datetime] | None = None
+_last_due: tuple[object, object, datetime] | None = None
+
+
 def next_allowed_send(now: datetime, quiet: QuietHours) -> datetime:
     """Return `now` if a tenant SMS may go out now, else the next allowed instant (aware)."""
+    global _last_send
+    last = _last_send
+    if last is not None and last[0] is now and last[1] is quiet:
+        return last[2]
+    allowed = _next_allowed_send(now, quiet)
+    _last_send = (now, quiet, allowed)
+    return allowed
+
+
+def _next_allowed_send(now: datetime, quiet: QuietHours) -> datetime:
     tz = ZoneInfo(quiet.timezone)
     local = now.astimezone(tz)
     day = local.date()
@@ -210,7 +226,13 @@ def needs_escalation(*, status: str, due_at: datetime | None, now: datetime) -> 
 
 def task_due(now: datetime, policy: Policy) -> datetime:
     """Return the due time of a task created at `now`."""
-    return now + timedelta(hours=policy.task_due_hours)
+    global _last_due
+    last = _last_due
+    if last is not None and last[0] is now and last[1] is policy:
+        return last[2]
+    due = now + timedelta(hours=policy.task_due_hours)
+    _last_due = (now, policy, due)
+    return due
 
 
 # --- messages and privacy ------------------------------------------------------------

@@ -3,7 +3,7 @@ or one JSON text parameter for all the rows (json_to_recordset)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -148,6 +148,35 @@ def in_param(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
     if sqlite:
         return column.in_(bindparam(name, expanding=True))
     return column == any_(bindparam(name, type_=array_of(column.type)))
+
+
+def in_literal(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
+    """`in_param` whose PostgreSQL parameter is ONE array literal as text (`array_literal`),
+    cast to the column's array type by the server: `column IN (SELECT unnest(CAST(:name
+    AS TEXT)::t[]))`.
+    asyncpg encodes an array parameter element by element (~0.3 µs of client CPU an id,
+    against ~0.02 as a literal). SQLite: an expanding IN, executed with a list."""
+    if sqlite:
+        return column.in_(bindparam(name, expanding=True))
+    # in a subquery, the literal is read once (`= ANY(CAST(...))` would read it again for
+    # every row the scan meets: the cast is not constant-folded)
+    values = func.unnest(cast(bindparam(name, type_=Text()), array_of(column.type)))
+    return column.in_(select(values.column_valued()))
+
+
+def array_literal(values: Sequence[str | None]) -> str:
+    """A PostgreSQL array literal of strings (None: NULL), e.g. `{"a",null}`, to bind as
+    text and cast by the server (`in_literal`). Written by orjson when every escape it
+    writes is one the array syntax reads the same (a quote or a backslash), else (a
+    control character) element by element."""
+    text = orjson.dumps(values)
+    if b"\\" not in text or b"\\" not in text.replace(b"\\\\", b"").replace(b'\\"', b""):
+        return "{" + text[1:-1].decode() + "}"
+    return "{" + ",".join("NULL" if v is None else _quoted_element(v) for v in values) + "}"
+
+
+def _quoted_element(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, delete, select
+from sqlalchemy import cast as sql_cast
 
 from notifier import models
 from notifier.consumer import make_handler
@@ -166,10 +168,12 @@ async def test_signals_already_applied_create_nothing_again(
 async def test_batched_lease_upserts_store_awkward_values_as_given(
     db: Database, clock: ManualClock
 ) -> None:
-    # the lease ids, orgs and teams go as one array literal text per column unless a value
-    # has a quote or a backslash (then as array parameters): the same rows either way
+    # the lease ids, orgs, teams and tenant ids go as one array literal text per column,
+    # written by orjson unless it escapes a character the array syntax reads differently
+    # (a control character), then element by element: the same rows either way
     awkward = ["a,b", "{x}", "null", "NULL", " sp ", "", "Malmö ÅÄÖ", "x;y", "semi'quote"]
-    for values in (awkward, [*awkward, 'dq"uote', "back\\slash"]):
+    quoted = [*awkward, 'dq"uote', "back\\slash", '\\"both\\\\']
+    for values in (awkward, quoted, [*quoted, "new\nline", "tab\tx", "bell\x07", "\\n"]):
         leases = {f"L-{i}-{len(values)},{v}": v for i, v in enumerate(values)}
         async with db.sessionmaker.begin() as session:
             store = NotifierStore(session, clock=clock, buffer_events=True)
@@ -187,3 +191,51 @@ async def test_batched_lease_upserts_store_awkward_values_as_given(
             assert row is not None
             assert (row.lease_id, row.org_id, row.team) == (lease_id, value, value or None)
             assert (row.tenant_ids, row.ended) == ([value, "T"], False)
+
+
+async def test_deferred_sms_and_tasks_store_awkward_values_as_given(
+    db: Database, clock: ManualClock
+) -> None:
+    # a batch's new notifications and tasks go as one JSON record set (PostgreSQL) unless
+    # a value is not of its column's plain type: the rows and their JSON text as given
+    now = clock.now()
+    odd = 'q"uote \\ back, {x} null Malmö\nline\x07'
+    base = {"lease_id": "L-1", "org_id": "org1", "created_at": now, "updated_at": now}
+    sms = {
+        **base,
+        "id": f"n-{odd}",
+        "recipient_kind": "tenant",
+        "recipient_id": odd,
+        "template": "late_rent",
+        "variables": {"amount": odd, "n": 3, "nested": [None, True]},
+        "status": "queued",
+        "version": 1,
+        "due_at": now,
+        "attempts": 0,
+        "detail": odd,
+    }
+    task = {**base, "id": f"t-{odd}", "kind": "phone_call", "status": "created", "version": 1}
+    task |= {"note": odd, "due_at": now, "promised_date": now.date()}
+    async with db.sessionmaker.begin() as session:
+        store = NotifierStore(session, clock=clock, buffer_events=True)
+        await store.prefetch_absent([sms["id"], "n-2"], [task["id"]])
+        assert await store.create_notification(sms) is not None
+        assert await store.create_notification({**sms, "id": "n-2", "variables": {}}) is not None
+        assert await store.create_task(task) is not None
+        await store.flush_events()
+    async with db.sessionmaker() as session:
+        stored = {r.id: r for r in await session.execute(select(notifications))}
+        stored_task = (await session.execute(select(tasks))).one()
+    assert stored[sms["id"]].recipient_id == odd and stored[sms["id"]].detail == odd
+    assert stored[sms["id"]].variables == sms["variables"] and stored["n-2"].variables == {}
+    assert stored[sms["id"]].due_at == now and stored[sms["id"]].attempts == 0
+    assert (stored_task.note, stored_task.due_at, stored_task.promised_date) == (
+        odd,
+        now,
+        now.date(),
+    )
+    async with db.sessionmaker() as session:  # the JSON text the column's serializer writes
+        raw = await session.execute(
+            select(sql_cast(notifications.c.variables, Text)).where(notifications.c.id == sms["id"])
+        )
+        assert raw.scalar_one() == json.dumps(sms["variables"])

@@ -27,7 +27,15 @@ from services.cases.models import (
 )
 from shared.clock import local_date
 from shared.db import UtcDateTime
-from shared.db.bulk import bulk_insert, in_param, json_insert_sql, text_arrays, unnest_upsert
+from shared.db.bulk import (
+    array_literal,
+    bulk_insert,
+    in_literal,
+    json_insert_sql,
+    quoted_table,
+    text_arrays,
+    unnest_upsert,
+)
 from shared.db.deferring import deferring
 
 Row = dict[str, Any]
@@ -44,15 +52,30 @@ _ATTACH = (
     .values(case_id=bindparam("p_case_id"))
 )
 _UPDATES: dict[tuple[str, ...], Any] = {}  # update of these columns of one case
-# a batch's lookups by lease ids, per dialect (sqlite: True/False), run with {"p_ids": [...]}
+# a batch's lookups by lease ids, per dialect (sqlite: True/False), run with {"p_ids": ids}
+# (`_ids`: a list on SQLite, one array literal text on PostgreSQL, `in_literal`)
 _OPEN_CASES_OF = {
-    sqlite: select(cases).where(in_param(cases.c.lease_id, "p_ids", sqlite=sqlite), _OPEN)
+    sqlite: select(cases).where(in_literal(cases.c.lease_id, "p_ids", sqlite=sqlite), _OPEN)
     for sqlite in (True, False)
 }
 _HOUSEHOLDS_OF = {
-    sqlite: select(households).where(in_param(households.c.lease_id, "p_ids", sqlite=sqlite))
+    sqlite: select(households).where(in_literal(households.c.lease_id, "p_ids", sqlite=sqlite))
     for sqlite in (True, False)
 }
+
+
+def _ids(ids: list[str], *, sqlite: bool) -> list[str] | str:
+    return ids if sqlite else array_literal(ids)
+
+
+# PostgreSQL: the re-linking of many leases' stored history as ONE statement (the pairs as
+# one JSON text), in place of an executemany of `_ATTACH`; the same rows change.
+_PG_ATTACH_ALL = text(
+    f"UPDATE {quoted_table(timeline)} SET case_id = x.case_id"
+    " FROM json_to_recordset(CAST(:rows AS JSON)) AS x(lease_id TEXT, case_id TEXT)"
+    f" WHERE {quoted_table(timeline)}.lease_id = x.lease_id"
+    f" AND {quoted_table(timeline)}.case_id IS NULL"
+)
 _HOUSEHOLD_COLUMNS = tuple(c.name for c in households.columns)
 _HOUSEHOLD_KEEP = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "lease_id")
 
@@ -101,11 +124,15 @@ async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
 def _plain_entry(row: Row) -> bool:
     """Whether the row's values are of the types the JSON record set carries as they are
     (any other: the statement per row refuses or converts it as before)."""
+    for name in _TEXT_COLUMNS:  # a loop: ~3 times cheaper than all() over a generator
+        value = row[name]
+        if value is not None and type(value) is not str:
+            return False
+    at, due_date = row["at"], row["due_date"]
     return (
-        all(type(row[c]) is str or row[c] is None for c in _TEXT_COLUMNS)
-        and type(row["at"]) is datetime
-        and row["at"].tzinfo is not None
-        and (row["due_date"] is None or type(row["due_date"]) is date)
+        type(at) is datetime
+        and at.tzinfo is not None
+        and (due_date is None or type(due_date) is date)
     )
 
 
@@ -153,7 +180,8 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        result = await self.session.execute(_OPEN_CASES_OF[sqlite], {"p_ids": wanted})
+        params = {"p_ids": _ids(wanted, sqlite=sqlite)}
+        result = await self.session.execute(_OPEN_CASES_OF[sqlite], params)
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
             self._open[lid] = found.get(lid)
@@ -164,7 +192,8 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], {"p_ids": wanted})
+        params = {"p_ids": _ids(wanted, sqlite=sqlite)}
+        result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], params)
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
             self._known_households[lid] = found.get(lid)
@@ -179,8 +208,12 @@ class CasesStore:
             await bulk_insert(db, cases, new)
         if self._attach:
             links, self._attach = self._attach, {}
-            params = [{"p_lease_id": lease, "p_case_id": case} for lease, case in links.items()]
-            await db.execute(_ATTACH, params)
+            if db.get_bind().dialect.name == "sqlite":
+                params = [{"p_lease_id": lease, "p_case_id": c} for lease, c in links.items()]
+                await db.execute(_ATTACH, params)
+            else:
+                pairs = [{"lease_id": lease, "case_id": c} for lease, c in links.items()]
+                await db.execute(_PG_ATTACH_ALL, {"rows": orjson.dumps(pairs).decode()})
         if self._pending:
             rows, self._pending, self._unattached = self._pending, [], {}
             await _insert_timeline(db, rows)
