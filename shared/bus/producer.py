@@ -99,11 +99,17 @@ class Producer:
         grouped = {}
         partitions: dict[str, list[int]] = {}
         for ev in events:
-            key, value, headers = encode(ev)
-            if ev.topic not in partitions:
-                partitions[ev.topic] = sorted(await self._producer.partitions_for(ev.topic))
-            choice = partition_for(key, partitions[ev.topic])
-            grouped.setdefault((ev.topic, choice), []).append((key, value, headers))
+            record = encode(ev)
+            topic = ev.data.topic
+            of_topic = partitions.get(topic)
+            if of_topic is None:
+                of_topic = partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            slot = (topic, partition_for(record[0], of_topic))
+            records = grouped.get(slot)
+            if records is None:
+                grouped[slot] = [record]
+            else:
+                records.append(record)
         await asyncio.gather(*await self._send_batches(grouped))
 
     async def _send_batches(
