@@ -129,8 +129,19 @@ def test_envelopes_and_kafka_records_are_unchanged() -> None:
         assert encode(event) == old_encode(event)
 
 
+LEDGER_VARIANTS: list[dict[str, Any]] = [
+    {"type": "charge", **examples.CHARGE, "event_id": "c2", "due_date": "2026-02-25"},
+    {"type": "charge", **examples.CHARGE, "event_id": "c3", "ocr": None},
+    {"type": "payment", **examples.PAYMENT, "event_id": "p3", "lease_id": "L-1001"},
+    {"type": "payment", **examples.PAYMENT, "event_id": "p4", "reference": "L-1001"},
+]
+
+
 def test_event_data_is_built_and_validated_as_the_model_builds_it() -> None:
-    items = parse_batch(orjson.dumps(EVERY_KIND), JSON, max_events=100)
+    """Charges and payments are built from their validated input without validating
+    them again (`_validated`): the same data, field order and JSON as the model's own."""
+    raws = [*EVERY_KIND, *LEDGER_VARIANTS]
+    items = parse_batch(orjson.dumps(raws), JSON, max_events=100)
     out = process(items, CTX, Known(complaints={"K-55": "L-1001"}))
     assert out.statuses == ["accepted"] * len(items), out.errors
     for event in out.events:
@@ -138,6 +149,9 @@ def test_event_data_is_built_and_validated_as_the_model_builds_it() -> None:
         rebuilt = type(data)(**{name: getattr(data, name) for name in data.model_fields_set})
         assert rebuilt == data
         assert rebuilt.model_fields_set == data.model_fields_set
+        assert list(data.__dict__) == list(type(data).model_fields)
+        assert data.model_dump_json() == rebuilt.model_dump_json()
+        assert (data.__pydantic_extra__, data.__pydantic_private__) == (None, None)
     fields: dict[str, Any] = {
         "lease_id": "L-1",
         "org_id": "org1",
