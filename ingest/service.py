@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import time
@@ -227,9 +228,7 @@ class Ingestor:
 
     @staticmethod
     def _count(items: Sequence[Item], statuses: Sequence[str]) -> None:
-        tally: dict[tuple[str, str], int] = {}
-        for item, status in zip(items, statuses, strict=True):
-            tally[(item.kind, status)] = tally.get((item.kind, status), 0) + 1
+        tally = collections.Counter(zip([item.kind for item in items], statuses, strict=True))
         for (kind, status), n in tally.items():
             EVENTS.labels(type=kind, outcome=status).inc(n)
 

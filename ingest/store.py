@@ -264,8 +264,13 @@ class IngestStore:
             known.complaints[c.complaint_id] = c.lease_id
         # the leases that OCR numbers and complaints point at are needed too
         wanted = {lease for lease, _ in known.ocr.values()} | set(known.complaints.values())
-        for r in await self._rows(_LEASES, lease_ids | wanted):
-            known.leases[r.lease_id] = LeaseRow(r.org_id, r.due_day)
+        # one LeaseRow (frozen) per distinct org and due day: most leases share one
+        rows: dict[tuple[str, int | None], LeaseRow] = {}
+        for lease_id, org, due_day in await self._rows(_LEASES, lease_ids | wanted):
+            row = rows.get((org, due_day))
+            if row is None:
+                row = rows[(org, due_day)] = LeaseRow(org, due_day)
+            known.leases[lease_id] = row
         for r in await self._rows(_SEEN, event_ids, org_id=org_id, since=seen_since):
             if r.recent:
                 known.seen[r.event_id] = r.body_hash
