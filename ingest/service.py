@@ -272,7 +272,7 @@ def batch_result(items: Sequence[Item], outcome: Outcome) -> bytes:
             "index": item.index,
             "event_id": item.event_id,
             "status": status,
-            "errors": [{"field": e.field, "reason": e.reason} for e in errors],
+            "errors": [{"field": e.field, "reason": e.reason} for e in errors] if errors else [],
         }
         for item, status, errors in zip(items, outcome.statuses, outcome.errors, strict=True)
     ]
