@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import time
@@ -21,6 +22,7 @@ from ingest.processing import Context, Known
 from ingest.schemas import ContactRead, LeaseContacts
 from ingest.store import IngestStore
 from ingest.watermark import fan_out, has_watermark
+from shared.bus.producer import Prepared
 from shared.db.errors import is_unique_violation
 from shared.http import NotFound, ServiceUnavailable, Unauthorized
 from shared.runtime import Runtime
@@ -128,11 +130,25 @@ class Ingestor:
             outcome = process(items, ctx, known)
         if outcome.events:
             # Store first (a refused write publishes nothing), publish within the open
-            # transaction, commit once the broker acknowledged: 503 leaves neither.
+            # transaction, commit once the broker acknowledged: 503 leaves neither. The
+            # records are encoded while the write runs (about the same time for each),
+            # and sent only once it succeeded.
             async with self.rt.database.sessionmaker() as session, session.begin():
                 store = IngestStore(session)
-                await store.apply(org_id, outcome.writes, now, expired=known.expired)
-                await self._publish(outcome)
+                write = asyncio.ensure_future(
+                    store.apply(org_id, outcome.writes, now, expired=known.expired)
+                )
+                try:
+                    prepared = await self._prepare(outcome)
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # the request itself is cancelled
+                        write.cancel()
+                    await asyncio.wait([write])  # then rolled back with the transaction
+                    if not write.cancelled():
+                        write.exception()  # retrieved: `exc` is the answer
+                    raise
+                await write
+                await self._send(prepared, len(outcome.events))
         return outcome, found
 
     async def _rejected_stored(
@@ -174,32 +190,45 @@ class Ingestor:
                 seen_since=now - timedelta(days=self.settings.ingest_dedup_window_days),
             )
 
-    async def _publish(self, outcome: Outcome) -> None:
-        retry_after = {"Retry-After": str(self.settings.ingest_retry_after_seconds)}
+    async def _prepare(self, outcome: Outcome) -> Prepared:
+        """Encode the outcome's events into record batches (`Producer.prepare`), the
+        watermarks fanned out; 503 when the broker is away."""
         if not self.rt.producer_ready:
-            raise ServiceUnavailable("the event broker is unreachable", headers=retry_after)
+            raise ServiceUnavailable("the event broker is unreachable", headers=self._retry())
+        events = outcome.events
         try:
-            events = outcome.events
             if has_watermark(events):  # one copy per partition (ingest/watermark.py)
                 events = fan_out(events, await self.rt.producer.partitions(LEDGER_EVENTS))
-            await asyncio.wait_for(
-                self.rt.producer.publish_many(events),
+            return await asyncio.wait_for(
+                self.rt.producer.prepare(events),
                 timeout=self.settings.ingest_publish_timeout_seconds,
             )
         except Exception as exc:
-            log.warning(
-                "ingest.publish_failed", error=type(exc).__name__, events=len(outcome.events)
+            raise self._unacknowledged(exc, len(outcome.events)) from exc
+
+    async def _send(self, prepared: Prepared, events: int) -> None:
+        """Send the prepared batches and wait for every acknowledgement (acks=all)."""
+        try:
+            await asyncio.wait_for(
+                self.rt.producer.send_prepared(prepared),
+                timeout=self.settings.ingest_publish_timeout_seconds,
             )
-            raise ServiceUnavailable(
-                "the event broker did not acknowledge; nothing was recorded, retry later",
-                headers=retry_after,
-            ) from exc
+        except Exception as exc:
+            raise self._unacknowledged(exc, events) from exc
+
+    def _retry(self) -> dict[str, str]:
+        return {"Retry-After": str(self.settings.ingest_retry_after_seconds)}
+
+    def _unacknowledged(self, exc: Exception, events: int) -> ServiceUnavailable:
+        log.warning("ingest.publish_failed", error=type(exc).__name__, events=events)
+        return ServiceUnavailable(
+            "the event broker did not acknowledge; nothing was recorded, retry later",
+            headers=self._retry(),
+        )
 
     @staticmethod
     def _count(items: Sequence[Item], statuses: Sequence[str]) -> None:
-        tally: dict[tuple[str, str], int] = {}
-        for item, status in zip(items, statuses, strict=True):
-            tally[(item.kind, status)] = tally.get((item.kind, status), 0) + 1
+        tally = collections.Counter(zip([item.kind for item in items], statuses, strict=True))
         for (kind, status), n in tally.items():
             EVENTS.labels(type=kind, outcome=status).inc(n)
 
@@ -243,7 +272,7 @@ def batch_result(items: Sequence[Item], outcome: Outcome) -> bytes:
             "index": item.index,
             "event_id": item.event_id,
             "status": status,
-            "errors": [{"field": e.field, "reason": e.reason} for e in errors],
+            "errors": [{"field": e.field, "reason": e.reason} for e in errors] if errors else [],
         }
         for item, status, errors in zip(items, outcome.statuses, outcome.errors, strict=True)
     ]

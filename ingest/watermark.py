@@ -29,4 +29,6 @@ def fan_out(
 
 def has_watermark(events: Sequence[CloudEvent[EventData]]) -> bool:
     """Tell whether any event is a ledger watermark (to be fanned out)."""
-    return any(isinstance(ev.data, LedgerWatermarkAdvanced) for ev in events)
+    # per class, not per event: isinstance of a pydantic model goes through ABCMeta
+    classes = {type(ev.data) for ev in events}
+    return any(issubclass(cls, LedgerWatermarkAdvanced) for cls in classes)

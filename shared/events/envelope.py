@@ -54,34 +54,48 @@ def new_event(data: D, *, id: str, source: str, time: datetime) -> CloudEvent[D]
 
 _SPECVERSION = ("ce_specversion", SPECVERSION.encode())
 _CONTENT_TYPE = ("content-type", CONTENT_TYPE.encode())
-_last_time: tuple[datetime | None, bytes] = (None, b"")
+_last_time: tuple[datetime | None, tuple[str, bytes]] = (None, ("ce_time", b""))
 
 
-def _time_header(time: datetime) -> bytes:
+def _time_header(time: datetime) -> tuple[str, bytes]:
     # a batch's events share one time object; isoformat costs about 1 µs
     global _last_time
     last = _last_time
     if last[0] is time:
         return last[1]
-    value = time.isoformat().encode()
-    _last_time = (time, value)
-    return value
+    header = ("ce_time", time.isoformat().encode())
+    _last_time = (time, header)
+    return header
+
+
+# per event class its ce_type header, and the last event's ce_source header: one tuple for
+# every event of a type or of a publish, not a str.encode and a tuple each
+_TYPE_HEADERS: dict[type[EventData], tuple[str, bytes]] = {}
+_last_source: tuple[str, tuple[str, bytes]] = ("", ("ce_source", b""))
 
 
 def encode(event: CloudEvent[EventData]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Return (key, value, headers) for a Kafka record in binary content mode."""
-    key = event.data.key.encode()
+    global _last_source
+    data = event.data
+    key = data.key.encode()
+    ce_type = _TYPE_HEADERS.get(type(data))
+    if ce_type is None:
+        ce_type = _TYPE_HEADERS[type(data)] = ("ce_type", data.event_type.encode())
+    source = _last_source
+    if source[0] != event.source:
+        source = _last_source = (event.source, ("ce_source", event.source.encode()))
     headers = [
         _SPECVERSION,
         ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.data.event_type.encode()),
-        ("ce_time", _time_header(event.time)),
+        source[1],
+        ce_type,
+        _time_header(event.time),
         ("ce_subject", key),
         _CONTENT_TYPE,
     ]
     # pydantic-core writes the same JSON as orjson over model_dump(mode="json"), faster
-    value = event.data.__pydantic_serializer__.to_json(event.data)
+    value = data.__pydantic_serializer__.to_json(data)
     return key, value, headers
 
 

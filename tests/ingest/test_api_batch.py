@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ingest.models import seen_events
 from ingest.processing import Known
 from ingest.store import IngestStore
+from shared.bus.producer import Producer
 from shared.events import RentCharged, decode
 from shared.topics import LEASE_EVENTS, LEDGER_EVENTS
 from tests.helpers import header, read_topic
@@ -302,3 +303,35 @@ async def test_csv_with_unknown_column_is_400(ingest: Ingest) -> None:
     )
     assert resp.status_code == 400
     assert "colour" in resp.json()["detail"]
+
+
+async def test_records_are_encoded_while_the_write_runs_and_sent_after_it(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's records are encoded while its database write runs; nothing is sent
+    before the write succeeded, and a refused write sends nothing (tests/ingest/
+    test_hardening.py and the raced batch above check that nothing is published)."""
+    await ingest.post("/v1/leases", lease_body())
+    steps: list[str] = []
+    apply, prepare, send = IngestStore.apply, Producer.prepare, Producer.send_prepared
+
+    async def logged_apply(store: IngestStore, *args: Any, **kwargs: Any) -> None:
+        steps.append("write")
+        await apply(store, *args, **kwargs)
+        steps.append("written")
+
+    async def logged_prepare(producer: Producer, events: Any) -> Any:
+        steps.append("encode")
+        return await prepare(producer, events)
+
+    async def logged_send(producer: Producer, prepared: Any) -> None:
+        steps.append("send")
+        await send(producer, prepared)
+
+    monkeypatch.setattr(IngestStore, "apply", logged_apply)
+    monkeypatch.setattr(Producer, "prepare", logged_prepare)
+    monkeypatch.setattr(Producer, "send_prepared", logged_send)
+    resp = await _batch(ingest, [_charge(f"o{i}") for i in range(3)])
+    assert resp.status_code == 202 and resp.json()["accepted"] == 3
+    assert steps == ["write", "encode", "written", "send"]
+    assert len(await read_topic(ingest.broker.bootstrap_servers, LEDGER_EVENTS, count=3)) == 3

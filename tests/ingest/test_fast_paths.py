@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from ingest import examples
 from ingest.batch import _UNCHECKED, parse_batch, to_item
 from ingest.pipeline import Item, body_hash, process
-from ingest.processing import Context, Known, LeaseRow
-from shared.events import CloudEvent, EventData, encode, new_event
+from ingest.processing import Context, Known, LeaseRow, _new
+from shared.events import CloudEvent, EventData, RentCharged, encode, new_event
 from shared.guard import CONTROL_REASON
 
 CTX = Context(
@@ -126,3 +127,43 @@ def test_envelopes_and_kafka_records_are_unchanged() -> None:
     second = process(items[1:3], other, Known(leases={"L-1001": LeaseRow("org1", None)}))
     for event in [*out.events, *second.events, *out.events]:  # time changes between batches
         assert encode(event) == old_encode(event)
+
+
+LEDGER_VARIANTS: list[dict[str, Any]] = [
+    {"type": "charge", **examples.CHARGE, "event_id": "c2", "due_date": "2026-02-25"},
+    {"type": "charge", **examples.CHARGE, "event_id": "c3", "ocr": None},
+    {"type": "payment", **examples.PAYMENT, "event_id": "p3", "lease_id": "L-1001"},
+    {"type": "payment", **examples.PAYMENT, "event_id": "p4", "reference": "L-1001"},
+]
+
+
+def test_event_data_is_built_and_validated_as_the_model_builds_it() -> None:
+    """Charges and payments are built from their validated input without validating
+    them again (`_validated`): the same data, field order and JSON as the model's own."""
+    raws = [*EVERY_KIND, *LEDGER_VARIANTS]
+    items = parse_batch(orjson.dumps(raws), JSON, max_events=100)
+    out = process(items, CTX, Known(complaints={"K-55": "L-1001"}))
+    assert out.statuses == ["accepted"] * len(items), out.errors
+    for event in out.events:
+        data = event.data
+        rebuilt = type(data)(**{name: getattr(data, name) for name in data.model_fields_set})
+        assert rebuilt == data
+        assert rebuilt.model_fields_set == data.model_fields_set
+        assert list(data.__dict__) == list(type(data).model_fields)
+        assert data.model_dump_json() == rebuilt.model_dump_json()
+        assert (data.__pydantic_extra__, data.__pydantic_private__) == (None, None)
+    fields: dict[str, Any] = {
+        "lease_id": "L-1",
+        "org_id": "org1",
+        "invoice_id": "I-1",
+        "period": "2026-03",
+        "amount_ore": 0,
+        "due_date": date(2026, 2, 27),
+        "due_date_source": "jb_12_20",
+    }
+    with pytest.raises(ValidationError) as caught:
+        _new(RentCharged, **fields)
+    assert [e["loc"] for e in caught.value.errors()] == [("amount_ore",)]
+    assert _new(RentCharged, **{**fields, "amount_ore": 1}) == RentCharged(
+        **{**fields, "amount_ore": 1}
+    )

@@ -124,6 +124,39 @@ async def test_expired_ids_are_overwritten_and_new_ids_inserted(
             )
 
 
+# ids an array literal reads specially unless quoted, and ids JSON escapes (PostgreSQL
+# takes lists of plain values as one array literal written by orjson, and a list holding
+# an escape element by element): every one must be stored and found as it is
+ARRAY_SYNTAX = ["a,b", "{x}", "NULL", "null", "", " sp ", "Åsa", "x}y{", "'"]
+ESCAPED = ['q"uote', "back\\slash", 'both\\"', "tab\there", "nl\n", "\u0001"]
+
+
+@pytest.mark.parametrize("ids", [ARRAY_SYNTAX, ARRAY_SYNTAX + ESCAPED], ids=["plain", "escaped"])
+async def test_ids_with_array_syntax_are_stored_and_found_as_they_are(
+    make_database: MakeDatabase, ids: list[str]
+) -> None:
+    db = await make_database("ingest")
+    done = Writes(
+        leases={f"L{i}": (LeaseRow(f"org{i}", None), False) for i in ids},
+        invoices={f"9{n}": (f"L{i}", f"I{i}") for n, i in enumerate(ids)},
+        seen={i: f"h{i}" for i in ids},
+    )
+    async with db.sessionmaker() as session, session.begin():
+        await IngestStore(session).apply("org1", done, NOW)
+    async with db.sessionmaker() as session:
+        known = await IngestStore(session).load_known(
+            "org1",
+            lease_ids={f"L{i}" for i in ids} | {"L"},
+            ocrs={f"9{n}" for n in range(len(ids))} | {"8"},
+            complaint_ids=set(),
+            event_ids=set(ids) | {"nope"},
+            seen_since=NOW - timedelta(days=1),
+        )
+    assert known.leases == {f"L{i}": LeaseRow(f"org{i}", None) for i in ids}
+    assert known.ocr == done.invoices
+    assert known.seen == done.seen
+
+
 @pytest.mark.postgres
 async def test_load_known_looks_each_id_up_in_the_index_on_postgresql(
     make_database: MakeDatabase, backend: str
