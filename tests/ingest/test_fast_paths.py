@@ -138,8 +138,8 @@ LEDGER_VARIANTS: list[dict[str, Any]] = [
 
 
 def test_event_data_is_built_and_validated_as_the_model_builds_it() -> None:
-    """Charges and payments are built from their validated input without validating
-    them again (`_validated`): the same data, field order and JSON as the model's own."""
+    """Every kind's event data, charges and payments in each variant, is what the model
+    builds from the same fields: the same data, field order, fields set and JSON."""
     raws = [*EVERY_KIND, *LEDGER_VARIANTS]
     items = parse_batch(orjson.dumps(raws), JSON, max_events=100)
     out = process(items, CTX, Known(complaints={"K-55": "L-1001"}))
