@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.models import api_clients, complaints, invoices, leases, seen_events, tenant_contacts
 from ingest.processing import ContactRow, Known, LeaseRow, Writes
-from shared.db.bulk import unnest_upsert
+from shared.db.bulk import array_literal, unnest_upsert
 
 
 def _member(column: ColumnElement[str], pg: bool) -> ColumnElement[bool]:
@@ -51,17 +51,6 @@ _IDS = postgresql.ARRAY(String())
 _OCR, _COMPLAINTS, _LEASES, _SEEN = range(4)
 
 
-def _array_literal(values: list[Any]) -> str | None:
-    """`values` (text, integers, booleans, None) as one PostgreSQL array literal, written
-    by orjson as `shared.db.bulk.text_arrays` does (`["a",null,3]` -> `{"a",null,3}`), or
-    None when a value needs an escape in JSON (a quote, a backslash, a control character),
-    which the array syntax reads differently."""
-    text = orjson.dumps(values)
-    if b"\\" in text:
-        return None
-    return "{" + text[1:-1].decode() + "}"
-
-
 def _json_ids(ids: Iterable[str]) -> str:
     """The `ids` parameter of `_member` on SQLite."""
     return orjson.dumps(list(ids)).decode()
@@ -73,7 +62,6 @@ def _per_id(
     columns: tuple[str, ...],
     *where: ColumnElement[bool],
     computed: tuple[ColumnElement[Any], ...] = (),
-    literal: bool = False,
 ) -> Select[Any]:
     """PostgreSQL: rows of `table` whose `key` is one of the array `ids`, one index lookup
     per id: `unnest(ids) CROSS JOIN LATERAL (SELECT ... WHERE key = id ... OFFSET 0)`.
@@ -85,9 +73,11 @@ def _per_id(
     hash join over the whole table. The price is on small tables: at 20,000 rows a hashed
     sequential scan takes 1.7-2.0 ms, the lookups 4.9-8.2 ms; a 30-day dedup window is
     far past that size. `computed`: labelled expressions over the row, returned too.
-    `literal`: `ids` is one array literal as text (`_array_literal`), cast by the server.
+    `ids` is one array literal as text (`shared.db.bulk.array_literal`), cast by the
+    server: asyncpg encodes a list element by element (~0.35 µs of client CPU an id, the
+    literal ~0.1; the server reads either for ~0.1).
     """
-    array = cast(bindparam("ids", type_=Text()), _IDS) if literal else bindparam("ids", type_=_IDS)
+    array = cast(bindparam("ids", type_=Text()), _IDS)
     ids = func.unnest(array).table_valued("id").render_derived(name="u")
     found = (
         select(*(table.c[c] for c in columns), *computed)
@@ -99,43 +89,29 @@ def _per_id(
 
 
 @cache
-def _known_queries(
-    pg: bool, literal: bool = False
-) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
+def _known_queries(pg: bool) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
     """The reads of `load_known`, built once (SQLAlchemy then reuses their compiled form).
 
-    PostgreSQL: an index lookup per id (`_per_id`; `literal`: the ids as one array
-    literal); SQLite: `IN (json_each(ids))` (it looks each value up in the index). The
-    seen ids come with `recent`: seen within the dedup window (else stored but expired,
-    see `Known.expired`).
+    PostgreSQL: an index lookup per id (`_per_id`); SQLite: `IN (json_each(ids))` (it
+    looks each value up in the index). The seen ids come with `recent`: seen within the
+    dedup window (else stored but expired, see `Known.expired`).
     """
     org = bindparam("org_id", type_=String())
     since = bindparam("since", type_=seen_events.c.seen_at.type)
     recent = (seen_events.c.seen_at >= since).label("recent")
     if pg:
         return (
+            _per_id(invoices, "ocr", ("ocr", "lease_id", "invoice_id"), invoices.c.org_id == org),
             _per_id(
-                invoices,
-                "ocr",
-                ("ocr", "lease_id", "invoice_id"),
-                invoices.c.org_id == org,
-                literal=literal,
+                complaints, "complaint_id", ("complaint_id", "lease_id"), complaints.c.org_id == org
             ),
-            _per_id(
-                complaints,
-                "complaint_id",
-                ("complaint_id", "lease_id"),
-                complaints.c.org_id == org,
-                literal=literal,
-            ),
-            _per_id(leases, "lease_id", ("lease_id", "org_id", "due_day"), literal=literal),
+            _per_id(leases, "lease_id", ("lease_id", "org_id", "due_day")),
             _per_id(
                 seen_events,
                 "event_id",
                 ("event_id", "body_hash"),
                 seen_events.c.org_id == org,
                 computed=(recent,),
-                literal=literal,
             ),
         )
     return (
@@ -282,16 +258,11 @@ class IngestStore:
         """Rows of `_known_queries()[which]` for `ids`, in one statement."""
         if not ids:
             return []
-        values: list[str] | str
-        if self._pg:
-            # one array literal: asyncpg encodes a list element by element (~0.35 µs of
-            # client CPU an id, the literal ~0.1; the server reads either for ~0.1). Not
-            # for the writes: the server reads a literal into varchar(n)[] for ~0.7 µs
-            # more a value than the binary array, more than the client saves.
-            values = _array_literal(list(ids)) or list(ids)
-            query = _known_queries(True, isinstance(values, str))[which]
-        else:
-            values, query = _json_ids(ids), _known_queries(False)[which]
+        # PostgreSQL: one array literal (`_per_id`). Not for the writes: the server reads
+        # a literal into varchar(n)[] for ~0.7 µs more a value than the binary array,
+        # more than the client saves.
+        values = array_literal(list(ids)) if self._pg else _json_ids(ids)
+        query = _known_queries(self._pg)[which]
         return list(await self.session.execute(query, {"ids": values, **params}))
 
     async def apply(

@@ -10,7 +10,14 @@ from shared.events.case import (
     ReferralRecorded,
 )
 from shared.events.complaint import ComplaintReceived, ComplaintResolved, WarningIssued
-from shared.events.envelope import CloudEvent, EnvelopeError, decode, encode, new_event
+from shared.events.envelope import (
+    CloudEvent,
+    EnvelopeError,
+    built_event,
+    decode,
+    encode,
+    new_event,
+)
 from shared.events.lease import LeaseEnded, LeaseRegistered, LeaseUpdated, TenantRef
 from shared.events.ledger import (
     CreditIssued,
@@ -51,6 +58,7 @@ __all__ = [
     "TaskChanged",
     "TenantRef",
     "WarningIssued",
+    "built_event",
     "class_kind",
     "decode",
     "encode",

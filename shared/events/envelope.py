@@ -157,10 +157,16 @@ def decode(
         source = ce_source.decode("utf-8", "replace")
         if len(_SOURCES) < 256:  # a handful of producers
             _SOURCES[ce_source] = source
-    # CloudEvent(...) without its frozen __init__ (one object.__setattr__ per field):
-    # the same object, its slots set through their descriptors, 0.28 against 0.68 µs
+    return built_event(ce_id.decode("utf-8", "replace"), source, time, data)
+
+
+def built_event(id: str, source: str, time: datetime, data: EventData) -> CloudEvent[EventData]:
+    """`CloudEvent(id=..., ...)` for fields already checked (`time` aware UTC), without
+    the frozen dataclass's __init__, which sets each field through object.__setattr__:
+    the same object, its slots set through their descriptors (0.28 against 0.68 µs).
+    For the hot paths: `decode`, for every consumed record, and ingest's envelopes."""
     event: CloudEvent[EventData] = _new(CloudEvent)
-    _set_id(event, ce_id.decode("utf-8", "replace"))
+    _set_id(event, id)
     _set_source(event, source)
     _set_time(event, time)
     _set_data(event, data)
@@ -168,8 +174,12 @@ def decode(
 
 
 _new = object.__new__
-# `decode` sets each field itself: a field added to CloudEvent must be set there too
-assert tuple(f.name for f in fields(CloudEvent)) == ("id", "source", "time", "data")
+# `built_event` sets each field itself: a field added to CloudEvent, or a __post_init__,
+# must be handled there too
+if tuple(f.name for f in fields(CloudEvent)) != ("id", "source", "time", "data") or hasattr(
+    CloudEvent, "__post_init__"
+):
+    raise TypeError("built_event builds CloudEvent field by field: update it")
 _set_id, _set_source, _set_time, _set_data = (
     CloudEvent.__dict__[name].__set__ for name in ("id", "source", "time", "data")
 )
