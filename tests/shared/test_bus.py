@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
@@ -95,6 +96,31 @@ def _runner(
         max_backoff=0.3,
         **FAST_GROUP,
     )
+
+
+def _groupless_runner(**kwargs: Any) -> ConsumerRunner:
+    """A runner on LEDGER_EVENTS fed by `_process` directly: no group joined, so no
+    offsets to commit."""
+    runner = ConsumerRunner(topics=[LEDGER_EVENTS], clock=ManualClock(NOW), **kwargs)
+
+    async def no_offsets(records: object) -> None:
+        return None
+
+    runner._commit = no_offsets  # type: ignore[method-assign]
+    return runner
+
+
+def _ledger_records(
+    events: list[object], first_offset: int = 0
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """`events` as one fetch of partition 0 of LEDGER_EVENTS, for `ConsumerRunner._process`."""
+    records = []
+    for offset, event in enumerate(events, start=first_offset):
+        key, value, headers = encode(event)  # type: ignore[arg-type]
+        records.append(
+            ConsumerRecord(LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers))
+        )
+    return {TopicPartition(LEDGER_EVENTS, 0): records}
 
 
 async def _count(db: Database, applied: Table) -> tuple[int, int]:
@@ -298,10 +324,9 @@ async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_fai
             elif data.amount_ore == 300:  # staged by the handler's own store
                 await add_to_outbox(batch.session, outbox, [echo], clock=ManualClock(NOW))
 
-    runner = ConsumerRunner(
+    runner = _groupless_runner(
         service="test",
         group_id="g-flush",
-        topics=[LEDGER_EVENTS],
         bootstrap_servers=broker.bootstrap_servers,
         database=raw_database,
         inbox=inbox,
@@ -309,27 +334,14 @@ async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_fai
         relay=relay,
         handler=handle,
         producer=producer,
-        clock=ManualClock(NOW),
     )
-
-    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
-        return None
-
-    runner._commit = no_offsets  # type: ignore[method-assign]
     offset = 0
 
     async def process(*amounts: int) -> None:
         nonlocal offset
-        records = []
-        for amount in amounts:
-            key, value, headers = encode(_payment(offset, amount=amount))  # type: ignore[arg-type]
-            records.append(
-                ConsumerRecord(
-                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
-                )
-            )
-            offset += 1
-        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+        events = [_payment(offset + i, amount=amount) for i, amount in enumerate(amounts)]
+        await runner._process(_ledger_records(events, first_offset=offset))
+        offset += len(amounts)
 
     async def pending() -> int:
         async with raw_database.sessionmaker() as s:
@@ -479,22 +491,15 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
     async def handle(batch: Batch) -> None:
         handled.append([item.event.id for item in batch.events])
 
-    runner = ConsumerRunner(
+    runner = _groupless_runner(
         service="test-counts",
         group_id="g-counts",
-        topics=[LEDGER_EVENTS],
         bootstrap_servers=broker.bootstrap_servers,
         database=raw_database,
         inbox=inbox,
         handler=handle,
         producer=producer,
-        clock=ManualClock(NOW),
     )
-
-    async def no_offsets(records: object) -> None:  # no group joined: nothing to commit
-        return None
-
-    runner._commit = no_offsets  # type: ignore[method-assign]
 
     def count(outcome: str) -> float:
         value: float = CONSUMER_EVENTS.labels("test-counts", LEDGER_EVENTS, outcome)._value.get()
@@ -502,15 +507,7 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
 
     async def process(*ids: int) -> tuple[float, float]:
         before = count("applied"), count("duplicate")
-        records = []
-        for offset, i in enumerate(ids):
-            key, value, headers = encode(_payment(i))  # type: ignore[arg-type]
-            records.append(
-                ConsumerRecord(
-                    LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
-                )
-            )
-        await runner._process({TopicPartition(LEDGER_EVENTS, 0): records})
+        await runner._process(_ledger_records([_payment(i) for i in ids]))
         return count("applied") - before[0], count("duplicate") - before[1]
 
     assert await process(1, 2) == (2, 0)  # all new
