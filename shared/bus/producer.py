@@ -113,8 +113,7 @@ class Producer:
         Every `PREPARE_SLICE` events it lets other tasks run: ingest encodes a batch while
         its database write runs, and sends only once the write succeeded.
         """
-        prepared: Prepared = []
-        open_batches: dict[tuple[str, int], Any] = {}
+        batches = _Batches(self._producer)
         partitions: dict[str, list[int]] = {}
         for n, ev in enumerate(events, start=1):
             key, value, headers = encode(ev)
@@ -122,46 +121,22 @@ class Producer:
             of_topic = partitions.get(topic)
             if of_topic is None:
                 of_topic = partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            slot = (topic, partition_for(key, of_topic))
-            batch = open_batches.get(slot)
-            if batch is None:
-                batch = open_batches[slot] = self._producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                prepared.append((*slot, batch))  # full: the partition's next batch follows it
-                batch = open_batches[slot] = self._producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None, headers=headers)
+            batches.add(topic, partition_for(key, of_topic), key, value, headers)
             if not n % PREPARE_SLICE:
                 await asyncio.sleep(0)
-        prepared += [(*slot, batch) for slot, batch in open_batches.items()]
-        return prepared
+        return batches.close()
 
     async def send_prepared(self, prepared: Prepared) -> None:
         """Send what `prepare` returned, in order, and wait until the broker acknowledged
         all of it."""
-        futures = [
+        await asyncio.gather(*await self._send_batches(prepared))
+
+    async def _send_batches(self, prepared: Prepared) -> list[asyncio.Future[Any]]:
+        """Hand the record batches to aiokafka in order; return the futures of their acks."""
+        return [
             await self._producer.send_batch(batch, topic, partition=partition)
             for topic, partition, batch in prepared
         ]
-        await asyncio.gather(*futures)
-
-    async def _send_batches(
-        self,
-        grouped: dict[tuple[str, int], list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]],
-    ) -> list[asyncio.Future[Any]]:
-        """Hand each partition's records to aiokafka as whole record batches; return the
-        futures of their acknowledgements."""
-        futures = []
-        for (topic, partition), records in grouped.items():
-            batch = self._producer.create_batch()
-            for key, value, headers in records:
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self._producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None, headers=headers)
-            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        return futures
 
     async def send_raw(
         self,
@@ -173,8 +148,7 @@ class Producer:
         outbox relay sends a batch's events this way: ~10 -> ~4 µs of CPU per record);
         a record without a key goes through aiokafka's partitioner.
         """
-        grouped: dict[tuple[str, int], list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]]
-        grouped = {}
+        batches = _Batches(self._producer)
         partitions: dict[str, list[int]] = {}
         futures: list[asyncio.Future[Any]] = []
         for topic, key, value, headers in records:
@@ -185,9 +159,8 @@ class Producer:
                 continue
             if topic not in partitions:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            choice = partition_for(key, partitions[topic])
-            grouped.setdefault((topic, choice), []).append((key, value, headers))
-        futures += await self._send_batches(grouped)
+            batches.add(topic, partition_for(key, partitions[topic]), key, value, headers)
+        futures += await self._send_batches(batches.close())
         await asyncio.gather(*futures)
 
     async def reachable(self) -> bool:
@@ -197,3 +170,34 @@ class Producer:
         except Exception:
             return False
         return True
+
+
+class _Batches:
+    """aiokafka record batches per (topic, partition), in sending order: a full batch is
+    closed and the partition's next batch follows it."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._open: dict[tuple[str, int], Any] = {}
+        self._full: Prepared = []
+
+    def add(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        """Append one record to its partition's open batch."""
+        batch = self._open.get((topic, partition))
+        if batch is None:
+            batch = self._open[topic, partition] = self._producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            self._full.append((topic, partition, batch))
+            batch = self._open[topic, partition] = self._producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+
+    def close(self) -> Prepared:
+        """Return every batch, the full ones first, each partition's in order."""
+        return self._full + [(topic, p, batch) for (topic, p), batch in self._open.items()]
