@@ -32,7 +32,12 @@ class IngestSettings(CommonSettings):
         10_000, ge=1, description="Most events in one batch or CSV import (413 above)."
     )
     ingest_publish_timeout_seconds: float = Field(
-        10.0, gt=0, description="How long a request waits for the broker's acks before 503."
+        10.0,
+        gt=0,
+        description=(
+            "How long a request waits for the broker before 503: for its partition metadata"
+            " while the batch is encoded, then for its acks (each wait up to this long)."
+        ),
     )
     ingest_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with a 503 when the broker is unreachable."
