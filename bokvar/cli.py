@@ -43,3 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     sys.exit(module.run(args))
+
+
+if __name__ == "__main__":  # `python -m bokvar.cli ...`, as `python -m bokvar ...`
+    main()

@@ -1,0 +1,5 @@
+"""`python -m bokvar ...`: the `bokvar` console script."""
+
+from bokvar.cli import main
+
+main()
