@@ -28,7 +28,7 @@ from notifier.models import (
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
-from shared.db.bulk import array_literal, array_of, in_literal, json_insert_sql
+from shared.db.bulk import array_literal, array_of, in_literal, in_literal_ids, json_insert_sql
 from shared.db.deferring import deferring
 from shared.events import CloudEvent
 
@@ -285,10 +285,8 @@ class NotifierStore:
         return self._dialect() == "sqlite"
 
     def _ids(self, ids: Iterable[str]) -> list[str] | str:
-        """The `p_ids` of a `_by_dialect` lookup: a list on SQLite, one array literal text
-        on PostgreSQL (`in_literal`)."""
-        listed = list(ids)
-        return listed if self._sqlite() else array_literal(listed)
+        """The `p_ids` of a `_by_dialect` lookup (`in_literal_ids`)."""
+        return in_literal_ids(ids, sqlite=self._sqlite())
 
     def _lookup(self, statements: dict[str, Any]) -> Any:
         """The statement of this session's dialect (`_by_dialect`)."""

@@ -164,6 +164,13 @@ def in_literal(column: ColumnElement[Any], name: str, *, sqlite: bool) -> Any:
     return column.in_(select(values.column_valued()))
 
 
+def in_literal_ids(ids: Iterable[str], *, sqlite: bool) -> list[str] | str:
+    """The parameter of an `in_literal` lookup: a list on SQLite, one array literal text
+    (`array_literal`) on PostgreSQL."""
+    listed = list(ids)
+    return listed if sqlite else array_literal(listed)
+
+
 def array_literal(values: Sequence[str | None]) -> str:
     """A PostgreSQL array literal of strings (None: NULL), e.g. `{"a",null}`, to bind as
     text and cast by the server (`in_literal`). Written by orjson when every escape it

@@ -28,9 +28,9 @@ from services.cases.models import (
 from shared.clock import local_date
 from shared.db import UtcDateTime
 from shared.db.bulk import (
-    array_literal,
     bulk_insert,
     in_literal,
+    in_literal_ids,
     json_insert_sql,
     quoted_table,
     text_arrays,
@@ -53,7 +53,7 @@ _ATTACH = (
 )
 _UPDATES: dict[tuple[str, ...], Any] = {}  # update of these columns of one case
 # a batch's lookups by lease ids, per dialect (sqlite: True/False), run with {"p_ids": ids}
-# (`_ids`: a list on SQLite, one array literal text on PostgreSQL, `in_literal`)
+# (`in_literal_ids`: a list on SQLite, one array literal text on PostgreSQL)
 _OPEN_CASES_OF = {
     sqlite: select(cases).where(in_literal(cases.c.lease_id, "p_ids", sqlite=sqlite), _OPEN)
     for sqlite in (True, False)
@@ -62,10 +62,6 @@ _HOUSEHOLDS_OF = {
     sqlite: select(households).where(in_literal(households.c.lease_id, "p_ids", sqlite=sqlite))
     for sqlite in (True, False)
 }
-
-
-def _ids(ids: list[str], *, sqlite: bool) -> list[str] | str:
-    return ids if sqlite else array_literal(ids)
 
 
 # PostgreSQL: the re-linking of many leases' stored history as ONE statement (the pairs as
@@ -180,7 +176,7 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        params = {"p_ids": _ids(wanted, sqlite=sqlite)}
+        params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_OPEN_CASES_OF[sqlite], params)
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
@@ -192,7 +188,7 @@ class CasesStore:
         if not wanted:
             return
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        params = {"p_ids": _ids(wanted, sqlite=sqlite)}
+        params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], params)
         found = {r.lease_id: dict(r._mapping) for r in result}
         for lid in wanted:
