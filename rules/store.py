@@ -251,18 +251,27 @@ class RulesStore:
         sql = json_insert_sql(table, cols, suffix=suffix)
         return None if sql is None else (sql, json_rows(rows))
 
-    async def upsert_leases(self, rows: list[dict[str, Any]]) -> None:
-        """Insert or update lease terms (a full snapshot wins)."""
+    async def upsert_leases(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert or update lease terms (a full snapshot wins); return the ids of the
+        leases this inserted (new to the table, so nothing else of theirs is stored).
+
+        Each lease once (DO UPDATE may not touch a row twice; the last snapshot wins, as
+        it did row by row): first inserted where new (ON CONFLICT DO NOTHING RETURNING
+        tells which), then the others upserted as before. A lease inserted meanwhile by
+        another instance conflicts at the first statement and is updated by the second.
+        """
         if not rows:
-            return
+            return set()
+        rows = list({r["lease_id"]: r for r in rows}.values())
+        new = set(await self._bulk_insert(m.leases, rows, ignore=True, returning="lease_id"))
+        rows = [r for r in rows if r["lease_id"] not in new]
+        if not rows:
+            return new
         if not self._sqlite:
-            # one statement (was an executemany), each lease once: DO UPDATE may not touch
-            # a row twice; the last snapshot wins, as it did row by row
-            rows = list({r["lease_id"]: r for r in rows}.values())
             statement = self._pg_insert(m.leases, rows, _UPSERT_LEASE)
             assert statement is not None  # the columns are plain JSON
             await (await self._driver()).execute(*statement)
-            return
+            return new
         stmt = self._insert(m.leases)
         stmt = stmt.on_conflict_do_update(
             index_elements=[m.leases.c.lease_id],
@@ -273,20 +282,25 @@ class RulesStore:
             },
         )
         await self.session.execute(stmt, rows)
+        return new
 
-    async def ensure_leases(self, rows: list[dict[str, Any]]) -> None:
-        """Create placeholder leases for events that arrive before their lease.
+    async def ensure_leases(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Create placeholder leases for events that arrive before their lease; return the
+        ids of the placeholders inserted.
 
         On PostgreSQL the batch's lease ids are looked up first and only the missing ones
         inserted: nearly every event names a known lease, and a placeholder insert that
         conflicts costs the server twice the lookup (parsing the row, the conflict check).
-        ON CONFLICT DO NOTHING still guards a lease created meanwhile by another instance.
+        ON CONFLICT DO NOTHING still guards a lease created meanwhile by another instance
+        (not returned: not inserted here).
         """
         if rows and not self._sqlite:
             ids = _json_ids([r["lease_id"] for r in rows])
             missing = {r[0] for r in await (await self._driver()).fetch(_PG_MISSING_LEASES, ids)}
             rows = [r for r in rows if r["lease_id"] in missing]
-        await self._insert_new(m.leases, rows)
+        if not rows:
+            return set()
+        return set(await self._bulk_insert(m.leases, rows, ignore=True, returning="lease_id"))
 
     async def end_lease(self, lease_id: str, ended_on: date) -> None:
         """Record the end of a lease."""
