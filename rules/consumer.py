@@ -100,43 +100,53 @@ async def apply_events(
     stage for it) count as touched, so they are evaluated now (`now`: the clock's now).
     """
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    entries = rows["entries"]
+    # per lease: its last snapshot, and the org of its last event (for a placeholder);
+    # keys in the order the leases first appear
+    snapshots: dict[str, dict[str, Any]] = {}
+    known: dict[str, str] = {}
+    later: list[ComplaintResolved | LeaseEnded] = []  # applied after the inserts, in order
     touched: set[str] = set()
     for event in events:
         d = event.data
         if isinstance(d, LedgerWatermarkAdvanced):
             touched.update(await _advance(store, event, d, now or event.time))
             continue
-        touched.add(d.lease_id)
-        rows["known"].append({"lease_id": d.lease_id, "org_id": d.org_id, "monthly_rent_ore": 0})
+        lease_id = d.lease_id
+        touched.add(lease_id)
+        known[lease_id] = d.org_id
+        if isinstance(d, _SNAPSHOTS):
+            snapshots[lease_id] = {
+                "lease_id": lease_id,
+                "org_id": d.org_id,
+                "monthly_rent_ore": d.monthly_rent_ore,
+                "due_day": d.due_day,
+            }
+            continue
         entry = _ledger_row(event)
         if entry is not None:
-            rows["entries"].append(entry)
-        elif isinstance(d, LeaseRegistered | LeaseUpdated):
-            rows["leases"].append(
-                {
-                    "lease_id": d.lease_id,
-                    "org_id": d.org_id,
-                    "monthly_rent_ore": d.monthly_rent_ore,
-                    "due_day": d.due_day,
-                }
-            )
+            entries.append(entry)
+        elif isinstance(d, _LATER):
+            later.append(d)
         else:
             _collect_other(d, rows)
-    snapshots = {r["lease_id"]: r for r in rows["leases"]}
     new = await store.upsert_leases(list(snapshots.values()))
     # a lease whose snapshot was just upserted needs no placeholder
-    known = {r["lease_id"]: r for r in rows["known"] if r["lease_id"] not in snapshots}
-    new |= await store.ensure_leases(list(known.values()))
-    await store.add_entries(rows["entries"])
+    placeholders = [
+        {"lease_id": lease_id, "org_id": org_id, "monthly_rent_ore": 0}
+        for lease_id, org_id in known.items()
+        if lease_id not in snapshots
+    ]
+    new |= await store.ensure_leases(placeholders)
+    await store.add_entries(entries)
     await store.add_complaints(rows["complaints"])
     await store.add_warnings(rows["warnings"])
     await store.add_legal_steps(rows["steps"])
     await store.add_plans(rows["plans"])
-    for event in events:
-        d = event.data
+    for d in later:
         if isinstance(d, ComplaintResolved):
             await store.resolve_complaint(d.complaint_id, d.resolution)
-        elif isinstance(d, LeaseEnded):
+        else:
             await store.end_lease(d.lease_id, d.end_date)
     if new:
         # A lease this batch inserted has nothing stored but what the batch wrote (every
@@ -152,6 +162,8 @@ async def apply_events(
 
 # the `apply_events` rows that make a lease's evaluation input (the others: lease rows)
 _FACTS = ("entries", "complaints", "warnings", "steps", "plans")
+_SNAPSHOTS = (LeaseRegistered, LeaseUpdated)
+_LATER = (ComplaintResolved, LeaseEnded)
 
 
 async def _advance(
