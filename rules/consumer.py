@@ -263,7 +263,7 @@ async def evaluate_leases(
     deadlines: dict[str, list[Deadline]] = {}
     for lease_id, state in states.items():
         policy = policies.for_org(state.org_id)
-        seen = emitted.get(lease_id, frozenset())
+        seen = emitted.get(lease_id, _NOTHING)
         if quiet(state, policy, seen):  # registered, not charged yet: nothing to find
             deadlines[lease_id] = []
             continue
@@ -290,6 +290,9 @@ async def evaluate_leases(
     for event in out:
         log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id, type=event.type)
     return out
+
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _soonest(d: Deadline) -> tuple[datetime, str]:
