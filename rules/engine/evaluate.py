@@ -15,7 +15,7 @@ from rules.engine.common import (
 )
 from rules.engine.ledger import ChargeStatus, apply_entries
 from rules.engine.reasons import reasons
-from rules.engine.risk import factor_values, score
+from rules.engine.risk import lease_risk
 from rules.engine.settlement import release_day, retracted, retractions, settlement_inputs
 from rules.engine.state import Deadline, LeaseState, SignalDraft, Watermark
 from rules.engine.tracks import (
@@ -54,14 +54,12 @@ def evaluate(
     plans = plan_status(state, policy, today) if state.plans else {}
     broken = sum(1 for p in plans.values() if p["status"] == "breached") if plans else 0
     overdue = ledger.overdue(today)
-    arrears, late_12m = sum(c.open_ore for c in overdue), ledger.late_payments(today)
-    values = factor_values(
-        state, ledger, today, broken, arrears_ore=arrears, late_12m=late_12m, overdue=overdue
-    )
+    arrears = sum(c.open_ore for c in overdue) if overdue else 0
+    late_12m = ledger.late_payments(today)
     ev = Evaluation(
         today=today,
         ledger=ledger,
-        risk=score(values, policy),
+        risk=lease_risk(state, policy, today, broken, arrears, late_12m, overdue),
         plans=plans,
         arrears_ore=arrears,
         late_payments_12m=late_12m,
@@ -83,8 +81,9 @@ def evaluate(
         if state.complaints or state.warnings:
             out += complaint_signals(state, policy, today, emitted)
         out += _high_risk(state, policy, ev, emitted)
-    ev.signals = [s for s in out if s.signal_id not in emitted]
-    ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
+    ev.signals = [s for s in out if s.signal_id not in emitted] if emitted else out
+    if ev.deadlines:
+        ev.deadlines = [d for d in ev.deadlines if d.due_on > today]
     return ev
 
 

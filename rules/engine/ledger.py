@@ -93,7 +93,8 @@ def apply_entries(entries: Iterable[LedgerEntry], today: date) -> Ledger:
             amount = min(entry.amount_ore, original.amount_ore) if original else entry.amount_ore
             ledger.reversed_ore += amount
             _take_back(ledger, amount)
-        _allocate(ledger, entry.booked_on)
+        if ledger.unallocated_ore > 0:  # else `_allocate` would return at once
+            _allocate(ledger, entry.booked_on)
     return ledger
 
 

@@ -88,7 +88,29 @@ def reasons(signal: str, **fields: Any) -> tuple[str, str]:
 
     `amount_ore` fills `{amount}` (shared.format: `8 000 kr`, in English `8 000 SEK`) and
     `category` is named in each language (`störning` / `disturbance`).
+
+    Memoised when every field is a str, an int or None (as every caller's are): the two
+    sentences depend on nothing else, and writing them (formats, the singular's regex)
+    cost ~7-8 µs a signal, of which a sweep raising many writes few distinct ones.
     """
+    types = tuple(map(type, fields.values()))
+    if not _PLAIN.issuperset(types):
+        return _reasons(signal, fields)
+    key = (signal, tuple(fields.items()), types)
+    hit = _MEMO.get(key)
+    if hit is None:
+        if len(_MEMO) >= 4096:
+            _MEMO.clear()
+        hit = _MEMO[key] = _reasons(signal, fields)
+    return hit
+
+
+# the field types `reasons` memoises on: equal values of one of these read the same
+_PLAIN = frozenset({str, int, type(None)})
+_MEMO: dict[tuple[str, tuple[tuple[str, Any], ...], tuple[type, ...]], tuple[str, str]] = {}
+
+
+def _reasons(signal: str, fields: dict[str, Any]) -> tuple[str, str]:
     sv_fields, en_fields = dict(fields), dict(fields)
     if "amount_ore" in fields:
         sv_fields["amount"] = format_sek(fields["amount_ore"])

@@ -28,9 +28,28 @@ def factor_values(
     """
     if overdue is None:
         overdue = ledger.overdue(today)
-    # overdue charges are open, so each is late by its days since the due date
-    days_late = max(((today - c.due_date).days for c in overdue), default=0)
     arrears = sum(c.open_ore for c in overdue) if arrears_ore is None else arrears_ore
+    late = ledger.late_payments(today) if late_12m is None else late_12m
+    values = _factors(state, today, broken_plans, arrears, late, overdue)
+    return dict(zip(FACTORS, values, strict=True))
+
+
+# the factors in the order `factor_values` gives them
+FACTORS = ("days_late", "arrears_months", "late_payments_12m", "complaints_90d", "broken_plans")
+Factors = tuple[float, float, float, float, float]
+
+
+def _factors(
+    state: LeaseState,
+    today: date,
+    broken_plans: int,
+    arrears: int,
+    late_12m: int,
+    overdue: list[ChargeStatus],
+) -> Factors:
+    """The values of `FACTORS`: `factor_values` as a tuple (no dict built per lease)."""
+    # overdue charges are open, so each is late by its days since the due date
+    days_late = max(((today - c.due_date).days for c in overdue), default=0) if overdue else 0
     months = arrears / state.monthly_rent_ore if state.monthly_rent_ore > 0 else 0.0
     complaints = 0
     if state.complaints:
@@ -40,13 +59,37 @@ def factor_values(
             for c in state.complaints
             if since < c.occurred_on <= today and c.resolution != "unfounded"
         )
-    return {
-        "days_late": float(days_late),
-        "arrears_months": round(months, 2),
-        "late_payments_12m": float(ledger.late_payments(today) if late_12m is None else late_12m),
-        "complaints_90d": float(complaints),
-        "broken_plans": float(broken_plans),
-    }
+    return (
+        float(days_late),
+        round(months, 2),
+        float(late_12m),
+        float(complaints),
+        float(broken_plans),
+    )
+
+
+def lease_risk(
+    state: LeaseState,
+    policy: Policy,
+    today: date,
+    broken_plans: int,
+    arrears: int,
+    late_12m: int,
+    overdue: list[ChargeStatus],
+) -> Risk:
+    """`score(factor_values(...), policy)` for the evaluation's figures, memoised on the
+    factor values themselves: most leases of a batch share them (paid: all zero), and
+    then neither the dict of values nor the score's key is built."""
+    values = _factors(state, today, broken_plans, arrears, late_12m, overdue)
+    key = (id(policy), values)
+    hit = _BY_VALUES.get(key)
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    if len(_BY_VALUES) >= _CACHE_SIZE:
+        _BY_VALUES.clear()
+    risk = score(dict(zip(FACTORS, values, strict=True)), policy)
+    _BY_VALUES[key] = (policy, risk)
+    return risk
 
 
 _QUARTER = timedelta(days=90)
@@ -89,6 +132,7 @@ class Risk:
 _CACHE_SIZE = 4096
 _MODELS: dict[Risk, RiskScore] = {}
 _SCORES: dict[tuple[int, tuple[tuple[str, float], ...]], tuple[Policy, Risk]] = {}
+_BY_VALUES: dict[tuple[int, Factors], tuple[Policy, Risk]] = {}
 
 
 _SPECS: dict[int, tuple[Policy, tuple[tuple[str, float, float], ...]]] = {}

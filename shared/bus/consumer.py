@@ -94,6 +94,18 @@ class Batch:
 Handler = Callable[[Batch], Awaitable[None]]
 
 
+def _inbox_json(topics: dict[str, str]) -> str:
+    """The ids of {event id: topic} as one JSON text {topic: [event id, ...]}."""
+    by_topic: dict[str, list[str]] = {}
+    for event_id, topic in topics.items():
+        ids = by_topic.get(topic)
+        if ids is None:
+            by_topic[topic] = [event_id]
+        else:
+            ids.append(event_id)
+    return orjson.dumps(by_topic).decode()
+
+
 class _KnownIds(Exception):
     """The plain inbox insert met an id already there: claim the batch the other way."""
 
@@ -169,12 +181,15 @@ class ConsumerRunner:
         # when a batch committed emitted events or a flush failed, cleared by a good flush
         self._relay_due = False
         self._plain_claim = True
-        # PostgreSQL: the ids travel as one JSON text (json_to_recordset) and the instant as
-        # one value; asyncpg encodes arrays element by element (~1.5 us of CPU per id more)
+        # PostgreSQL: the ids travel as one JSON text, {topic: [id, ...]} (`_inbox_json`), and
+        # the instant as one value; asyncpg encodes arrays element by element (~1.5 us of
+        # CPU per id more), and a list of {"event_id", "topic"} objects (json_to_recordset)
+        # cost the client ~0.25 us an id more to write
         insert = (
             f"INSERT INTO {quoted_table(inbox)} (event_id, topic, received_at)"
-            " SELECT x.event_id, x.topic, CAST(:now AS TIMESTAMPTZ)"
-            " FROM json_to_recordset(CAST(:rows AS JSON)) AS x(event_id TEXT, topic TEXT)"
+            " SELECT e.event_id, t.key, CAST(:now AS TIMESTAMPTZ)"
+            " FROM json_each(CAST(:rows AS JSON)) AS t,"
+            " json_array_elements_text(t.value) AS e(event_id)"
         )
         self._claim_sql = text(f"{insert} ON CONFLICT DO NOTHING RETURNING event_id")
         # A plain INSERT of ids that are all new (nearly every batch) costs the server less
@@ -339,10 +354,9 @@ class ConsumerRunner:
     async def _claim_new(self, session: AsyncSession, received: list[Received]) -> set[str]:
         """PostgreSQL: insert the ids, every one new, or raise `_KnownIds` (nothing applied)."""
         topics = {r.event.id: r.topic for r in received}
-        rows = orjson.dumps([{"event_id": i, "topic": t} for i, t in topics.items()])
         try:
             await session.execute(
-                self._plain_claim_sql, {"rows": rows.decode(), "now": self._clock.now()}
+                self._plain_claim_sql, {"rows": _inbox_json(topics), "now": self._clock.now()}
             )
         except IntegrityError as exc:
             if is_unique_violation(exc):
@@ -355,8 +369,7 @@ class ConsumerRunner:
         now = self._clock.now()
         topics = {r.event.id: r.topic for r in received}
         if not self._database.sqlite:  # one statement, the ids as one JSON text parameter
-            rows = orjson.dumps([{"event_id": i, "topic": t} for i, t in topics.items()])
-            params = {"rows": rows.decode(), "now": now}
+            params = {"rows": _inbox_json(topics), "now": now}
             return set((await session.execute(self._claim_sql, params)).scalars().all())
         rows_ = [{"event_id": i, "topic": t, "received_at": now} for i, t in topics.items()]
         insert = sqlite_insert(self._inbox).on_conflict_do_nothing()

@@ -408,3 +408,28 @@ def test_quiet_leases_are_those_evaluate_finds_nothing_for() -> None:
     for name, value in facts.items():
         assert not quiet(replace(empty, **{name: value}), POLICY, frozenset()), name
     assert not quiet(empty, POLICY, frozenset({"L1:2026-03:late_rent_detected"}))
+
+
+def test_the_memoised_risk_is_the_score_of_the_factor_values() -> None:
+    # evaluate scores by `lease_risk` (memoised on the factor values as a tuple): the same
+    # Risk as `score(factor_values(...))`, whatever the ledger, complaints and plans
+    from rules.engine.risk import factor_values, lease_risk, score
+
+    today = date(2026, 3, 10)
+    complaints = (Complaint("c1", "disturbance", date(2026, 3, 1)),)
+    for rent in (0, 800_000):
+        for paid in (0, 300_000, 800_000):
+            for broken in (0, 1):
+                entries = [charge("2026-03", MARCH_DUE), charge("2026-02", date(2026, 1, 30))]
+                if paid:
+                    entries.append(payment("p1", paid, date(2026, 3, 2)))
+                state = LeaseState(
+                    "L1", "org1", rent, tuple(entries), complaints=complaints if broken else ()
+                )
+                ledger = apply_entries(state.entries, today)
+                overdue = ledger.overdue(today)
+                arrears, late = ledger.arrears_ore(today), ledger.late_payments(today)
+                want = score(factor_values(state, ledger, today, broken), POLICY)
+                got = lease_risk(state, POLICY, today, broken, arrears, late, overdue)
+                assert got == want and got.score == want.score
+                assert lease_risk(state, POLICY, today, broken, arrears, late, overdue) is got
