@@ -242,7 +242,9 @@ class ConsumerRunner:
         finally:
             if ahead is not None:
                 ahead.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # dropped, uncommitted: a fetch error there would come again on the next
+                # fetch, and must not hide what stopped the runner
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ahead
         log.info("consumer.stopped", service=self.service)
 
