@@ -18,7 +18,6 @@ For each batch from `getmany` it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -108,6 +107,11 @@ class Fetched:
     records: dict[TopicPartition, list[ConsumerRecord]]
     received: list[Received]
     dead: list[tuple[ConsumerRecord, str, str]]
+
+
+def _retrieved(task: asyncio.Task[Fetched]) -> None:
+    if not task.cancelled():
+        task.exception()  # looked at, so asyncio does not log it as never retrieved
 
 
 def _decoded(records: dict[TopicPartition, list[ConsumerRecord]]) -> Fetched:
@@ -241,11 +245,11 @@ class ConsumerRunner:
                     await self._process(fetched.records, fetched)
         finally:
             if ahead is not None:
+                # dropped, uncommitted, and not awaited: what stopped the runner (a stop,
+                # an error, a cancellation) goes on as it was; a fetch error there would
+                # come again on the next fetch
                 ahead.cancel()
-                # dropped, uncommitted: a fetch error there would come again on the next
-                # fetch, and must not hide what stopped the runner
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ahead
+                ahead.add_done_callback(_retrieved)
         log.info("consumer.stopped", service=self.service)
 
     async def _fetch(self) -> Fetched:
