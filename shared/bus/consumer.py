@@ -1,7 +1,8 @@
 """The consumer runner: Kafka batch -> one database transaction -> offsets.
 
 For each batch from `getmany` it:
-1. decodes every record; one that is not a valid CloudEvent goes to `<topic>.dlq`;
+1. decodes every record (while the batch before is applied); one that is not a valid
+   CloudEvent goes to `<topic>.dlq`;
 2. in ONE transaction, records the event ids in the inbox (ids already there are
    redeliveries and are skipped) and hands the new events to the handler;
 3. if the handler fails for a reason that is the message's fault, re-runs the batch one
@@ -110,6 +111,35 @@ class _KnownIds(Exception):
     """The plain inbox insert met an id already there: claim the batch the other way."""
 
 
+@dataclass(slots=True)
+class Fetched:
+    """A batch from `getmany`, decoded: the events, and the records that are not events
+    (with the error type and reason they go to the DLQ with)."""
+
+    records: dict[TopicPartition, list[ConsumerRecord]]
+    received: list[Received]
+    dead: list[tuple[ConsumerRecord, str, str]]
+
+
+def _retrieved(task: asyncio.Task[Fetched]) -> None:
+    if not task.cancelled():
+        task.exception()  # looked at, so asyncio does not log it as never retrieved
+
+
+def _decoded(records: dict[TopicPartition, list[ConsumerRecord]]) -> Fetched:
+    received: list[Received] = []
+    dead: list[tuple[ConsumerRecord, str, str]] = []
+    for msgs in records.values():
+        for record in msgs:
+            try:
+                event = decode(record.value, record.headers)
+            except EnvelopeError as exc:
+                dead.append((record, "EnvelopeError", str(exc)))
+                continue
+            received.append(Received(event, record.topic, record.partition, record.offset, record))
+    return Fetched(records, received, dead)
+
+
 class SimulatedCrash(BaseException):
     """Raised by test hooks to stop a runner the way a killed process would."""
 
@@ -211,30 +241,46 @@ class ConsumerRunner:
         await self._consumer.stop()
 
     async def run(self) -> None:
-        """Consume until `stop()` is called."""
+        """Consume until `stop()` is called.
+
+        The next batch is fetched and decoded while the current one is applied: the
+        decoding (CPU) runs while the process waits for the database (the handler's
+        statements, the commit), instead of after it. Batches are still applied and
+        committed one after the other, in order. A batch fetched ahead when the runner
+        stops is dropped uncommitted and delivered again.
+        """
         log.info("consumer.started", service=self.service, topics=self._topics)
-        while not self._stop.is_set():
-            records = await self._consumer.getmany(
-                timeout_ms=self._poll_ms, max_records=self._batch_size
-            )
-            if records:
-                await self._process(records)
+        ahead: asyncio.Task[Fetched] | None = None
+        try:
+            while not self._stop.is_set():
+                fetched = await (ahead or self._fetch())
+                ahead = None
+                if fetched.records:
+                    ahead = asyncio.ensure_future(self._fetch())
+                    await self._process(fetched.records, fetched)
+        finally:
+            if ahead is not None:
+                # dropped, uncommitted, and not awaited: what stopped the runner (a stop,
+                # an error, a cancellation) goes on as it was; a fetch error there would
+                # come again on the next fetch
+                ahead.cancel()
+                ahead.add_done_callback(_retrieved)
         log.info("consumer.stopped", service=self.service)
 
-    async def _process(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _fetch(self) -> Fetched:
+        records = await self._consumer.getmany(
+            timeout_ms=self._poll_ms, max_records=self._batch_size
+        )
+        return _decoded(records)
+
+    async def _process(
+        self,
+        records: dict[TopicPartition, list[ConsumerRecord]],
+        fetched: Fetched | None = None,
+    ) -> None:
         with CONSUMER_BATCH_SECONDS.labels(self.service).time():
-            received: list[Received] = []
-            dead: list[tuple[ConsumerRecord, str, str]] = []
-            for msgs in records.values():
-                for record in msgs:
-                    try:
-                        event = decode(record.value, record.headers)
-                    except EnvelopeError as exc:
-                        dead.append((record, "EnvelopeError", str(exc)))
-                        continue
-                    received.append(
-                        Received(event, record.topic, record.partition, record.offset, record)
-                    )
+            fetched = fetched or _decoded(records)
+            received, dead = fetched.received, list(fetched.dead)
             failed = await self._retrying(lambda: self._apply(received))
             dead += failed
             if dead:

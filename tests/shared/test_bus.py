@@ -514,3 +514,126 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
     assert await process(3, 3, 1) == (2, 1)  # one new twice, one seen before
     await runner.close()
     assert handled == [["evt-1", "evt-2"], ["evt-3"]]
+
+
+def _decode_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the id of every event the runner decodes, in order."""
+    from shared.bus import consumer as consumer_module
+
+    decoded: list[str] = []
+    real = consumer_module.decode
+
+    def counting(value: Any, headers: Any) -> Any:
+        event = real(value, headers)
+        decoded.append(event.id)
+        return event
+
+    monkeypatch.setattr(consumer_module, "decode", counting)
+    return decoded
+
+
+def _gated_runner(
+    broker: EmbeddedBroker,
+    db: Database,
+    producer: Producer,
+    tables: tuple[Table, ...],
+    first_batch: Any,
+) -> ConsumerRunner:
+    """A runner (batches of 7) whose handler awaits `first_batch()` in its first batch."""
+    inbox, _, applied = tables
+    batches = 0
+
+    async def handle(batch: Batch) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 1:
+            await first_batch()
+        for item in batch.events:
+            await batch.session.execute(applied.insert().values(event_id=item.event.id))
+
+    return ConsumerRunner(
+        service="test-ahead",
+        group_id="test-ahead",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=db,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+        batch_size=7,
+        poll_ms=50,
+        **FAST_GROUP,
+    )
+
+
+async def test_the_next_batch_is_decoded_while_the_current_one_is_applied(
+    broker: EmbeddedBroker,
+    raw_database: Database,
+    producer: Producer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # decoding (CPU) fills the runner's waits on the database: the first batch's handler
+    # waits until the second batch is decoded, which never happens if decoding waits
+    # for the batch before it to be applied
+    tables = await _setup(raw_database)
+    decoded = _decode_counter(monkeypatch)
+    await producer.publish_many([_payment(i) for i in range(14)])  # type: ignore[misc]
+
+    waited: list[int] = []
+
+    async def second_batch_decoded() -> None:
+        await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
+        waited.append(len(decoded))
+
+    runner = _gated_runner(broker, raw_database, producer, tables, second_batch_decoded)
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
+    runner.stop()
+    await task
+    await runner.close()
+    assert await _count(raw_database, tables[2]) == (14, 14)
+    assert waited == [14]  # the first batch's handler saw the second batch decoded
+    assert decoded == [f"evt-{i}" for i in range(14)]  # each once, in order
+
+
+async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
+    broker: EmbeddedBroker,
+    raw_database: Database,
+    producer: Producer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the runner stops after its first batch, with the second fetched and decoded ahead:
+    # that one is not committed, and the group's next member applies it
+    tables = await _setup(raw_database)
+    decoded = _decode_counter(monkeypatch)
+    await producer.publish_many([_payment(i) for i in range(14)])  # type: ignore[misc]
+    first: ConsumerRunner | None = None
+
+    async def stop_with_the_second_batch_ahead() -> None:
+        await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
+        assert first is not None
+        first.stop()
+
+    first = _gated_runner(broker, raw_database, producer, tables, stop_with_the_second_batch_ahead)
+    await first.start()
+    await asyncio.wait_for(first.run(), timeout=30)
+    await first.close()
+    assert await _count(raw_database, tables[2]) == (7, 7)
+    second = _gated_runner(broker, raw_database, producer, tables, _nothing)
+    await second.start()
+    task = asyncio.create_task(second.run())
+    await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
+    second.stop()
+    await task
+    await second.close()
+    assert await _count(raw_database, tables[2]) == (14, 14)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _nothing() -> None:
+    return None
