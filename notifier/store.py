@@ -28,7 +28,14 @@ from notifier.models import (
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
-from shared.db.bulk import array_literal, array_of, in_literal, in_literal_ids, json_insert_sql
+from shared.db.bulk import (
+    array_literal,
+    array_of,
+    in_literal,
+    in_literal_ids,
+    json_insert_sql,
+    json_text_processor,
+)
 from shared.db.deferring import deferring
 from shared.events import CloudEvent
 
@@ -354,7 +361,7 @@ class NotifierStore:
             return
         records = rows
         for name in _JSON_COLUMNS[table.name]:
-            to_json = dialect.type_descriptor(table.c[name].type).bind_processor(dialect)
+            to_json = json_text_processor(dialect, table.c[name].type)
             if to_json is not None:
                 records = [{**r, name: to_json(r[name])} for r in records]
         await db.execute(_PG_NEW_ROWS[table.name], {"rows": orjson.dumps(records).decode()})

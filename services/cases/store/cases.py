@@ -26,12 +26,12 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db import UtcDateTime
 from shared.db.bulk import (
     bulk_insert,
     in_literal,
     in_literal_ids,
     json_insert_sql,
+    json_text_processor,
     quoted_table,
     text_arrays,
     unnest_upsert,
@@ -108,12 +108,10 @@ async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
     if dialect.name == "sqlite" or not all(_plain_entry(r) for r in rows):
         await db.execute(insert(timeline), rows)
         return
-    to_json = dialect.type_descriptor(timeline.c.data.type).bind_processor(dialect)
-    at = UtcDateTime().process_bind_param
-    records = [
-        {**r, "at": at(r["at"], dialect), "data": to_json(r["data"]) if to_json else r["data"]}
-        for r in rows
-    ]
+    to_json = json_text_processor(dialect, timeline.c.data.type)
+    # `at` as orjson writes an aware datetime (with its offset; `_plain_entry`): the
+    # server reads the same instant that UtcDateTime's conversion to UTC would give
+    records = [{**r, "data": to_json(r["data"])} for r in rows] if to_json else rows
     await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(records).decode()})
 
 
