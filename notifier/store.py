@@ -388,8 +388,14 @@ class NotifierStore:
         reads or changes a lease again, and at `flush_events`.
         """
         self._leases.pop(lease_id, None)
-        values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
-        self._lease_writes[lease_id] = {"lease_id": lease_id, "ended": False, **values}
+        self._lease_writes[lease_id] = {
+            "lease_id": lease_id,
+            "ended": False,
+            "org_id": org_id,
+            "team": team,
+            "tenant_ids": tenant_ids,
+            "updated_at": now,
+        }
         if not self._buffer:
             await self._flush_leases()
 
@@ -567,9 +573,14 @@ class NotifierStore:
         result = await self.session.execute(self._lookup(_ANY_TENANT_OF), params)
         self._any_tenant = set(result.scalars())
 
+    def may_have_any_tenant(self, lease_id: str) -> bool:
+        """Whether `pending_for_any_tenant(lease_id)` may find rows (False: it returns [] with
+        no statement; lets a batch's lease events skip the call)."""
+        return self._any_tenant is None or lease_id in self._any_tenant
+
     async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
         """Return a lease's pending tenant notifications queued before its tenants were known."""
-        if self._any_tenant is not None and lease_id not in self._any_tenant:
+        if not self.may_have_any_tenant(lease_id):
             return []
         stmt = select(notifications).where(
             N.lease_id == lease_id,
