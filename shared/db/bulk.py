@@ -7,12 +7,11 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
-from json.encoder import JSONEncoder, c_make_encoder, encode_basestring_ascii
+from json.encoder import JSONEncoder, encode_basestring_ascii
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     DateTime,
     Insert,
@@ -302,6 +301,8 @@ def _quote(name: str) -> str:
 
 
 _JSON_DEFAULT = JSONEncoder().default
+# json's C encoder (None on a Python without json's speedups); not in the type stubs
+c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 
 def _json_dumps(value: dict[str, Any]) -> str:
@@ -315,7 +316,7 @@ def _json_dumps(value: dict[str, Any]) -> str:
     return "".join(encode(value, 0))
 
 
-def json_text_processor(dialect: Dialect, column: JSON) -> Callable[[Any], Any] | None:
+def json_text_processor(dialect: Dialect, column: TypeEngine[Any]) -> Callable[[Any], Any] | None:
     """The bind processor of a JSON column for `dialect` (what the driver would be given
     for a value: the text SQLAlchemy writes, or None when the driver serialises it), for
     statements that carry a JSON column's values as text (`json_insert_sql`'s `as_text`).

@@ -130,6 +130,14 @@ def _plain_entry(row: Row) -> bool:
     )
 
 
+def _rows_by_lease(result: Any) -> dict[str, Row]:
+    """Each row of `result` as a dict (`dict(row._mapping)`), by its `lease_id`: the keys
+    zipped once per result, not looked up through each row's mapping (~1 µs a row)."""
+    keys = tuple(result.keys())
+    at = keys.index("lease_id")
+    return {row[at]: dict(zip(keys, row, strict=True)) for row in result}
+
+
 def _case_filter(
     query: Select[Any],
     org_id: str | None,
@@ -176,7 +184,7 @@ class CasesStore:
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_OPEN_CASES_OF[sqlite], params)
-        found = {r.lease_id: dict(r._mapping) for r in result}
+        found = _rows_by_lease(result)
         for lid in wanted:
             self._open[lid] = found.get(lid)
 
@@ -188,7 +196,7 @@ class CasesStore:
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], params)
-        found = {r.lease_id: dict(r._mapping) for r in result}
+        found = _rows_by_lease(result)
         for lid in wanted:
             self._known_households[lid] = found.get(lid)
 
