@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from services.cases.models import (
 from shared.clock import local_date
 from shared.db.bulk import (
     bulk_insert,
+    copy_new_rows,
+    driver_connection,
     in_literal,
     in_literal_ids,
     json_insert_sql,
@@ -74,6 +77,19 @@ _PG_ATTACH_ALL = text(
 )
 _HOUSEHOLD_COLUMNS = tuple(c.name for c in households.columns)
 _HOUSEHOLD_KEEP = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "lease_id")
+_HOUSEHOLD_VALUES = itemgetter(*_HOUSEHOLD_COLUMNS)
+_HOUSEHOLD_TEXTS = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "updated_at")
+
+
+def _plain_household(home: Row) -> bool:
+    """Whether the driver may COPY the household as it is: texts (or None) and an aware
+    `updated_at` (UtcDateTime refuses a naive one; the upsert's path keeps doing so)."""
+    for name in _HOUSEHOLD_TEXTS:
+        value = home[name]
+        if value is not None and type(value) is not str:
+            return False
+    at = home["updated_at"]
+    return type(at) is datetime and at.tzinfo is not None
 
 
 def _update_case(columns: tuple[str, ...]) -> Any:
@@ -100,6 +116,8 @@ _PG_TIMELINE_SQL = json_insert_sql(
 assert _PG_TIMELINE_SQL is not None  # every column but `data` is plain JSON
 _PG_TIMELINE_INSERT = text(_PG_TIMELINE_SQL)
 _TEXT_COLUMNS = tuple(c for c in _TIMELINE_COLUMNS if c not in ("at", "due_date", "data"))
+assert _TIMELINE_COLUMNS[-1] == "data"
+_TIMELINE_PLAIN = itemgetter(*_TIMELINE_COLUMNS[:-1])  # a row's values but `data`, in order
 
 
 async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
@@ -109,10 +127,20 @@ async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
         await db.execute(insert(timeline), rows)
         return
     to_json = json_text_processor(dialect, timeline.c.data.type)
-    # `at` as orjson writes an aware datetime (with its offset; `_plain_entry`): the
-    # server reads the same instant that UtcDateTime's conversion to UTC would give
-    records = [{**r, "data": to_json(r["data"])} for r in rows] if to_json else rows
-    await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(records).decode()})
+    if to_json is None:  # the driver serialises JSON itself: its values as they are
+        await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(rows).decode()})
+        return
+    # COPY (binary) on the transaction's driver connection: the server reads the rows for
+    # less than from a JSON record set, with the same defaults (the id from its sequence,
+    # in the rows' order), constraints and checks (a too long text, the case's foreign
+    # key) as the INSERT. `at` is aware (`_plain_entry`): the driver sends its instant,
+    # the one UtcDateTime's conversion to UTC gives; `data` the text the column's own
+    # serializer writes, so the stored text is the same.
+    driver = await driver_connection(db)
+    records = [(*_TIMELINE_PLAIN(r), to_json(r["data"])) for r in rows]
+    await driver.copy_records_to_table(
+        timeline.name, schema_name=timeline.schema, columns=_TIMELINE_COLUMNS, records=records
+    )
 
 
 def _plain_entry(row: Row) -> bool:
@@ -231,6 +259,11 @@ class CasesStore:
         if db.get_bind().dialect.name == "sqlite":
             await db.execute(self._household_upsert(), homes)
             return
+        # nearly always new leases: COPY them, and upsert only when one is there already
+        if all(_plain_household(h) for h in homes):
+            records = [_HOUSEHOLD_VALUES(h) for h in homes]
+            if await copy_new_rows(db, households, _HOUSEHOLD_COLUMNS, records):
+                return
         literals = text_arrays(homes, _HOUSEHOLD_COLUMNS)
         if literals is None:
             params: Row = {f"u_{c}": [h[c] for h in homes] for c in _HOUSEHOLD_COLUMNS}
