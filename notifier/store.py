@@ -13,6 +13,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier.models import (
@@ -28,8 +29,16 @@ from notifier.models import (
 from shared.bus import add_to_outbox
 from shared.clock import Clock
 from shared.db import UtcDateTime
-from shared.db.bulk import array_literal, array_of, in_literal, in_literal_ids, json_insert_sql
+from shared.db.bulk import (
+    array_literal,
+    array_of,
+    in_literal,
+    in_literal_ids,
+    json_insert_sql,
+    json_text_processor,
+)
 from shared.db.deferring import deferring
+from shared.db.errors import is_unique_violation
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
@@ -100,7 +109,9 @@ _LEASE_COLUMNS = ("lease_id", "org_id", "team", "tenant_ids", "ended", "updated_
 _LEASE_CHANGED = ("org_id", "team", "tenant_ids", "updated_at")
 
 
-def _pg_lease_upsert(consts: tuple[str, ...] = (), literals: tuple[str, ...] = ()) -> Any:
+def _pg_lease_upsert(
+    consts: tuple[str, ...] = (), literals: tuple[str, ...] = (), *, upsert: bool = True
+) -> Any:
     """A batch's lease upserts as ONE statement on PostgreSQL: an array per column.
 
     The tenant ids travel as JSON text (a list per lease would read as a 2-D array) and
@@ -124,6 +135,8 @@ def _pg_lease_upsert(consts: tuple[str, ...] = (), literals: tuple[str, ...] = (
         for n in _LEASE_COLUMNS
     ]
     stmt = pg_insert(leases).from_select(list(_LEASE_COLUMNS), select(*picked))
+    if not upsert:  # the plain INSERT (`_flush_leases`)
+        return stmt
     return stmt.on_conflict_do_update(
         index_elements=["lease_id"], set_={c: stmt.excluded[c] for c in _LEASE_CHANGED}
     )
@@ -168,6 +181,7 @@ _LEASE_CONSTS = ("ended", "updated_at")  # a consumer batch's leases share both
 # in asyncpg); the tenant ids as the literal of their JSON texts
 _LEASE_LITERALS = ("lease_id", "org_id", "team", "tenant_ids")
 _PG_LEASE_UPSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS)
+_PG_LEASE_INSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS, upsert=False)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
 _CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
 _CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
@@ -354,7 +368,7 @@ class NotifierStore:
             return
         records = rows
         for name in _JSON_COLUMNS[table.name]:
-            to_json = dialect.type_descriptor(table.c[name].type).bind_processor(dialect)
+            to_json = json_text_processor(dialect, table.c[name].type)
             if to_json is not None:
                 records = [{**r, name: to_json(r[name])} for r in records]
         await db.execute(_PG_NEW_ROWS[table.name], {"rows": orjson.dumps(records).decode()})
@@ -381,8 +395,14 @@ class NotifierStore:
         reads or changes a lease again, and at `flush_events`.
         """
         self._leases.pop(lease_id, None)
-        values = {"org_id": org_id, "team": team, "tenant_ids": tenant_ids, "updated_at": now}
-        self._lease_writes[lease_id] = {"lease_id": lease_id, "ended": False, **values}
+        self._lease_writes[lease_id] = {
+            "lease_id": lease_id,
+            "ended": False,
+            "org_id": org_id,
+            "team": team,
+            "tenant_ids": tenant_ids,
+            "updated_at": now,
+        }
         if not self._buffer:
             await self._flush_leases()
 
@@ -403,6 +423,19 @@ class NotifierStore:
                 for c in _LEASE_LITERALS
             }
             params |= {f"c_{c}": first[c] for c in _LEASE_CONSTS}
+            # nearly always new leases: a plain INSERT in a savepoint costs the server less
+            # than ON CONFLICT's speculative insertion (3.1-4.4 against 4.5-4.7 µs a lease,
+            # 2,000-lease batches); when one is there already, the insert is rolled back
+            # and the same rows upserted
+            await self._flush_new()  # as the statement through `self.session` would, and
+            # before the savepoint: a rollback to it must not take the batch's new rows too
+            try:
+                async with self._db.begin_nested():
+                    await self._db.execute(_PG_LEASE_INSERT_LITERALS, params)
+                return
+            except IntegrityError as exc:
+                if not is_unique_violation(exc):
+                    raise
             await self.session.execute(_PG_LEASE_UPSERT_LITERALS, params)
             return
         params = {f"u_{c}": [r[c] for r in rows] for c in _LEASE_COLUMNS}
@@ -560,9 +593,14 @@ class NotifierStore:
         result = await self.session.execute(self._lookup(_ANY_TENANT_OF), params)
         self._any_tenant = set(result.scalars())
 
+    def may_have_any_tenant(self, lease_id: str) -> bool:
+        """Whether `pending_for_any_tenant(lease_id)` may find rows (False: it returns [] with
+        no statement; lets a batch's lease events skip the call)."""
+        return self._any_tenant is None or lease_id in self._any_tenant
+
     async def pending_for_any_tenant(self, lease_id: str) -> list[Row[Any]]:
         """Return a lease's pending tenant notifications queued before its tenants were known."""
-        if self._any_tenant is not None and lease_id not in self._any_tenant:
+        if not self.may_have_any_tenant(lease_id):
             return []
         stmt = select(notifications).where(
             N.lease_id == lease_id,

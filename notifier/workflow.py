@@ -7,8 +7,8 @@ sender step) and stages a `notification.events` record for each state change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -16,10 +16,18 @@ import structlog
 from notifier import engine
 from notifier.emit import notification_event, task_event
 from notifier.metrics import TASKS_CREATED, TASKS_ESCALATED
-from notifier.policy import Policy
+from notifier.policy import Policy, WelcomeSms
 from notifier.store import PENDING, NotifierStore
 from notifier.variables import signal_variables
-from shared.events import LeaseEnded, LeaseRegistered, LeaseUpdated, SignalRaised, SignalRetracted
+from shared.events import (
+    EventData,
+    LeaseEnded,
+    LeaseRegistered,
+    LeaseUpdated,
+    SignalRaised,
+    SignalRetracted,
+    class_kind,
+)
 
 log = structlog.get_logger(__name__)
 ANY_TENANT = "*"
@@ -172,20 +180,23 @@ async def on_lease(
     Return True when a registered lease gets no welcome because it started earlier
     (existing stock): the caller logs those once per batch, not once per lease.
     """
-    if isinstance(data, LeaseEnded):
+    kind = class_kind(data, _LEASE_KINDS)
+    if kind == "ended":
         await store.end_lease(data.lease_id, now=now)
         await clear_lease(store, data.lease_id, now=now, detail="lease_ended")
         return False
+    data = cast("LeaseRegistered | LeaseUpdated", data)
     tenant_ids = [t.tenant_id for t in data.tenants]
     await store.upsert_lease(
         lease_id=data.lease_id, org_id=data.org_id, team=data.team, tenant_ids=tenant_ids, now=now
     )
-    for row in await store.pending_for_any_tenant(data.lease_id) if tenant_ids else []:
-        await expand_any_tenant(store, row, tenant_ids, now=now)
+    if tenant_ids and store.may_have_any_tenant(data.lease_id):
+        for row in await store.pending_for_any_tenant(data.lease_id):
+            await expand_any_tenant(store, row, tenant_ids, now=now)
     welcome = ctx.policy.welcome(data.org_id)
-    if not isinstance(data, LeaseRegistered) or not welcome.enabled:
+    if kind != "registered" or not welcome.enabled:
         return False
-    if not _new_lease(data, ctx, event_time or now):
+    if not _new_lease(cast(LeaseRegistered, data), ctx, event_time or now, welcome):
         return True
     for tenant_id in tenant_ids:
         await queue_sms(
@@ -203,10 +214,31 @@ async def on_lease(
     return False
 
 
-def _new_lease(data: LeaseRegistered, ctx: Context, event_time: datetime) -> bool:
-    """Tell whether a lease registered at `event_time` is new (welcome) or existing stock."""
-    event_day = event_time.astimezone(ctx.tz).date()
-    window = ctx.policy.welcome(data.org_id).max_days_since_start
+# The class of each lease event `on_lease` handles (`class_kind`: one dict lookup, not an
+# isinstance through ABCMeta per test).
+_LEASE_KINDS: dict[type[EventData], str] = {
+    LeaseEnded: "ended",
+    LeaseRegistered: "registered",
+    LeaseUpdated: "updated",
+}
+# The local day of the last event time `_new_lease` saw, by identity: a batch's lease
+# events share one time object (`shared.events.decode`), and zone conversion costs ~1 µs.
+_last_day: tuple[object, object, date] | None = None
+
+
+def _new_lease(
+    data: LeaseRegistered, ctx: Context, event_time: datetime, welcome: WelcomeSms
+) -> bool:
+    """Tell whether a lease registered at `event_time` is new (welcome) or existing stock
+    (`welcome`: the org's setting)."""
+    global _last_day
+    last = _last_day
+    if last is not None and last[0] is event_time and last[1] is ctx.tz:
+        event_day = last[2]
+    else:
+        event_day = event_time.astimezone(ctx.tz).date()
+        _last_day = (event_time, ctx.tz, event_day)
+    window = welcome.max_days_since_start
     return engine.welcome_due(data.start_date, event_day=event_day, max_days_since_start=window)
 
 

@@ -51,15 +51,18 @@ def make_handler(clock: Clock) -> Handler:
 
     async def handle(batch: Batch) -> None:
         store = CasesStore(batch.session, batched=True)
-        kinds = [kind_of(item.event.data) for item in batch.events]
-        await store.prefetch_open([item.event.data.lease_id for item in batch.events])
-        await store.prefetch_households(
-            [
-                i.event.data.lease_id
-                for i, k in zip(batch.events, kinds, strict=True)
-                if k == "signal"
-            ]
-        )
+        kinds: list[str | None] = []
+        leases: list[str] = []  # every event's lease
+        signalled: list[str] = []  # the leases of signals (a case may open: its household)
+        for item in batch.events:  # one pass: a batch has up to 2,000 events
+            data = item.event.data
+            kind = kind_of(data)
+            kinds.append(kind)
+            leases.append(data.lease_id)
+            if kind == "signal":
+                signalled.append(data.lease_id)
+        await store.prefetch_open(leases)
+        await store.prefetch_households(signalled)
 
         async def emit(event: CloudEvent[EventData]) -> None:
             await batch.emit(event)  # the runner writes the batch's events in one statement

@@ -246,3 +246,53 @@ async def test_batched_timeline_rows_are_stored_as_a_row_at_a_time_stores_them(
     assert await write(True, "L-2") == one_by_one
     assert [r[4] for r in one_by_one] == ["r0", "r1", "r2", "r3"]
     assert one_by_one[0][-1] == json.dumps(data)  # the text as SQLAlchemy's serializer wrote it
+
+
+async def test_batched_timeline_rows_keep_the_instant_and_data_text_of_single_inserts(
+    make_database: MakeDatabase,
+) -> None:
+    """The batch's one-statement insert (PostgreSQL: a JSON record set) stores the same
+    instant for an `at` in any zone and the same `data` text as the insert per row."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import Text
+    from sqlalchemy import cast as sql_cast
+
+    from services.cases.models import timeline
+
+    db = await make_database("cases")
+    sthlm = ZoneInfo("Europe/Stockholm")
+    ats = [
+        datetime(2026, 3, 29, 1, 30, tzinfo=sthlm),  # the hour before summer time
+        datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=sthlm),  # the second 02:30
+        datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=UTC),
+    ]
+    data = {"reason_sv": "Hyran för 2026-03", "n": 1.5, "q": 'a"b\\c', "none": None}
+    for batched, lease_id in ((False, "L-single"), (True, "L-batch")):
+        async with db.sessionmaker() as session, session.begin():
+            store = CasesStore(session, batched=batched)
+            for i, at in enumerate(ats):
+                await store.add_entry(
+                    lease_id=lease_id,
+                    org_id="org1",
+                    case_id=None,
+                    at=at,
+                    kind="note",
+                    ref_id=f"r{i}",
+                    data=data,
+                )
+            await store.flush_entries()
+    async with db.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(
+                    timeline.c.lease_id, timeline.c.at, sql_cast(timeline.c.data, Text)
+                ).order_by(timeline.c.id)
+            )
+        ).all()
+    single = [(at, text) for lease, at, text in rows if lease == "L-single"]
+    batch = [(at, text) for lease, at, text in rows if lease == "L-batch"]
+    # timestamps: == between zones is never true for an ambiguous local time (PEP 495)
+    assert [at.timestamp() for at, _ in batch] == [at.timestamp() for at in ats]
+    assert batch == single
+    assert {text for _, text in batch} == {json.dumps(data)}

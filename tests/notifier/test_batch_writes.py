@@ -76,6 +76,50 @@ async def test_a_batch_of_lease_events_costs_one_lease_statement(
     assert stored is not None and stored.tenant_ids == ["T"]
 
 
+async def test_a_batch_that_meets_a_stored_lease_upserts_it_and_keeps_its_new_rows(
+    db: Database, clock: ManualClock
+) -> None:
+    """PostgreSQL tries the batch's leases as a plain insert first (in a savepoint): a
+    lease already stored fails it, and the batch's leases are upserted instead, the
+    batch's new SMS (inserted before the savepoint) kept."""
+    now = clock.now()
+    async with db.sessionmaker.begin() as session:
+        await NotifierStore(session, clock=clock).upsert_lease(
+            lease_id="L-old", org_id="org1", team="team-a", tenant_ids=["T0"], now=now
+        )
+    async with db.sessionmaker.begin() as session:
+        store = NotifierStore(session, clock=clock, buffer_events=True)
+        await store.prefetch_absent(["n-1"], [])
+        row = await store.create_notification(
+            {
+                "id": "n-1",
+                "lease_id": "L-new",
+                "org_id": "org1",
+                "recipient_kind": "tenant",
+                "recipient_id": "T1",
+                "template": "welcome",
+                "variables": {},
+                "status": "queued",
+                "version": 1,
+                "due_at": now,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        assert row is not None
+        for lease_id, team in (("L-new", "team-n"), ("L-old", "team-b")):
+            await store.upsert_lease(
+                lease_id=lease_id, org_id="org1", team=team, tenant_ids=["T1"], now=now
+            )
+        await store.flush_events()
+    old = await in_tx(db, clock, lambda s: s.get_lease("L-old"))
+    new = await in_tx(db, clock, lambda s: s.get_lease("L-new"))
+    assert old is not None and old.team == "team-b" and old.tenant_ids == ["T1"]
+    assert new is not None and new.team == "team-n"
+    assert await in_tx(db, clock, lambda s: s.get_notification("n-1")) is not None
+
+
 async def _signal_batch(db: Database, clock: ManualClock, ctx: Context, *, buffered: bool) -> Any:
     """Signals for known leases (one and two tenants), for a lease not known yet (an SMS to
     any tenant, replaced per tenant by the lease event after it), a call task with a staff

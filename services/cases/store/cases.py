@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -26,12 +27,14 @@ from services.cases.models import (
     timeline,
 )
 from shared.clock import local_date
-from shared.db import UtcDateTime
 from shared.db.bulk import (
     bulk_insert,
+    copy_new_rows,
+    driver_connection,
     in_literal,
     in_literal_ids,
     json_insert_sql,
+    json_text_processor,
     quoted_table,
     text_arrays,
     unnest_upsert,
@@ -74,6 +77,19 @@ _PG_ATTACH_ALL = text(
 )
 _HOUSEHOLD_COLUMNS = tuple(c.name for c in households.columns)
 _HOUSEHOLD_KEEP = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "lease_id")
+_HOUSEHOLD_VALUES = itemgetter(*_HOUSEHOLD_COLUMNS)
+_HOUSEHOLD_TEXTS = tuple(c for c in _HOUSEHOLD_COLUMNS if c != "updated_at")
+
+
+def _plain_household(home: Row) -> bool:
+    """Whether the driver may COPY the household as it is: texts (or None) and an aware
+    `updated_at` (UtcDateTime refuses a naive one; the upsert's path keeps doing so)."""
+    for name in _HOUSEHOLD_TEXTS:
+        value = home[name]
+        if value is not None and type(value) is not str:
+            return False
+    at = home["updated_at"]
+    return type(at) is datetime and at.tzinfo is not None
 
 
 def _update_case(columns: tuple[str, ...]) -> Any:
@@ -100,6 +116,8 @@ _PG_TIMELINE_SQL = json_insert_sql(
 assert _PG_TIMELINE_SQL is not None  # every column but `data` is plain JSON
 _PG_TIMELINE_INSERT = text(_PG_TIMELINE_SQL)
 _TEXT_COLUMNS = tuple(c for c in _TIMELINE_COLUMNS if c not in ("at", "due_date", "data"))
+assert _TIMELINE_COLUMNS[-1] == "data"
+_TIMELINE_PLAIN = itemgetter(*_TIMELINE_COLUMNS[:-1])  # a row's values but `data`, in order
 
 
 async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
@@ -108,13 +126,21 @@ async def _insert_timeline(db: AsyncSession, rows: list[Row]) -> None:
     if dialect.name == "sqlite" or not all(_plain_entry(r) for r in rows):
         await db.execute(insert(timeline), rows)
         return
-    to_json = dialect.type_descriptor(timeline.c.data.type).bind_processor(dialect)
-    at = UtcDateTime().process_bind_param
-    records = [
-        {**r, "at": at(r["at"], dialect), "data": to_json(r["data"]) if to_json else r["data"]}
-        for r in rows
-    ]
-    await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(records).decode()})
+    to_json = json_text_processor(dialect, timeline.c.data.type)
+    if to_json is None:  # the driver serialises JSON itself: its values as they are
+        await db.execute(_PG_TIMELINE_INSERT, {"rows": orjson.dumps(rows).decode()})
+        return
+    # COPY (binary) on the transaction's driver connection: the server reads the rows for
+    # less than from a JSON record set, with the same defaults (the id from its sequence,
+    # in the rows' order), constraints and checks (a too long text, the case's foreign
+    # key) as the INSERT. `at` is aware (`_plain_entry`): the driver sends its instant,
+    # the one UtcDateTime's conversion to UTC gives; `data` the text the column's own
+    # serializer writes, so the stored text is the same.
+    driver = await driver_connection(db)
+    records = [(*_TIMELINE_PLAIN(r), to_json(r["data"])) for r in rows]
+    await driver.copy_records_to_table(
+        timeline.name, schema_name=timeline.schema, columns=_TIMELINE_COLUMNS, records=records
+    )
 
 
 def _plain_entry(row: Row) -> bool:
@@ -130,6 +156,14 @@ def _plain_entry(row: Row) -> bool:
         and at.tzinfo is not None
         and (due_date is None or type(due_date) is date)
     )
+
+
+def _rows_by_lease(result: Any) -> dict[str, Row]:
+    """Each row of `result` as a dict (`dict(row._mapping)`), by its `lease_id`: the keys
+    zipped once per result, not looked up through each row's mapping (~1 µs a row)."""
+    keys = tuple(result.keys())
+    at = keys.index("lease_id")
+    return {row[at]: dict(zip(keys, row, strict=True)) for row in result}
 
 
 def _case_filter(
@@ -178,7 +212,7 @@ class CasesStore:
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_OPEN_CASES_OF[sqlite], params)
-        found = {r.lease_id: dict(r._mapping) for r in result}
+        found = _rows_by_lease(result)
         for lid in wanted:
             self._open[lid] = found.get(lid)
 
@@ -190,7 +224,7 @@ class CasesStore:
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         params = {"p_ids": in_literal_ids(wanted, sqlite=sqlite)}
         result = await self.session.execute(_HOUSEHOLDS_OF[sqlite], params)
-        found = {r.lease_id: dict(r._mapping) for r in result}
+        found = _rows_by_lease(result)
         for lid in wanted:
             self._known_households[lid] = found.get(lid)
 
@@ -225,6 +259,11 @@ class CasesStore:
         if db.get_bind().dialect.name == "sqlite":
             await db.execute(self._household_upsert(), homes)
             return
+        # nearly always new leases: COPY them, and upsert only when one is there already
+        if all(_plain_household(h) for h in homes):
+            records = [_HOUSEHOLD_VALUES(h) for h in homes]
+            if await copy_new_rows(db, households, _HOUSEHOLD_COLUMNS, records):
+                return
         literals = text_arrays(homes, _HOUSEHOLD_COLUMNS)
         if literals is None:
             params: Row = {f"u_{c}": [h[c] for h in homes] for c in _HOUSEHOLD_COLUMNS}
