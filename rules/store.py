@@ -44,12 +44,12 @@ from rules.engine import (
 from shared.bus.outbox import STAGED, outbox_row
 from shared.db.bulk import (
     bulk_insert,
+    copy_new_rows,
     json_insert_sql,
     json_rows,
     text_array_insert_sql,
     text_arrays,
 )
-from shared.db.errors import is_unique_violation
 from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
@@ -141,9 +141,6 @@ _PG_SIDE_SQL = (
 _PG_ENTRIES_SQL = str(_per_lease("ledger_entries", _ENTRIES)).replace(_UNNEST_IDS, _JSON_IDS)
 assert _JSON_IDS in _PG_ENTRIES_SQL
 
-_SAVEPOINT = "SAVEPOINT rules_entries"
-_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT rules_entries"
-_RELEASE_SAVEPOINT = "RELEASE SAVEPOINT rules_entries"
 # the unique constraint only: an entry's id (a sequence) is never there already
 _ENTRY_CONFLICT = "ON CONFLICT (kind, entry_id) DO NOTHING"
 
@@ -327,19 +324,12 @@ class RulesStore:
             return
         cols = tuple(rows[0])
         driver = await self._driver()
-        await driver.execute(_SAVEPOINT)
-        try:
-            await driver.copy_records_to_table(
-                m.ledger_entries.name, columns=cols, records=map(itemgetter(*cols), rows)
-            )
-        except Exception as exc:
-            if not is_unique_violation(exc):
-                raise
-            await driver.execute(_ROLLBACK_TO_SAVEPOINT)
-            statement = self._pg_insert(m.ledger_entries, rows, _ENTRY_CONFLICT)
-            assert statement is not None  # the columns are plain JSON
-            await driver.execute(*statement)
-        await driver.execute(_RELEASE_SAVEPOINT)
+        records = list(map(itemgetter(*cols), rows))
+        if await copy_new_rows(self.session, m.ledger_entries, cols, records):
+            return
+        statement = self._pg_insert(m.ledger_entries, rows, _ENTRY_CONFLICT)
+        assert statement is not None  # the columns are plain JSON
+        await driver.execute(*statement)
 
     async def add_complaints(self, rows: list[dict[str, Any]]) -> None:
         """Add complaints (idempotent by complaint id)."""
