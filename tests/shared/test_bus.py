@@ -21,7 +21,7 @@ from shared.bus.outbox import add_to_outbox
 from shared.bus.producer import murmur2, partition_for
 from shared.clock import ManualClock
 from shared.db import Database, inbox_table, new_metadata, outbox_table
-from shared.events import PaymentReceived, encode, new_event
+from shared.events import PaymentReceived, decode, encode, new_event
 from shared.topics import LEDGER_EVENTS
 from tests.helpers import FAST_GROUP, header, read_topic, wait_for
 
@@ -66,10 +66,18 @@ def _runner(
     *,
     fail_on: int | None = None,
     hooks: Hooks | None = None,
+    first_batch: Any = None,
 ) -> ConsumerRunner:
+    """A runner (batches of 7) applying payments; its handler fails on `fail_on` and, in
+    its first batch, awaits `first_batch()` first."""
     inbox, _, applied = tables
+    batches = 0
 
     async def handle(batch: Batch) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 1 and first_batch is not None:
+            await first_batch()
         for item in batch.events:
             assert isinstance(item.event.data, PaymentReceived)
             if item.event.data.amount_ore == fail_on:
@@ -518,53 +526,15 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
 
 def _decode_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record the id of every event the runner decodes, in order."""
-    from shared.bus import consumer as consumer_module
-
     decoded: list[str] = []
-    real = consumer_module.decode
 
     def counting(value: Any, headers: Any) -> Any:
-        event = real(value, headers)
+        event = decode(value, headers)
         decoded.append(event.id)
         return event
 
-    monkeypatch.setattr(consumer_module, "decode", counting)
+    monkeypatch.setattr("shared.bus.consumer.decode", counting)
     return decoded
-
-
-def _gated_runner(
-    broker: EmbeddedBroker,
-    db: Database,
-    producer: Producer,
-    tables: tuple[Table, ...],
-    first_batch: Any,
-) -> ConsumerRunner:
-    """A runner (batches of 7) whose handler awaits `first_batch()` in its first batch."""
-    inbox, _, applied = tables
-    batches = 0
-
-    async def handle(batch: Batch) -> None:
-        nonlocal batches
-        batches += 1
-        if batches == 1:
-            await first_batch()
-        for item in batch.events:
-            await batch.session.execute(applied.insert().values(event_id=item.event.id))
-
-    return ConsumerRunner(
-        service="test-ahead",
-        group_id="test-ahead",
-        topics=[LEDGER_EVENTS],
-        bootstrap_servers=broker.bootstrap_servers,
-        database=db,
-        inbox=inbox,
-        handler=handle,
-        producer=producer,
-        clock=ManualClock(NOW),
-        batch_size=7,
-        poll_ms=50,
-        **FAST_GROUP,
-    )
 
 
 async def test_the_next_batch_is_decoded_while_the_current_one_is_applied(
@@ -586,7 +556,7 @@ async def test_the_next_batch_is_decoded_while_the_current_one_is_applied(
         await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
         waited.append(len(decoded))
 
-    runner = _gated_runner(broker, raw_database, producer, tables, second_batch_decoded)
+    runner = _runner(broker, raw_database, producer, tables, first_batch=second_batch_decoded)
     await runner.start()
     task = asyncio.create_task(runner.run())
     await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
@@ -616,12 +586,14 @@ async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
         assert first is not None
         first.stop()
 
-    first = _gated_runner(broker, raw_database, producer, tables, stop_with_the_second_batch_ahead)
+    first = _runner(
+        broker, raw_database, producer, tables, first_batch=stop_with_the_second_batch_ahead
+    )
     await first.start()
     await asyncio.wait_for(first.run(), timeout=30)
     await first.close()
     assert await _count(raw_database, tables[2]) == (7, 7)
-    second = _gated_runner(broker, raw_database, producer, tables, _nothing)
+    second = _runner(broker, raw_database, producer, tables)
     await second.start()
     task = asyncio.create_task(second.run())
     await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
@@ -633,7 +605,3 @@ async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _nothing() -> None:
-    return None
