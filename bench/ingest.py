@@ -14,7 +14,8 @@ and recorded before it is answered. On PostgreSQL the run makes its own database
 server of `--database-url` and drops it at the end (the dedup table would otherwise grow
 by 400,000 rows a run and the runs would not compare). The endpoint runs are made once
 with one client (batches one after another) and once with `--concurrency` clients.
-Prints events/s and the ratios to raw.
+Prints events/s and the ratios to raw, and the CPU per event of the service (and on
+PostgreSQL of the server backends serving the run's database).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -52,7 +54,7 @@ from shared.events import PaymentReceived, RentCharged, encode, new_event  # noq
 from shared.logging import configure_logging  # noqa: E402
 from shared.serve import tune_gc  # noqa: E402
 
-Rate = tuple[float, float]  # events/s, CPU µs per event
+Rate = tuple[float, float, float]  # events/s, CPU µs per event: service, PostgreSQL
 
 
 def with_check(nine: str) -> str:
@@ -149,7 +151,7 @@ def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, 
     return out
 
 
-async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> Rate:
+async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> tuple[float, float]:
     """Produce the records with aiokafka (acks=all); return events/s and the producing
     process's CPU µs per event."""
     producer = AIOKafkaProducer(
@@ -210,15 +212,17 @@ async def _runs(
     cpu: Callable[[], float],
 ) -> tuple[Rate, Rate]:
     """Register the leases, then send the ledger events sequentially and concurrently;
-    each pass's rate and the CPU seconds `cpu` counts per event (robust on a busy machine,
-    where the rates are not)."""
+    each pass's rate, the CPU seconds `cpu` counts per event (robust on a busy machine,
+    where the rates are not) and the PostgreSQL backends' CPU seconds per event."""
     await post_all(http, key, lease_items(run, args.leases), args.batch)
     results = []
     for tag, clients in (("a", 1), ("b", args.concurrency)):
         items = ledger_items(run, args.events, args.leases, tag)
+        server = await _pg_cpu(args.database_url)
         before = cpu()
         rate = await post_all(http, key, items, args.batch, clients)
-        results.append((rate, (cpu() - before) / len(items) * 1e6))
+        used, server_used = cpu() - before, await _pg_cpu(args.database_url) - server
+        results.append((rate, used / len(items) * 1e6, server_used / len(items) * 1e6))
     return results[0], results[1]
 
 
@@ -226,6 +230,26 @@ def _process_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _pg_cpu(url: str | None) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving the database of `url` (0 on
+    SQLite). The server runs on this machine; the service's pooled connections live
+    through a pass, so the difference over a pass is the server work the pass caused."""
+    if url is None or not url.startswith("postgresql"):
+        return 0.0
+    database = make_url(url).database
+    dsn = make_url(url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    finally:
+        await conn.close()
+    total = 0.0
+    for row in rows:
+        with contextlib.suppress(OSError):
+            total += _process_cpu(row["pid"])
+    return total
 
 
 async def bench_socket(
@@ -286,6 +310,7 @@ async def main(args: argparse.Namespace) -> None:
             # the published development secrets (bokvar serve refuses them on PostgreSQL)
             "BOKVAR_DEV_MODE": "true",
         }
+        args.database_url = url  # the run's own database (`_pg_cpu`)
         settings = IngestSettings(
             database_url=url,
             kafka_bootstrap_servers=broker.bootstrap_servers,
@@ -306,15 +331,16 @@ async def main(args: argparse.Namespace) -> None:
             f"              CPU {raw_cpu:.1f} µs/event"
         )
         for name, (one, many) in (("in-process ASGI", asgi), ("uvicorn socket ", sock)):
-            for clients, (rate, cpu) in ((1, one), (c, many)):
+            for clients, (rate, cpu, server) in ((1, one), (c, many)):
                 label = f"batch endpoint, {name}, {clients} client(s):"
                 print(
                     f"{label:<42}{rate:>9,.0f} events/s  ratio {rate / raw:.2f}"
-                    f"  CPU {cpu:.1f} µs/event"
+                    f"  CPU {cpu:.1f} µs/event  PostgreSQL {server:.1f}"
                 )
         print(
             "CPU per event: in-process = the bench process (service and client); "
-            "socket = the ingest process alone"
+            "socket = the ingest process alone; PostgreSQL = the backends serving the "
+            "run's database (0 on SQLite)"
         )
     finally:
         broker.stop()
