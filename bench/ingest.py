@@ -2,6 +2,7 @@
 
     python bench/ingest.py [--events 100000] [--batch 5000] [--leases 2000]
                            [--database-url sqlite+aiosqlite:///TMP/bench.db]
+                           [--feed ledger|households]
 
 Starts an embedded broker and, in one run, sends the same kind of events (rent charges
 and payments for `--leases` leases, registered first) three ways:
@@ -14,6 +15,9 @@ and recorded before it is answered. On PostgreSQL the run makes its own database
 server of `--database-url` and drops it at the end (the dedup table would otherwise grow
 by 400,000 rows a run and the runs would not compare). The endpoint runs are made once
 with one client (batches one after another) and once with `--concurrency` clients.
+`--feed households` sends, instead of the ledger events, what bench/pipeline.py's ERP
+feed sends: per new lease its registration (one tenant), a charge and, for 9 in 10, a
+payment, in one batch (the pipeline's mix; the raw pass still produces ledger events).
 Prints events/s and the ratios to raw, and the CPU per event of the service (and on
 PostgreSQL of the server backends serving the run's database).
 """
@@ -31,6 +35,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -43,6 +48,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bokvar.simulate.generator import personnummer  # noqa: E402
 from ingest.api import create_app  # noqa: E402
 from ingest.clients import create_client  # noqa: E402
 from ingest.config import IngestSettings  # noqa: E402
@@ -122,6 +128,45 @@ def ledger_items(run: str, events: int, leases: int, tag: str = "") -> list[dict
     return items
 
 
+def household_items(run: str, events: int, tag: str) -> list[dict[str, Any]]:
+    """Return `events` items of new households as bench/pipeline.py's feed sends them: a
+    lease (one tenant with name and phone), its charge and, for 9 in 10, a payment."""
+    rng = random.Random(1)
+    items: list[dict[str, Any]] = []
+    i = 0
+    while len(items) < events:
+        lease = f"{run}-{tag}H{i}"
+        items += lease_items(lease, 1)
+        items[-1] |= {"household_type": "single_adult", "area": None, "end_date": None}
+        items[-1] |= {"due_day": None}
+        items[-1]["tenants"][0] |= {"personnummer": personnummer(rng), "name": "Bench Bänksson"}
+        items.append(
+            {
+                "type": "charge",
+                "event_id": f"{lease}-charge",
+                "lease_id": f"{lease}-L0",
+                "invoice_id": f"INV-{lease}",
+                "ocr": None,
+                "period": "2026-03",
+                "amount_ore": 812_500,
+            }
+        )
+        if i % 10:
+            items.append(
+                {
+                    "type": "payment",
+                    "event_id": f"{lease}-pay",
+                    "lease_id": f"{lease}-L0",
+                    "payment_id": f"PAY-{lease}",
+                    "amount_ore": 812_500,
+                    "booked_date": "2026-02-26",
+                    "reference": f"{lease}-L0",
+                }
+            )
+        i += 1
+    return items[:events]
+
+
 def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, Any]]:
     """Return the CloudEvents the ledger items become, encoded (key, value, headers)."""
     now = datetime.now(UTC)
@@ -175,8 +220,18 @@ async def post_all(
     batch: int,
     concurrency: int = 1,
 ) -> float:
-    """POST `items` in batches; return events/s (every event must be accepted)."""
-    bodies = [orjson.dumps(items[i : i + batch]) for i in range(0, len(items), batch)]
+    """POST `items` in batches; return events/s (every event must be accepted). A
+    household's events stay in one batch (a batch ends before a lease or at the end), so
+    concurrent clients never charge a lease another one registers."""
+    bodies = []
+    start = 0
+    households = any(item["type"] == "lease" for item in items[1:])
+    while start < len(items):
+        end = min(start + batch, len(items))
+        while households and end < len(items) and items[end]["type"] != "lease":
+            end += 1
+        bodies.append(orjson.dumps(items[start:end]))
+        start = end
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
     async def sender(queue: list[bytes]) -> None:
@@ -217,7 +272,10 @@ async def _runs(
     await post_all(http, key, lease_items(run, args.leases), args.batch)
     results = []
     for tag, clients in (("a", 1), ("b", args.concurrency)):
-        items = ledger_items(run, args.events, args.leases, tag)
+        if args.feed == "households":
+            items = household_items(run, args.events, tag)
+        else:
+            items = ledger_items(run, args.events, args.leases, tag)
         server = await _pg_cpu(args.database_url)
         before = cpu()
         rate = await post_all(http, key, items, args.batch, clients)
@@ -324,7 +382,10 @@ async def main(args: argparse.Namespace) -> None:
         asgi = await bench_asgi(settings, key, f"a{stamp}", args)
         sock = await bench_socket(env, key, f"s{stamp}", args)
         db_kind = url.split(":")[0]
-        print(f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}")
+        print(
+            f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}"
+            f" feed={args.feed}"
+        )
         c = args.concurrency
         print(
             f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s"
@@ -355,4 +416,11 @@ if __name__ == "__main__":
     parser.add_argument("--leases", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=4, help="clients in the second pass")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--feed",
+        choices=("ledger", "households"),
+        default="ledger",
+        help="ledger: charges and payments of registered leases; households: new leases "
+        "with their charge and payment, as bench/pipeline.py sends them",
+    )
     asyncio.run(main(parser.parse_args()))
