@@ -2,6 +2,7 @@
 
     python bench/ingest.py [--events 100000] [--batch 5000] [--leases 2000]
                            [--database-url sqlite+aiosqlite:///TMP/bench.db]
+                           [--feed ledger|households]
 
 Starts an embedded broker and, in one run, sends the same kind of events (rent charges
 and payments for `--leases` leases, registered first) three ways:
@@ -14,7 +15,11 @@ and recorded before it is answered. On PostgreSQL the run makes its own database
 server of `--database-url` and drops it at the end (the dedup table would otherwise grow
 by 400,000 rows a run and the runs would not compare). The endpoint runs are made once
 with one client (batches one after another) and once with `--concurrency` clients.
-Prints events/s and the ratios to raw.
+`--feed households` sends, instead of the ledger events, what bench/pipeline.py's ERP
+feed sends: per new lease its registration (one tenant), a charge and, for 9 in 10, a
+payment, in one batch (the pipeline's mix; the raw pass still produces ledger events).
+Prints events/s and the ratios to raw, and the CPU per event of the service (and on
+PostgreSQL of the server backends serving the run's database).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -41,6 +48,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bokvar.simulate.generator import personnummer  # noqa: E402
 from ingest.api import create_app  # noqa: E402
 from ingest.clients import create_client  # noqa: E402
 from ingest.config import IngestSettings  # noqa: E402
@@ -52,7 +60,7 @@ from shared.events import PaymentReceived, RentCharged, encode, new_event  # noq
 from shared.logging import configure_logging  # noqa: E402
 from shared.serve import tune_gc  # noqa: E402
 
-Rate = tuple[float, float]  # events/s, CPU µs per event
+Rate = tuple[float, float, float]  # events/s, CPU µs per event: service, PostgreSQL
 
 
 def with_check(nine: str) -> str:
@@ -120,6 +128,45 @@ def ledger_items(run: str, events: int, leases: int, tag: str = "") -> list[dict
     return items
 
 
+def household_items(run: str, events: int, tag: str) -> list[dict[str, Any]]:
+    """Return `events` items of new households as bench/pipeline.py's feed sends them: a
+    lease (one tenant with name and phone), its charge and, for 9 in 10, a payment."""
+    rng = random.Random(1)
+    items: list[dict[str, Any]] = []
+    i = 0
+    while len(items) < events:
+        lease = f"{run}-{tag}H{i}"
+        items += lease_items(lease, 1)
+        items[-1] |= {"household_type": "single_adult", "area": None, "end_date": None}
+        items[-1] |= {"due_day": None}
+        items[-1]["tenants"][0] |= {"personnummer": personnummer(rng), "name": "Bench Bänksson"}
+        items.append(
+            {
+                "type": "charge",
+                "event_id": f"{lease}-charge",
+                "lease_id": f"{lease}-L0",
+                "invoice_id": f"INV-{lease}",
+                "ocr": None,
+                "period": "2026-03",
+                "amount_ore": 812_500,
+            }
+        )
+        if i % 10:
+            items.append(
+                {
+                    "type": "payment",
+                    "event_id": f"{lease}-pay",
+                    "lease_id": f"{lease}-L0",
+                    "payment_id": f"PAY-{lease}",
+                    "amount_ore": 812_500,
+                    "booked_date": "2026-02-26",
+                    "reference": f"{lease}-L0",
+                }
+            )
+        i += 1
+    return items[:events]
+
+
 def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, Any]]:
     """Return the CloudEvents the ledger items become, encoded (key, value, headers)."""
     now = datetime.now(UTC)
@@ -149,7 +196,7 @@ def raw_records(run: str, events: int, leases: int) -> list[tuple[bytes, bytes, 
     return out
 
 
-async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> Rate:
+async def bench_raw(servers: str, records: list[tuple[bytes, bytes, Any]]) -> tuple[float, float]:
     """Produce the records with aiokafka (acks=all); return events/s and the producing
     process's CPU µs per event."""
     producer = AIOKafkaProducer(
@@ -173,8 +220,18 @@ async def post_all(
     batch: int,
     concurrency: int = 1,
 ) -> float:
-    """POST `items` in batches; return events/s (every event must be accepted)."""
-    bodies = [orjson.dumps(items[i : i + batch]) for i in range(0, len(items), batch)]
+    """POST `items` in batches; return events/s (every event must be accepted). A
+    household's events stay in one batch (a batch ends before a lease or at the end), so
+    concurrent clients never charge a lease another one registers."""
+    bodies = []
+    start = 0
+    households = any(item["type"] == "lease" for item in items[1:])
+    while start < len(items):
+        end = min(start + batch, len(items))
+        while households and end < len(items) and items[end]["type"] != "lease":
+            end += 1
+        bodies.append(orjson.dumps(items[start:end]))
+        start = end
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
     async def sender(queue: list[bytes]) -> None:
@@ -210,15 +267,20 @@ async def _runs(
     cpu: Callable[[], float],
 ) -> tuple[Rate, Rate]:
     """Register the leases, then send the ledger events sequentially and concurrently;
-    each pass's rate and the CPU seconds `cpu` counts per event (robust on a busy machine,
-    where the rates are not)."""
+    each pass's rate, the CPU seconds `cpu` counts per event (robust on a busy machine,
+    where the rates are not) and the PostgreSQL backends' CPU seconds per event."""
     await post_all(http, key, lease_items(run, args.leases), args.batch)
     results = []
     for tag, clients in (("a", 1), ("b", args.concurrency)):
-        items = ledger_items(run, args.events, args.leases, tag)
+        if args.feed == "households":
+            items = household_items(run, args.events, tag)
+        else:
+            items = ledger_items(run, args.events, args.leases, tag)
+        server = await _pg_cpu(args.database_url)
         before = cpu()
         rate = await post_all(http, key, items, args.batch, clients)
-        results.append((rate, (cpu() - before) / len(items) * 1e6))
+        used, server_used = cpu() - before, await _pg_cpu(args.database_url) - server
+        results.append((rate, used / len(items) * 1e6, server_used / len(items) * 1e6))
     return results[0], results[1]
 
 
@@ -226,6 +288,26 @@ def _process_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _pg_cpu(url: str | None) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving the database of `url` (0 on
+    SQLite). The server runs on this machine; the service's pooled connections live
+    through a pass, so the difference over a pass is the server work the pass caused."""
+    if url is None or not url.startswith("postgresql"):
+        return 0.0
+    database = make_url(url).database
+    dsn = make_url(url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    finally:
+        await conn.close()
+    total = 0.0
+    for row in rows:
+        with contextlib.suppress(OSError):
+            total += _process_cpu(row["pid"])
+    return total
 
 
 async def bench_socket(
@@ -286,6 +368,7 @@ async def main(args: argparse.Namespace) -> None:
             # the published development secrets (bokvar serve refuses them on PostgreSQL)
             "BOKVAR_DEV_MODE": "true",
         }
+        args.database_url = url  # the run's own database (`_pg_cpu`)
         settings = IngestSettings(
             database_url=url,
             kafka_bootstrap_servers=broker.bootstrap_servers,
@@ -299,22 +382,26 @@ async def main(args: argparse.Namespace) -> None:
         asgi = await bench_asgi(settings, key, f"a{stamp}", args)
         sock = await bench_socket(env, key, f"s{stamp}", args)
         db_kind = url.split(":")[0]
-        print(f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}")
+        print(
+            f"events={args.events} batch={args.batch} leases={args.leases} database={db_kind}"
+            f" feed={args.feed}"
+        )
         c = args.concurrency
         print(
             f"raw aiokafka produce (acks=all):          {raw:>9,.0f} events/s"
             f"              CPU {raw_cpu:.1f} µs/event"
         )
         for name, (one, many) in (("in-process ASGI", asgi), ("uvicorn socket ", sock)):
-            for clients, (rate, cpu) in ((1, one), (c, many)):
+            for clients, (rate, cpu, server) in ((1, one), (c, many)):
                 label = f"batch endpoint, {name}, {clients} client(s):"
                 print(
                     f"{label:<42}{rate:>9,.0f} events/s  ratio {rate / raw:.2f}"
-                    f"  CPU {cpu:.1f} µs/event"
+                    f"  CPU {cpu:.1f} µs/event  PostgreSQL {server:.1f}"
                 )
         print(
             "CPU per event: in-process = the bench process (service and client); "
-            "socket = the ingest process alone"
+            "socket = the ingest process alone; PostgreSQL = the backends serving the "
+            "run's database (0 on SQLite)"
         )
     finally:
         broker.stop()
@@ -329,4 +416,11 @@ if __name__ == "__main__":
     parser.add_argument("--leases", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=4, help="clients in the second pass")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--feed",
+        choices=("ledger", "households"),
+        default="ledger",
+        help="ledger: charges and payments of registered leases; households: new leases "
+        "with their charge and payment, as bench/pipeline.py sends them",
+    )
     asyncio.run(main(parser.parse_args()))

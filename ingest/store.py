@@ -275,19 +275,8 @@ class IngestStore:
         so a row another request stored since the lookup fails the write (IntegrityError).
         None: every seen id is upserted.
         """
-        ended = list(writes.leases.values())
-        await self._upsert(
-            leases,
-            {
-                "lease_id": list(writes.leases),
-                "org_id": [row.org_id for row, _ in ended],
-                "due_day": [row.due_day for row, _ in ended],
-                "ended": [e for _, e in ended],
-            },
-            ("due_day", "ended", "updated_at"),
-            {"updated_at": now},
-        )
-        await self._replace_contacts(writes.contacts, now)
+        await self._store_leases(writes, now)
+        await self._replace_contacts(writes.contacts, now, writes.new_leases)
         invoiced = list(writes.invoices.values())
         await self._upsert(
             invoices,
@@ -302,6 +291,32 @@ class IngestStore:
         await self._store_complaints(org_id, writes)
         await self._store_seen(org_id, writes.seen, now, expired)
         await self.session.flush()
+
+    async def _store_leases(self, writes: Writes, now: datetime) -> None:
+        """Insert the batch's new leases (`Writes.new_leases`) and upsert the others.
+
+        A plain INSERT for a lease the lookup did not find, as for seen ids
+        (`_store_seen`): ON CONFLICT's speculative insertion costs the server more per
+        row. A lease another request stored since the lookup fails the write (a unique
+        violation), and the batch is processed again with it known (`Ingestor.ingest`).
+        """
+        new: dict[str, tuple[LeaseRow, bool]] = {}
+        stored: dict[str, tuple[LeaseRow, bool]] = {}
+        for lease_id, written in writes.leases.items():
+            (new if lease_id in writes.new_leases else stored)[lease_id] = written
+        for rows, overwrite in ((new, ()), (stored, ("due_day", "ended", "updated_at"))):
+            values = list(rows.values())
+            await self._upsert(
+                leases,
+                {
+                    "lease_id": list(rows),
+                    "org_id": [row.org_id for row, _ in values],
+                    "due_day": [row.due_day for row, _ in values],
+                    "ended": [e for _, e in values],
+                },
+                overwrite,
+                {"updated_at": now},
+            )
 
     async def _store_seen(
         self, org_id: str, seen: dict[str, str], now: datetime, expired: set[str] | None
@@ -326,13 +341,17 @@ class IngestStore:
             values = {"event_id": list(rows), "body_hash": list(rows.values())}
             await self._upsert(seen_events, values, columns, consts)
 
-    async def _replace_contacts(self, contacts: dict[str, list[ContactRow]], now: datetime) -> None:
+    async def _replace_contacts(
+        self, contacts: dict[str, list[ContactRow]], now: datetime, new_leases: set[str]
+    ) -> None:
+        """Replace the contacts of the batch's leases; a lease new to the database
+        (`new_leases`) has none to delete (contacts are written with their lease only)."""
         if not contacts:
             return
-        gone = delete(tenant_contacts).where(_member(tenant_contacts.c.lease_id, self._pg))
-        await self.session.execute(
-            gone, {"ids": list(contacts) if self._pg else _json_ids(contacts)}
-        )
+        stored = [lease_id for lease_id in contacts if lease_id not in new_leases]
+        if stored:
+            gone = delete(tenant_contacts).where(_member(tenant_contacts.c.lease_id, self._pg))
+            await self.session.execute(gone, {"ids": stored if self._pg else _json_ids(stored)})
         rows = [(lease_id, c) for lease_id, items in contacts.items() for c in items]
         await self._upsert(
             tenant_contacts,
