@@ -537,6 +537,31 @@ def _decode_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return decoded
 
 
+async def _two_batches(
+    db: Database, producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[tuple[Table, Table, Table], list[str]]:
+    """The runner's tables and 14 payments published (two batches of 7 for `_runner`);
+    the ids the runner decodes are recorded in the list returned, in order."""
+    tables = await _setup(db)
+    decoded = _decode_counter(monkeypatch)
+    await producer.publish_many([_payment(i) for i in range(14)])  # type: ignore[misc]
+    return tables, decoded
+
+
+async def _second_batch_decoded(decoded: list[str]) -> None:
+    await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
+
+
+async def _run_until_applied(runner: ConsumerRunner, db: Database, applied: Table, n: int) -> None:
+    """Start `runner`, run it until `n` rows are applied, stop it and leave the group."""
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(db, applied, n), what=f"{n} applied")
+    runner.stop()
+    await task
+    await runner.close()
+
+
 async def test_the_next_batch_is_decoded_while_the_current_one_is_applied(
     broker: EmbeddedBroker,
     raw_database: Database,
@@ -546,23 +571,15 @@ async def test_the_next_batch_is_decoded_while_the_current_one_is_applied(
     # decoding (CPU) fills the runner's waits on the database: the first batch's handler
     # waits until the second batch is decoded, which never happens if decoding waits
     # for the batch before it to be applied
-    tables = await _setup(raw_database)
-    decoded = _decode_counter(monkeypatch)
-    await producer.publish_many([_payment(i) for i in range(14)])  # type: ignore[misc]
-
+    tables, decoded = await _two_batches(raw_database, producer, monkeypatch)
     waited: list[int] = []
 
     async def second_batch_decoded() -> None:
-        await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
+        await _second_batch_decoded(decoded)
         waited.append(len(decoded))
 
     runner = _runner(broker, raw_database, producer, tables, first_batch=second_batch_decoded)
-    await runner.start()
-    task = asyncio.create_task(runner.run())
-    await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
-    runner.stop()
-    await task
-    await runner.close()
+    await _run_until_applied(runner, raw_database, tables[2], 14)
     assert await _count(raw_database, tables[2]) == (14, 14)
     assert waited == [14]  # the first batch's handler saw the second batch decoded
     assert decoded == [f"evt-{i}" for i in range(14)]  # each once, in order
@@ -576,13 +593,11 @@ async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
 ) -> None:
     # the runner stops after its first batch, with the second fetched and decoded ahead:
     # that one is not committed, and the group's next member applies it
-    tables = await _setup(raw_database)
-    decoded = _decode_counter(monkeypatch)
-    await producer.publish_many([_payment(i) for i in range(14)])  # type: ignore[misc]
+    tables, decoded = await _two_batches(raw_database, producer, monkeypatch)
     first: ConsumerRunner | None = None
 
     async def stop_with_the_second_batch_ahead() -> None:
-        await wait_for(lambda: _true(len(decoded) == 14), timeout=5, what="batch 2 decoded")
+        await _second_batch_decoded(decoded)
         assert first is not None
         first.stop()
 
@@ -594,12 +609,7 @@ async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
     await first.close()
     assert await _count(raw_database, tables[2]) == (7, 7)
     second = _runner(broker, raw_database, producer, tables)
-    await second.start()
-    task = asyncio.create_task(second.run())
-    await wait_for(lambda: _all_applied(raw_database, tables[2], 14), what="14 applied")
-    second.stop()
-    await task
-    await second.close()
+    await _run_until_applied(second, raw_database, tables[2], 14)
     assert await _count(raw_database, tables[2]) == (14, 14)
 
 
