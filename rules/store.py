@@ -146,8 +146,16 @@ _ENTRY_CONFLICT = "ON CONFLICT (kind, entry_id) DO NOTHING"
 
 # Per-lease lookups of a 500-1,000 lease chunk are estimated above jit_above_cost once a
 # table has a few rows per lease; compiling then took ~5 ms for a query that runs in 3 ms.
-# Off for the rest of the transaction only (the consumer batch or the sweep chunk).
-_PG_NO_JIT = text("SET LOCAL jit = off")
+# And once autovacuum has analyzed a table while it was empty or small (`deadlines`,
+# `emitted_signals` after an onboarding), the planner scans it whole for every lease of
+# the chunk (OFFSET 0 does not stop that) until the next analyze: the month-end bench
+# after a VACUUM (ANALYZE) spent ~180 µs of server time a lease in the lookups below
+# (bench/RESULTS.md, pass 7). Every per-lease lookup has an index on lease_id: sequential
+# scans are priced out. Both for the rest of the transaction only (the consumer batch or
+# the sweep chunk).
+_PG_LOOKUPS = text(
+    "SELECT set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)"
+)
 
 # built once: the sweep asks every interval, from every worker
 _DUE_LEASES = (
@@ -192,12 +200,12 @@ class RulesStore:
         """The transaction's asyncpg connection (PostgreSQL), for statements whose rows or
         parameters need no SQLAlchemy processing.
 
-        The first call goes through the session once (`SET LOCAL jit = off`): SQLAlchemy's
+        The first call goes through the session once (`_PG_LOOKUPS`): SQLAlchemy's
         asyncpg adapter begins the transaction lazily, at its first statement, so a
         statement sent to the driver before any would run outside the transaction.
         """
         if self._pg is None:
-            await self.session.execute(_PG_NO_JIT)
+            await self.session.execute(_PG_LOOKUPS)
             raw = await (await self.session.connection()).get_raw_connection()
             self._pg = raw.driver_connection
         return self._pg

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import delete, func, insert, select
+import orjson
+import pytest
+from sqlalchemy import delete, func, insert, select, text
 
 from rules import models as m
 from rules.consumer import apply_events, evaluate_leases
 from rules.policy import PolicySet
-from rules.store import RulesStore
+from rules.store import _PG_ENTRIES_SQL, _PG_SIDE_SQL, RulesStore
 from shared.clock import STOCKHOLM
 from shared.db.bulk import text_arrays
 from shared.events import WarningIssued, new_event
@@ -178,3 +180,23 @@ async def test_entries_already_there_are_left_alone_and_the_batch_goes_on(
         ("payment", "p4", 400),
         ("credit", "p1", 400),
     ]
+
+
+@pytest.mark.postgres
+async def test_per_lease_lookups_use_the_indexes_after_tables_were_analyzed_empty(
+    make_database: MakeDatabase, backend: str
+) -> None:
+    """Once autovacuum has analyzed a table while it was empty (`deadlines`, `complaints`
+    right after an onboarding), the planner would scan it whole for every lease of a chunk
+    until the next analyze; the store's transaction prices sequential scans out."""
+    if backend != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    db = await make_database("rules")
+    async with db.engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+    ids = orjson.dumps([f"L{i}" for i in range(500)]).decode()
+    async with db.sessionmaker() as session, session.begin():
+        driver = await RulesStore(session)._driver()
+        for sql in (_PG_SIDE_SQL, _PG_ENTRIES_SQL):
+            plan = "\n".join(r[0] for r in await driver.fetch("EXPLAIN " + sql, ids))
+            assert "Seq Scan" not in plan, plan
