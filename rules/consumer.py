@@ -12,6 +12,7 @@ import orjson
 import structlog
 
 from rules.engine import Deadline, RetractionDraft, SignalDraft, evaluate, quiet
+from rules.engine.history import Cut, settled_cut
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.bus import Batch, Handler
@@ -256,11 +257,13 @@ async def evaluate_leases(
     store: RulesStore, policies: PolicySet, lease_ids: Sequence[str], now: datetime
 ) -> list[CloudEvent[EventData]]:
     """Evaluate leases at `now`: claim new signals, replace deadlines; return events to emit."""
-    states, emitted, open_deadlines = await store.load_for_evaluation(lease_ids)
+    today = local_date(now)
+    states, emitted, open_deadlines, cuts = await store.load_for_evaluation(lease_ids, today)
     watermarks = await store.watermarks(s.org_id for s in states.values())
     claims: list[dict[str, Any]] = []
     events: dict[str, CloudEvent[EventData]] = {}
     deadlines: dict[str, list[Deadline]] = {}
+    moved: dict[str, Cut | None] = {}
     for lease_id, state in states.items():
         policy = policies.for_org(state.org_id)
         seen = emitted.get(lease_id, _NOTHING)
@@ -284,8 +287,18 @@ async def evaluate_leases(
                 version=policy.version,
                 risk=ev.risk.model(),
             )
+        if store.keeps_cuts:
+            stored, used = cuts.get(lease_id, _NO_CUT)
+            said = seen
+            if ev.signals or ev.retractions:  # what this evaluation says counts too
+                said = seen.union([d.signal_id for d in ev.signals])
+                said = said.union([r.retraction_id for r in ev.retractions])
+            cut = settled_cut(state, ev.ledger, said, today, used)
+            if _moved(stored, used, cut):
+                moved[lease_id] = cut
     new = await store.claim_signals(claims)
     await store.replace_deadlines(list(states), deadlines, open_deadlines)
+    await store.save_cuts(moved)
     out = [events[sid] for sid in events if sid in new]
     for event in out:
         log.info("rules.signal_emitted", lease_id=event.key, signal_id=event.id, type=event.type)
@@ -293,6 +306,18 @@ async def evaluate_leases(
 
 
 _NOTHING: frozenset[str] = frozenset()
+_NO_CUT: tuple[None, None] = (None, None)
+# a lease's cut moves on once that spares reading this many more entries: one write a lease
+# every other month, none for a ledger of a few entries
+CUT_STEP = 4
+
+
+def _moved(stored: Cut | None, used: Cut | None, cut: Cut | None) -> bool:
+    """Tell whether to store `cut` in place of `stored` (`used`: the cut the entries were
+    read after this time, None when all were read)."""
+    if stored is not None and used is None:  # not usable now: replace it, or drop it
+        return cut != stored
+    return cut is not None and cut.entries - (stored.entries if stored else 0) >= CUT_STEP
 
 
 def _soonest(d: Deadline) -> tuple[datetime, str]:

@@ -30,6 +30,11 @@ leases = Table(
     Column("monthly_rent_ore", BigInteger(), nullable=False, default=0),
     Column("due_day", Integer(), nullable=True),
     Column("ended_on", Date(), nullable=True),
+    # settled history (rules.engine.history.Cut): the entries booked before `settled_before`
+    # (`settled_entries` of them, charges up to period `settled_period`) need not be read
+    Column("settled_before", Date(), nullable=True),
+    Column("settled_entries", Integer(), nullable=True),
+    Column("settled_period", String(7), nullable=True),
 )
 
 # One row per business event: charge, payment, reversal or credit (unique by kind + id).
@@ -37,7 +42,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    Column("lease_id", String(64), nullable=False, index=True),
+    Column("lease_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("entry_id", String(64), nullable=False),
     Column("amount_ore", BigInteger(), nullable=False),
@@ -49,6 +54,8 @@ ledger_entries = Table(
     # when the event reached Bokvar: a backfilled charge waits for its payments (settlement)
     Column("known_at", UtcDateTime(), nullable=True),
     UniqueConstraint("kind", "entry_id"),
+    # a lease's entries, and those booked from a day on (after its settled history)
+    Index("ix_ledger_entries_lease_id_booked_on", "lease_id", "booked_on"),
 )
 
 # The latest ledger watermark per organisation ("every payment booked through X was sent").

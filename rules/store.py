@@ -41,6 +41,7 @@ from rules.engine import (
     Warning,
     Watermark,
 )
+from rules.engine.history import Cut, usable
 from shared.bus.outbox import STAGED, outbox_row
 from shared.db.bulk import (
     bulk_insert,
@@ -109,21 +110,44 @@ def _json_ids(ids: Iterable[str]) -> str:
 
 
 # PostgreSQL: everything `evaluate_leases` reads per lease except the ledger entries, in one
-# round trip: rows (kind, lease_id, a, b, c, d, t, n); see `_side_rows` for the meaning
+# round trip: rows (kind, lease_id, a, b, c, d, t, n, s, e, m); see `_side_rows` for the
+# meaning. A lease's row carries its settled history's cut (s, b, e: `Cut`) and how many
+# entries are booked before it now (m: an index range count, no entry read).
 _V, _D, _T, _N = (
     "CAST(NULL AS VARCHAR)",
     "CAST(NULL AS DATE)",
     "CAST(NULL AS TIMESTAMPTZ)",
     ("CAST(NULL AS BIGINT)"),
 )
+_NO_CUT = f", {_D}, {_N}, {_N}"
+_COUNTED = (
+    "CASE WHEN settled_before IS NULL THEN NULL ELSE (SELECT count(*) FROM ledger_entries AS x"
+    " WHERE x.lease_id = leases.lease_id AND x.booked_on < leases.settled_before) END"
+)
 _SIDE_BRANCHES = (
-    ("l", "leases", f"org_id, {_V}, {_V}, ended_on, {_T}, monthly_rent_ore", ""),
-    ("e", "emitted_signals", f"signal_id, {_V}, {_V}, {_D}, {_T}, {_N}", ""),
-    ("o", "deadlines", "kind, ref, stage, " + f"{_D}, due_at, id", "AND open"),
-    ("c", "complaints", f"complaint_id, category, resolution, occurred_on, {_T}, {_N}", ""),
-    ("w", "warnings", f"warning_id, category, {_V}, issued_on, {_T}, {_N}", ""),
-    ("s", "legal_steps", f"step_id, step, {_V}, step_date, {_T}, {_N}", ""),
-    ("p", "plans", f"plan_id, {_V}, CAST(installments AS VARCHAR), agreed_on, {_T}, {_N}", ""),
+    (
+        "l",
+        "leases",
+        f"org_id, settled_period, {_V}, ended_on, {_T}, monthly_rent_ore,"
+        f" settled_before, CAST(settled_entries AS BIGINT), {_COUNTED}",
+        "",
+    ),
+    ("e", "emitted_signals", f"signal_id, {_V}, {_V}, {_D}, {_T}, {_N}{_NO_CUT}", ""),
+    ("o", "deadlines", "kind, ref, stage, " + f"{_D}, due_at, id{_NO_CUT}", "AND open"),
+    (
+        "c",
+        "complaints",
+        f"complaint_id, category, resolution, occurred_on, {_T}, {_N}{_NO_CUT}",
+        "",
+    ),
+    ("w", "warnings", f"warning_id, category, {_V}, issued_on, {_T}, {_N}{_NO_CUT}", ""),
+    ("s", "legal_steps", f"step_id, step, {_V}, step_date, {_T}, {_N}{_NO_CUT}", ""),
+    (
+        "p",
+        "plans",
+        f"plan_id, {_V}, CAST(installments AS VARCHAR), agreed_on, {_T}, {_N}{_NO_CUT}",
+        "",
+    ),
 )
 # plain SQL for the driver (asyncpg) connection: `load_for_evaluation` fetches these rows
 # itself, without SQLAlchemy's per-row result processing (the columns need no conversion)
@@ -140,6 +164,20 @@ _PG_SIDE_SQL = (
 # chunks of 5 entries each); `_entry_rows` puts each lease's few rows in id order instead
 _PG_ENTRIES_SQL = str(_per_lease("ledger_entries", _ENTRIES)).replace(_UNNEST_IDS, _JSON_IDS)
 assert _JSON_IDS in _PG_ENTRIES_SQL
+# the same per lease booked from a day on ($1: [[lease id, day or null], ...]): one range of
+# the (lease_id, booked_on) index, the settled history before the day not read
+_PG_ENTRIES_SINCE_SQL = (
+    "SELECT x.* FROM json_array_elements(CAST($1 AS JSON)) AS u(pair) CROSS JOIN LATERAL"
+    f" (SELECT {_ENTRIES} FROM ledger_entries WHERE ledger_entries.lease_id = u.pair->>0"
+    " AND ledger_entries.booked_on >= COALESCE(CAST(u.pair->>1 AS DATE), '-infinity')"
+    " OFFSET 0) AS x"
+)
+_PG_SAVE_CUTS = (
+    "UPDATE leases SET settled_before = v.before, settled_entries = v.entries,"
+    " settled_period = v.period FROM json_to_recordset(CAST($1 AS JSON))"
+    " AS v(key VARCHAR, before DATE, entries INTEGER, period VARCHAR)"
+    " WHERE leases.lease_id = v.key"
+)
 
 # the unique constraint only: an entry's id (a sequence) is never there already
 _ENTRY_CONFLICT = "ON CONFLICT (kind, entry_id) DO NOTHING"
@@ -180,9 +218,12 @@ _UPSERT_LEASE = (
     " monthly_rent_ore = excluded.monthly_rent_ore, due_day = excluded.due_day"
 )
 
+# per lease with a stored cut: (that cut, the cut its entries were read after or None: all)
+Cuts = dict[str, tuple[Cut, Cut | None]]
 # what `RulesStore.load_for_evaluation` returns: states, emitted signal ids, open deadlines
+# and the leases' cuts of settled history
 EvaluationInput = tuple[
-    dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]
+    dict[str, LeaseState], dict[str, frozenset[str]], dict[str, list[StoredDeadline]], Cuts
 ]
 
 
@@ -195,6 +236,8 @@ class RulesStore:
         self._insert = sqlite_insert if dialect == "sqlite" else pg_insert
         self._sqlite = dialect == "sqlite"
         self._pg: Any = None  # the asyncpg connection, once `_driver` started the transaction
+        # cuts of settled history are stored and used on PostgreSQL (`load_for_evaluation`)
+        self.keeps_cuts = not self._sqlite
 
     async def _driver(self) -> Any:
         """The transaction's asyncpg connection (PostgreSQL), for statements whose rows or
@@ -370,24 +413,33 @@ class RulesStore:
             out.update(await self._load_chunk(chunk))
         return out
 
-    async def load_for_evaluation(self, lease_ids: Sequence[str]) -> EvaluationInput:
-        """States, emitted signal ids and open deadlines of `lease_ids` (existing leases).
+    async def load_for_evaluation(
+        self, lease_ids: Sequence[str], today: date | None = None
+    ) -> EvaluationInput:
+        """States, emitted signal ids and open deadlines of `lease_ids` (existing leases),
+        and their cuts of settled history.
 
         On PostgreSQL two round trips per chunk: the ledger entries, and one query for the
         lease rows, emitted signals, open deadlines, complaints, warnings, steps and plans.
+        With `today` (the evaluation day), a lease whose stored cut is `usable` gets only
+        its entries booked from the cut on (`rules.engine.history`; a third round trip
+        reads the whole ledger of those whose cut turns out not to be). SQLite reads every
+        entry and stores no cut.
         """
         if self._sqlite:
             states = await self.load_states(lease_ids)
             emitted = await self.emitted_ids(lease_ids)
-            return states, emitted, await self.open_deadlines(list(states))
-        out: EvaluationInput = ({}, {}, {})
+            return states, emitted, await self.open_deadlines(list(states)), {}
+        out: EvaluationInput = ({}, {}, {}, {})
         driver = await self._driver()
         for chunk in _chunks(sorted(set(lease_ids))):
             ids = _json_ids(chunk)
             side = await driver.fetch(_PG_SIDE_SQL, ids)
-            leases, emitted, open_ = _side_rows(side)
+            leases, emitted, open_, stored = _side_rows(side)
             if leases:
-                entries = _entry_rows(await driver.fetch(_PG_ENTRIES_SQL, ids))
+                entries, used = await self._entries(driver, chunk, leases, stored, today)
+                for lease_id, (cut, _) in stored.items():
+                    out[3][lease_id] = (cut, used.get(lease_id))
                 for lease_id in chunk:  # sorted, as load_states returns them
                     f = leases.get(lease_id)
                     if f is not None:  # positional: a keyword call cost ~0.4 µs more a lease
@@ -406,6 +458,52 @@ class RulesStore:
             out[1].update(emitted)
             out[2].update(open_)
         return out
+
+    async def _entries(
+        self,
+        driver: Any,
+        chunk: Sequence[str],
+        leases: dict[str, _Fields],
+        stored: dict[str, tuple[Cut, int]],
+        today: date | None,
+    ) -> tuple[dict[str, list[LedgerEntry]], dict[str, Cut]]:
+        """The ledger entries of `chunk`'s leases, and the cuts they were read after: only
+        the entries booked from a lease's stored cut on where that cut is `usable`, all
+        where it is not (or no `today` was given)."""
+        since: dict[str, str | None] = dict.fromkeys(chunk)
+        if today is not None:
+            for lease_id, (cut, counted) in stored.items():
+                f = leases.get(lease_id)  # f[5]: its plans
+                if f is not None and usable(cut, counted, (), bool(f[5]), today):
+                    since[lease_id] = cut.before.isoformat()
+        if today is None or not any(since.values()):
+            return _entry_rows(await driver.fetch(_PG_ENTRIES_SQL, _json_ids(chunk))), {}
+        pairs = orjson.dumps(list(since.items())).decode()
+        entries = _entry_rows(await driver.fetch(_PG_ENTRIES_SINCE_SQL, pairs))
+        used: dict[str, Cut] = {}
+        again = []
+        for lease_id, day in since.items():
+            if day is not None:
+                cut = stored[lease_id][0]  # its count and plans checked above: now its entries
+                if usable(cut, cut.entries, entries.get(lease_id, ()), False, today):
+                    used[lease_id] = cut
+                else:
+                    again.append(lease_id)
+        if again:  # a credit, a reversal or a charge of a settled month: read them whole
+            entries.update(_entry_rows(await driver.fetch(_PG_ENTRIES_SQL, _json_ids(again))))
+        return entries, used
+
+    async def save_cuts(self, cuts: dict[str, Cut | None]) -> None:
+        """Store the leases' cuts of settled history (None: none); PostgreSQL only."""
+        if not cuts or self._sqlite:
+            return
+        rows = [
+            {"key": k, "before": c.before, "entries": c.entries, "period": c.period}
+            if c is not None
+            else {"key": k, "before": None, "entries": None, "period": None}
+            for k, c in cuts.items()
+        ]
+        await (await self._driver()).execute(_PG_SAVE_CUTS, orjson.dumps(rows).decode())
 
     async def _extras(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         """Complaints, warnings, legal steps and plans of `ids` in one round trip."""
@@ -744,15 +842,24 @@ if tuple(f.name for f in dataclass_fields(LeaseState)) != (
 
 def _side_rows(
     rows: Sequence[Any],
-) -> tuple[dict[str, _Fields], dict[str, frozenset[str]], dict[str, list[StoredDeadline]]]:
-    """Split `_PG_SIDE` rows: LeaseState fields (but entries), emitted ids, open deadlines."""
+) -> tuple[
+    dict[str, _Fields],
+    dict[str, frozenset[str]],
+    dict[str, list[StoredDeadline]],
+    dict[str, tuple[Cut, int]],
+]:
+    """Split `_PG_SIDE` rows: LeaseState fields (but entries), emitted ids, open deadlines,
+    and per lease with a stored cut that cut and the entries booked before it now."""
     leases: dict[str, tuple[str, int, Any]] = {}
     emitted: dict[str, set[str]] = defaultdict(set)
     open_: dict[str, list[StoredDeadline]] = defaultdict(list)
     more: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for k, lease_id, a, b, c, d, t, n in rows:
+    cuts: dict[str, tuple[Cut, int]] = {}
+    for k, lease_id, a, b, c, d, t, n, before, settled, counted in rows:
         if k == "l":
             leases[lease_id] = (a, n, d)
+            if before is not None:
+                cuts[lease_id] = (Cut(before, settled, b), counted)
         elif k == "e":
             emitted[lease_id].add(a)
         elif k == "o":
@@ -781,7 +888,8 @@ def _side_rows(
                 ended_on,
             )
     frozen = {lease_id: frozenset(ids) for lease_id, ids in emitted.items()}
-    return fields, frozen, {lease_id: open_[lease_id] for lease_id in fields if lease_id in open_}
+    deadlines = {lease_id: open_[lease_id] for lease_id in fields if lease_id in open_}
+    return fields, frozen, deadlines, cuts
 
 
 def _entry_rows(rows: Sequence[Any]) -> dict[str, list[LedgerEntry]]:

@@ -48,7 +48,7 @@ async def test_a_lease_created_without_facts_is_not_evaluated(make_database: Mak
     # what evaluating L1 and L6 would have done: nothing, they are quiet
     async with db.sessionmaker() as session, session.begin():
         store = RulesStore(session)
-        states, emitted, open_ = await store.load_for_evaluation(["L1", "L6"])
+        states, emitted, open_, _ = await store.load_for_evaluation(["L1", "L6"])
         assert set(states) == {"L1", "L6"} and not emitted and not open_
         assert all(quiet(s, policies.for_org(ORG), frozenset()) for s in states.values())
         assert await evaluate_leases(store, policies, ["L1", "L6"], NOW) == []

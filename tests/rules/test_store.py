@@ -39,7 +39,7 @@ async def test_load_for_evaluation_equals_the_per_table_reads(
     ids = ["L0-unknown", "L1", "L2", "L3", "L4", "L5", "nope"]
     async with db.sessionmaker() as session:
         store = RulesStore(session)
-        states, emitted, open_ = await store.load_for_evaluation(ids)
+        states, emitted, open_, _ = await store.load_for_evaluation(ids)
         want_states = await store.load_states(ids)
         assert list(states) == list(want_states)
         assert states == want_states
@@ -75,7 +75,7 @@ async def test_entries_come_back_in_insertion_order_whatever_the_heap_order(
     ids = ["L1", "L2", "L3", "L4", "L5"]
     async with db.sessionmaker() as session:
         store = RulesStore(session)
-        states, _, _ = await store.load_for_evaluation(ids)
+        states, _, _, _ = await store.load_for_evaluation(ids)
         assert states == await store.load_states(ids)
         seqs = [[e.seq for e in s.entries] for s in states.values()]
         assert all(s == sorted(s) for s in seqs)
