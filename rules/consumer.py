@@ -287,8 +287,10 @@ async def evaluate_leases(
                 version=policy.version,
                 risk=ev.risk.model(),
             )
-        if store.keeps_cuts:
-            stored, used = cuts.get(lease_id, _NO_CUT)
+        stored, used = cuts.get(lease_id, _NO_CUT)
+        # a cut moves on by at most the entries read: fewer than CUT_STEP, it stays (unless
+        # the stored one did not hold, which is replaced or dropped)
+        if store.keeps_cuts and (len(state.entries) >= CUT_STEP or (stored and not used)):
             said = seen
             if ev.signals or ev.retractions:  # what this evaluation says counts too
                 said = seen.union([d.signal_id for d in ev.signals])
