@@ -76,7 +76,10 @@ def settled_cut(
     entries = state.entries
     if state.plans or not entries or any(e.kind not in _SIMPLE for e in entries):
         return None if base is None else base  # base: checked usable on these entries
-    paid = {c.invoice_id: c for c in ledger.charges if c.open_ore == 0 and c.paid_on}
+    invoices = {c.invoice_id: c for c in ledger.charges}
+    if len(invoices) != len(ledger.charges):  # two charges of one invoice id: not matched
+        return base
+    paid = {k: c for k, c in invoices.items() if c.open_ore == 0 and c.paid_on}
     ordered = sorted(entries, key=_entry_order)
     # the smallest charge period from each position on (a settled period must precede it)
     later_min: list[str | None] = [None] * (len(ordered) + 1)

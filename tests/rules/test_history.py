@@ -88,7 +88,8 @@ def _lease(rng: random.Random, months: int = 24) -> Scenario:
         if rng.random() < 0.03 and n > 2:  # a correction invoice for a month long settled
             old = f"{year}-{month - 2:02d}" if month > 2 else f"{year - 1}-{month + 10:02d}"
             fix = charge(old, due, 30_000, booked=booked + timedelta(days=3))
-            sc.add(at(booked + timedelta(days=3)), replace(fix, entry_id=f"f-{old}"))
+            fix = replace(fix, entry_id=f"f-{old}", invoice_id=f"f-{old}")
+            sc.add(at(booked + timedelta(days=3)), fix)
             debt += 30_000
         if rng.random() < 0.02:
             sc.add(at(due), Complaint(f"cx-{period}", "disturbance", due))
@@ -214,3 +215,16 @@ def test_a_lease_with_a_signalled_month_is_not_cut_past_it() -> None:
     ev = evaluate(state, sc.policy, now, seen)
     assert settled_cut(state, ev.ledger, seen, local_date(now), None) is None
     assert settled_cut(state, ev.ledger, frozenset(), local_date(now), None) is not None
+
+
+def test_two_charges_of_one_invoice_id_are_not_cut() -> None:
+    sc = Scenario(policy=NO_LAG)
+    due = rent_due_date(2026, 2)
+    sc.add(at(due - timedelta(days=14)), charge("2026-02", due))
+    sc.add(at(due - timedelta(days=14)), replace(charge("2026-02", due), entry_id="again"))
+    sc.add(at(due - timedelta(days=2)), payment("p1", 2 * RENT, due - timedelta(days=2)))
+    now = at(date(2026, 2, 20))
+    state = sc._state(now)
+    ev = evaluate(state, sc.policy, now, frozenset())
+    assert ev.arrears_ore == 0
+    assert settled_cut(state, ev.ledger, frozenset(), local_date(now), None) is None
