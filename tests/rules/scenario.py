@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 from rules.engine import (
     Complaint,
+    Evaluation,
     LeaseState,
     LedgerEntry,
     LegalStep,
@@ -95,7 +96,10 @@ class Scenario:
         known = [w for w in self.watermarks if w.received_at <= now]
         watermark = max(known, key=lambda w: w.booked_through) if known else None
         seen = frozenset(self.emitted) | frozenset(self.retracted)
-        ev = evaluate(self._state(now), self.policy, now, seen, watermark)
+        self.record(evaluate(self._state(now), self.policy, now, seen, watermark))
+
+    def record(self, ev: Evaluation) -> None:
+        """Note what an evaluation emitted and retracted, in order, as the consumer does."""
         for s in ev.signals:
             self.emitted[s.signal_id] = s
             self.order.append(s.signal_id)

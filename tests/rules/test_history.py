@@ -141,12 +141,7 @@ def _twin(sc: Scenario, end: date) -> tuple[int, int]:
         said = seen.union([s.signal_id for s in short.signals])
         said = said.union([r.retraction_id for r in short.retractions])
         cut = settled_cut(short_state, short.ledger, said, today, base)
-        for s in full.signals:
-            sc.emitted[s.signal_id] = s
-            sc.order.append(s.signal_id)
-        for r in full.retractions:
-            sc.retracted[r.retraction_id] = r
-            sc.order.append(r.retraction_id)
+        sc.record(full)
     return checks, shortened
 
 
