@@ -75,8 +75,9 @@ def _per_lease(table: str, columns: str, where: str = "", order: str = "") -> Te
     """PostgreSQL: rows of `table` for each id of the `:ids` array, one index lookup per id.
 
     The LATERAL subquery (kept apart by OFFSET 0) makes the plan an index scan per lease
-    whatever the table statistics say: right after a burst of inserts, before autovacuum
-    has analyzed the table, `lease_id IN (...)` was planned as a sequential scan.
+    right after a burst of inserts, before autovacuum has analyzed the table (`lease_id IN
+    (...)` was planned as a sequential scan then); a table analyzed while empty needs
+    `_PG_LOOKUPS` as well.
     """
     sql = (
         f"SELECT x.* FROM {_UNNEST_IDS}"
