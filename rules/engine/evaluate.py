@@ -164,12 +164,16 @@ def _hold(
     release: date | None,
     by_watermark: bool,
 ) -> None:
-    """Keep a due stage waiting for the ledger to be complete; look again on `release`."""
-    # waiting for a watermark: look again tomorrow (or on the stale fallback day, if
-    # sooner), so the lease stays among the deadlines an arriving watermark re-evaluates
-    # at once (advance_watermark looks two days ahead)
+    """Keep a due stage waiting for the ledger to be complete; look again tomorrow, or on
+    `release` if that is sooner.
+
+    Daily, whatever holds it: the lease stays among the deadlines an arriving watermark
+    re-evaluates at once (advance_watermark looks two days ahead). That includes a stage
+    held by the settlement lag: the organisation's first watermark may come before the
+    lag's day (which a weekend, a holiday or a charge sent late puts days away).
+    """
     tomorrow = ev.today + timedelta(days=1)
-    again = min(release or tomorrow, tomorrow) if by_watermark else release or tomorrow
+    again = min(release or tomorrow, tomorrow)
     add_deadline(ev, stage.signal, charge.period, stage.name, again)
     ev.held.append(
         {

@@ -148,3 +148,25 @@ async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
         assert (await session.execute(org_watermarks.select())).one().booked_through == date(
             2026, 3, 1
         )
+
+
+async def test_an_organisations_first_watermark_releases_a_stage_the_lag_held_days_away(
+    make_database: MakeDatabase,
+) -> None:
+    # March rent (due Friday 02-27) is sent on Friday 03-13, after every stage of its ladder.
+    # With no watermark yet the lag holds them until Tuesday 03-17 (one banking day after
+    # the charge arrived, then the weekend). The organisation's first watermark, an hour
+    # later, covers them: the late alarms go out now, not four days later.
+    db = await make_database("rules")
+    arrived = _at(date(2026, 3, 13), 10)
+    clock = ManualClock(arrived)
+    await _consume(db, clock, _lease("L1"), at=_at(date(2026, 2, 20)))
+    assert await _consume(db, clock, _charge("L1", "2026-03", MARCH_DUE), at=arrived) == []
+    wm = LedgerWatermarkAdvanced(org_id=ORG, booked_through=date(2026, 3, 12))
+    out = [e.data for e in await _consume(db, clock, wm, at=_at(date(2026, 3, 13), 11))]
+    assert all(isinstance(d, SignalRaised) for d in out)
+    assert [(d.signal, d.inputs["settled_by"]) for d in out if isinstance(d, SignalRaised)] == [
+        ("late_rent_detected", "watermark"),
+        ("personal_contact_needed", "watermark"),
+        ("forfeiture_possible", "watermark"),
+    ]
