@@ -232,6 +232,10 @@ class ConsumerRunner:
         """Join the consumer group."""
         await self._consumer.start()
 
+    def assignment(self) -> set[TopicPartition]:
+        """Return the partitions the group gave this member (empty until it joined)."""
+        return set(self._consumer.assignment())
+
     def stop(self) -> None:
         """Ask the loop to finish the current batch and return."""
         self._stop.set()
