@@ -158,8 +158,8 @@ async def test_the_members_of_one_process_share_the_partitions_and_apply_each_ev
         assert len(runners) == 2
 
         async def shared_out() -> bool:
-            # each partition of every topic owned by exactly one member (after the rebalance
-            # the second member's join started)
+            # each partition of every topic owned by exactly one member, once the rebalance
+            # that the second member's join started is over
             first, second = (r.assignment() for r in runners)
             whole = sorted(tp.topic for tp in first | second) == sorted(TOPICS * 3)
             return bool(first) and bool(second) and not first & second and whole
