@@ -690,7 +690,7 @@ async def main() -> None:
         default=1,
         help="rules processes in its consumer group (the partitions are shared out)",
     )
-    parser.add_argument("--rules-consumers", type=int, help="BOKVAR_RULES_CONSUMERS")
+    parser.add_argument("--rules-lanes", type=int, help="BOKVAR_RULES_LANES")
     parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
     parser.add_argument("--chunk", type=int, default=5000, help="events per ingest batch request")
     parser.add_argument(
@@ -727,7 +727,7 @@ async def main() -> None:
             if args.consumer_batch_size
             else {}
         )
-        | ({"BOKVAR_RULES_CONSUMERS": str(args.rules_consumers)} if args.rules_consumers else {}),
+        | ({"BOKVAR_RULES_LANES": str(args.rules_lanes)} if args.rules_lanes else {}),
     )
     try:
         print(f"load average at start: {os.getloadavg()[0]:.2f}")

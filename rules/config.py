@@ -13,11 +13,12 @@ class RulesSettings(CommonSettings):
     """Settings of the rules service (environment variables `BOKVAR_*`)."""
 
     rules_port: int = Field(8002, description="HTTP port of the rules service.")
-    rules_consumers: int = Field(
+    rules_lanes: int = Field(
         2,
         ge=1,
-        description="Members of the rules consumer group in each process: one applies its "
-        "batch while another waits for the database. Partitions bound the useful total.",
+        le=16,
+        description="Transactions each rules process applies a fetched batch in at once, split "
+        "by partition, so one is evaluated while another waits for PostgreSQL (1 on SQLite).",
     )
     rules_sweep_interval_seconds: float = Field(
         30.0, gt=0, description="Real seconds between sweeps of due deadlines (and at midnight)."

@@ -19,21 +19,19 @@ def load_policies(settings: RulesSettings) -> PolicySet:
     )
 
 
-async def start_rules(
-    rt: Runtime, settings: RulesSettings, policies: PolicySet
-) -> list[ConsumerRunner]:
-    """Join the consumer group (`rules_consumers` members) and spawn the sweep loop.
+async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet) -> ConsumerRunner:
+    """Join the consumer group and spawn the sweep loop.
 
-    Each member owns its share of the partitions and applies its batches in transactions
-    of its own, so while one waits for the database (its statements, its commit) another
-    decodes and evaluates: at month-end rules spends about as long waiting for PostgreSQL
-    as computing (bench/RESULTS.md, throughput pass 8).
+    Each fetched batch is applied in `rules_lanes` transactions at once, split by
+    partition, so while one waits for the database (its statements, its commit) another
+    is evaluated: at month-end rules spends about as long waiting for PostgreSQL as
+    computing (bench/RESULTS.md, throughput pass 8). One member of the group per process
+    all the same: each member more costs every restart a longer rebalance.
     """
     handler = make_handler(policies, rt.clock)
-    runners = [
-        await rt.start_consumer(topics=TOPICS, handler=handler, inbox=inbox, outbox=outbox)
-        for _ in range(settings.rules_consumers)
-    ]
+    runner = await rt.start_consumer(
+        topics=TOPICS, handler=handler, inbox=inbox, outbox=outbox, lanes=settings.rules_lanes
+    )
     relay = rt.outbox_relay(outbox)
 
     async def sweep() -> None:
@@ -48,4 +46,4 @@ async def start_rules(
         )
 
     rt.spawn("rules-sweep", sweep)
-    return runners
+    return runner

@@ -63,8 +63,12 @@ class Runtime:
         inbox: Table,
         outbox: Table | None = None,
         group_id: str | None = None,
+        lanes: int = 1,
     ) -> ConsumerRunner:
-        """Join the consumer group (default group: the service name) and run in the background."""
+        """Join the consumer group (default group: the service name) and run in the background.
+
+        `lanes`: transactions one batch is applied in at once (`ConsumerRunner`).
+        """
         s = self.settings
         runner = ConsumerRunner(
             service=self.service,
@@ -83,6 +87,7 @@ class Runtime:
             session_timeout_ms=s.kafka_session_timeout_ms,
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
+            lanes=lanes,
         )
         self._runners.append(runner)
 

@@ -13,6 +13,13 @@ For each batch from `getmany` it:
 5. commits the offsets only after the database commit, then flushes the outbox if the
    batch's transaction staged events (`add_to_outbox`) or the last flush failed; the
    relay's own loop publishes the rows other writers stage.
+
+With `lanes` above 1, the member's partitions are shared out by partition number among
+that many loops, each doing the above with batches of its own partitions: while one waits
+for the database (its statements, its commit), another decodes and applies. One member of
+the consumer group all the same (each member more costs every restart a longer
+rebalance); each partition is still applied in order by one loop, and a lease's events,
+keyed by lease, share a partition number in every topic.
 """
 
 from __future__ import annotations
@@ -176,7 +183,10 @@ class ConsumerRunner:
         heartbeat_interval_ms: int = 1000,
         rebalance_timeout_ms: int = 3000,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+        lanes: int = 1,
     ) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
         self.service = service
         self._topics = list(topics)
         self._database = database
@@ -190,6 +200,9 @@ class ConsumerRunner:
         self._poll_ms = poll_ms
         self._hooks = hooks or Hooks()
         self._max_backoff = max_backoff
+        # SQLite takes one writer at a time: parts applied at once would only wait for
+        # each other's lock
+        self._lanes = 1 if database.sqlite else lanes
         self._stop = asyncio.Event()
         self._group_id = group_id
         self._consumer = AIOKafkaConsumer(
@@ -207,9 +220,12 @@ class ConsumerRunner:
         )
         self.batches_committed = 0
         self.claim_retries = 0  # batches whose plain inbox insert met an id already there
-        # whether the outbox may hold rows this runner should publish after the batch: set
-        # when a batch committed emitted events or a flush failed, cleared by a good flush
-        self._relay_due = False
+        # the outbox may hold rows this runner should publish after its batch while
+        # `_staged > _flushed`: counted up after a batch that staged rows has committed; a
+        # flush that succeeds covers what was counted before it began (lanes flush at the
+        # same time: a flag a flush clears could forget rows committed while it ran)
+        self._staged = 0
+        self._flushed = 0
         self._plain_claim = True
         # PostgreSQL: the ids travel as one JSON text, {topic: [id, ...]} (`_inbox_json`), and
         # the instant as one value; asyncpg encodes arrays element by element (~1.5 us of
@@ -232,10 +248,6 @@ class ConsumerRunner:
         """Join the consumer group."""
         await self._consumer.start()
 
-    def assignment(self) -> set[TopicPartition]:
-        """Return the partitions the group gave this member (empty until it joined)."""
-        return set(self._consumer.assignment())
-
     def stop(self) -> None:
         """Ask the loop to finish the current batch and return."""
         self._stop.set()
@@ -245,22 +257,35 @@ class ConsumerRunner:
         await self._consumer.stop()
 
     async def run(self) -> None:
-        """Consume until `stop()` is called.
+        """Consume until `stop()` is called (in `lanes` loops at once, see the module).
 
         The next batch is fetched and decoded while the current one is applied: the
         decoding (CPU) runs while the process waits for the database (the handler's
-        statements, the commit), instead of after it. Batches are still applied and
-        committed one after the other, in order. A batch fetched ahead when the runner
-        stops is dropped uncommitted and delivered again.
+        statements, the commit), instead of after it. A loop's batches are still applied
+        and committed one after the other, in order. A batch fetched ahead when the runner
+        stops is dropped uncommitted and delivered again. An error that stops one loop
+        cancels the others.
         """
         log.info("consumer.started", service=self.service, topics=self._topics)
+        if self._lanes == 1:
+            await self._loop(None)
+        else:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for lane in range(self._lanes):
+                        group.create_task(self._loop(lane))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # as one loop would have raised it
+        log.info("consumer.stopped", service=self.service)
+
+    async def _loop(self, lane: int | None) -> None:
         ahead: asyncio.Task[Fetched] | None = None
         try:
             while not self._stop.is_set():
-                fetched = await (ahead or self._fetch())
+                fetched = await (ahead or self._fetch(lane))
                 ahead = None
                 if fetched.records:
-                    ahead = asyncio.ensure_future(self._fetch())
+                    ahead = asyncio.ensure_future(self._fetch(lane))
                     await self._process(fetched.records, fetched)
         finally:
             if ahead is not None:
@@ -269,12 +294,21 @@ class ConsumerRunner:
                 # come again on the next fetch
                 ahead.cancel()
                 ahead.add_done_callback(_retrieved)
-        log.info("consumer.stopped", service=self.service)
 
-    async def _fetch(self) -> Fetched:
-        records = await self._consumer.getmany(
-            timeout_ms=self._poll_ms, max_records=self._batch_size
-        )
+    async def _fetch(self, lane: int | None = None) -> Fetched:
+        """The next batch: of every assigned partition, or of the lane's (`lane`)."""
+        if lane is None:
+            records = await self._consumer.getmany(
+                timeout_ms=self._poll_ms, max_records=self._batch_size
+            )
+        else:
+            mine = [tp for tp in self._consumer.assignment() if tp.partition % self._lanes == lane]
+            if not mine:  # none (yet): getmany() with no partition named would fetch them all
+                await asyncio.sleep(self._poll_ms / 1000)
+                return Fetched({}, [], [])
+            records = await self._consumer.getmany(
+                *mine, timeout_ms=self._poll_ms, max_records=self._batch_size
+            )
         return _decoded(records)
 
     async def _process(
@@ -296,11 +330,12 @@ class ConsumerRunner:
         # `Batch.emit` or a store) or a flush that failed: the relay's own loop publishes
         # the rows other writers stage (they wake it), and a flush that finds nothing
         # still cost a session, a SELECT and a rollback (~1 ms of CPU) per batch.
-        if self._relay is not None and self._relay_due:
+        if self._relay is not None and self._staged > self._flushed:
+            counted = self._staged
             try:
                 await self._relay.flush()
-                self._relay_due = False
-            except Exception as exc:
+                self._flushed = max(self._flushed, counted)
+            except Exception as exc:  # `_flushed` stays behind: the next batch flushes again
                 log.warning("consumer.outbox_flush_failed", error=type(exc).__name__)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -369,6 +404,7 @@ class ConsumerRunner:
         await self._apply_claimed(received, plain=False)
 
     async def _apply_claimed(self, received: list[Received], *, plain: bool) -> None:
+        staged = False
         async with self._database.sessionmaker() as session, session.begin():
             new_ids = await (
                 self._claim_new(session, received) if plain else self._claim(session, received)
@@ -394,10 +430,9 @@ class ConsumerRunner:
                 batch = Batch(session, unique, self._outbox, self._clock)
                 await self._handler(batch)
                 await batch.write_outbox()
-                if session.info.get(STAGED):  # `add_to_outbox`: emitted or staged by the store
-                    # set before the commit: a commit that fails leaves at worst a flush
-                    # that finds nothing
-                    self._relay_due = True
+                staged = bool(session.info.get(STAGED))  # `add_to_outbox`: emitted or staged
+        if staged:  # counted once committed, so a flush that began after sees the rows
+            self._staged += 1
         for (topic, outcome), n in counts.items():  # one metric update per label, not per event
             CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
 

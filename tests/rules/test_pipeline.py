@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from rules import models
 from rules.config import RulesSettings
-from rules.consumer import TOPICS
 from rules.service import load_policies, start_rules
 from shared.bus import Producer
 from shared.bus.broker import EmbeddedBroker
@@ -30,9 +29,7 @@ END = date(2026, 4, 27)
 pytestmark = pytest.mark.slow
 
 
-def _settings(
-    db: Database, broker: EmbeddedBroker, tmp_path: Path, *, consumers: int = 2
-) -> RulesSettings:
+def _settings(db: Database, broker: EmbeddedBroker, tmp_path: Path) -> RulesSettings:
     if db.sqlite:
         url = f"sqlite+aiosqlite:///{tmp_path}/bokvar.db"
     else:
@@ -45,7 +42,6 @@ def _settings(
         kafka_rebalance_timeout_ms=FAST_GROUP["rebalance_timeout_ms"],
         consumer_poll_ms=50,
         rules_sweep_interval_seconds=0.05,
-        rules_consumers=consumers,
         var_dir=tmp_path,
     )
 
@@ -145,31 +141,3 @@ async def test_signals_carry_rule_policy_inputs_risk_and_reasons(
     assert {f.name for f in data.risk.factors} >= {"days_late", "arrears_months"}
     assert "obetald" in data.reason_sv and "unpaid" in data.reason_en
     assert event.time == local_midnight(date(2026, 3, 2))
-
-
-async def test_the_members_of_one_process_share_the_partitions_and_apply_each_event_once(
-    broker: EmbeddedBroker, producer: Producer, make_database: MakeDatabase, tmp_path: Path
-) -> None:
-    db = await make_database("rules")
-    settings = _settings(db, broker, tmp_path, consumers=2)
-    clock = ManualClock(datetime.combine(START, time(9), tzinfo=STOCKHOLM))
-    async with service_runtime(settings, "rules", clock=clock) as rt:
-        runners = await start_rules(rt, settings, load_policies(settings))
-        assert len(runners) == 2
-
-        async def shared_out() -> bool:
-            # each partition of every topic owned by exactly one member, once the rebalance
-            # that the second member's join started is over
-            first, second = (r.assignment() for r in runners)
-            whole = sorted(tp.topic for tp in first | second) == sorted(TOPICS * 3)
-            return bool(first) and bool(second) and not first & second and whole
-
-        await wait_for(shared_out, what="the partitions shared out between the two members")
-        batch = envelopes(START)
-        await producer.publish_many(batch)
-        await _wait_inbox(db, len(batch), START)
-        async with db.sessionmaker() as session:
-            ids = (await session.execute(select(models.inbox.c.event_id))).scalars().all()
-        assert sorted(ids) == sorted(e.id for e in batch)
-        leases = await _count(db, select(func.count()).select_from(models.leases))
-        assert leases == len({e.data.lease_id for e in batch if hasattr(e.data, "lease_id")})

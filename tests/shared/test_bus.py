@@ -119,16 +119,18 @@ def _groupless_runner(**kwargs: Any) -> ConsumerRunner:
 
 
 def _ledger_records(
-    events: list[object], first_offset: int = 0
+    events: list[object], first_offset: int = 0, partition: int = 0
 ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-    """`events` as one fetch of partition 0 of LEDGER_EVENTS, for `ConsumerRunner._process`."""
+    """`events` as one fetch of a partition of LEDGER_EVENTS, for `ConsumerRunner._process`."""
     records = []
     for offset, event in enumerate(events, start=first_offset):
         key, value, headers = encode(event)  # type: ignore[arg-type]
         records.append(
-            ConsumerRecord(LEDGER_EVENTS, 0, offset, 0, 0, key, value, None, 0, 0, tuple(headers))
+            ConsumerRecord(
+                LEDGER_EVENTS, partition, offset, 0, 0, key, value, None, 0, 0, tuple(headers)
+            )
         )
-    return {TopicPartition(LEDGER_EVENTS, 0): records}
+    return {TopicPartition(LEDGER_EVENTS, partition): records}
 
 
 async def _count(db: Database, applied: Table) -> tuple[int, int]:
@@ -615,3 +617,93 @@ async def test_a_batch_fetched_ahead_when_the_runner_stops_is_delivered_again(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def _payment_in(partition: int, i: int, amount: int = 100) -> object:
+    """A payment whose lease (its key) falls in `partition` of the 3 of LEDGER_EVENTS."""
+    lease = next(
+        f"L-{n}" for n in range(100) if partition_for(f"L-{n}".encode(), [0, 1, 2]) == partition
+    )
+    return _payment(i, lease=lease, amount=amount)
+
+
+@pytest.mark.postgres
+async def test_lanes_apply_their_partitions_at_once_each_in_order(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (BOKVAR_TEST_DATABASE_URL): lanes are 1 on SQLite")
+    # two lanes: partitions 0 and 2 in one loop, 1 in the other, a transaction of each
+    # open at once (the first handler call waits until a second has begun: with one loop
+    # the wait runs out); the poison event in partition 1 goes to the DLQ alone, and the
+    # offsets of all three partitions are committed
+    inbox, _, applied = await _setup(raw_database)
+    calls: list[list[tuple[int, str]]] = []
+    begun = asyncio.Event()
+
+    async def handle(batch: Batch) -> None:
+        calls.append([(item.partition, item.event.id) for item in batch.events])
+        if len(calls) >= 2:
+            begun.set()
+        await asyncio.wait_for(begun.wait(), timeout=5)
+        for item in batch.events:
+            assert isinstance(item.event.data, PaymentReceived)
+            if item.event.data.amount_ore == 666:
+                raise ValueError("amount the handler cannot process")
+            await batch.session.execute(applied.insert().values(event_id=item.event.id))
+
+    events = [_payment_in(0, i) for i in (1, 2, 3)] + [_payment_in(2, i) for i in (6, 7)]
+    events += [_payment_in(1, 4), _payment_in(1, 5, amount=666), _payment_in(1, 8)]
+    await producer.publish_many(events)  # type: ignore[arg-type]
+    runner = ConsumerRunner(
+        service="test-lanes",
+        group_id="g-lanes",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+        clock=ManualClock(NOW),
+        poll_ms=50,
+        max_backoff=0.3,
+        lanes=2,
+        **FAST_GROUP,
+    )
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    await wait_for(lambda: _all_applied(raw_database, applied, 7), what="7 good events")
+    await wait_for(lambda: _offsets_committed(runner), what="offsets of 3 partitions")
+    runner.stop()
+    await task
+    await runner.close()
+
+    for call in calls:  # each transaction holds one lane's partitions
+        assert {p for p, _ in call} <= {0, 2} or {p for p, _ in call} == {1}, call
+    by_partition = {p: [i for c in calls for q, i in c if q == p] for p in (0, 1, 2)}
+    assert by_partition[0][:3] == ["evt-1", "evt-2", "evt-3"]
+    assert by_partition[2][:2] == ["evt-6", "evt-7"]
+    assert by_partition[1][:3] == ["evt-4", "evt-5", "evt-8"]  # then one at a time
+    async with raw_database.sessionmaker() as s:
+        ids = set((await s.execute(select(applied.c.event_id))).scalars())
+    assert ids == {"evt-1", "evt-2", "evt-3", "evt-4", "evt-6", "evt-7", "evt-8"}
+    dlq = await read_topic(broker.bootstrap_servers, f"{LEDGER_EVENTS}.dlq", count=1)
+    assert [header(r, "ce_id") for r in dlq] == ["evt-5"]
+    assert header(dlq[0], "dlq_reason") == "amount the handler cannot process"
+
+
+async def test_lanes_are_one_on_sqlite_and_never_fewer(tmp_path: Any) -> None:
+    sqlite = Database(f"sqlite+aiosqlite:///{tmp_path}/lanes.db", "lanes")
+    kwargs: dict[str, Any] = {
+        "service": "t",
+        "group_id": "g",
+        "topics": [LEDGER_EVENTS],
+        "bootstrap_servers": "127.0.0.1:9",
+        "inbox": _tables()[0],
+        "handler": None,
+        "producer": None,
+        "clock": ManualClock(NOW),
+    }
+    assert ConsumerRunner(database=sqlite, lanes=4, **kwargs)._lanes == 1
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        ConsumerRunner(database=sqlite, lanes=0, **kwargs)
