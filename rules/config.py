@@ -17,8 +17,9 @@ class RulesSettings(CommonSettings):
         2,
         ge=1,
         le=16,
-        description="Transactions each rules process applies a fetched batch in at once, split "
-        "by partition, so one is evaluated while another waits for PostgreSQL (1 on SQLite).",
+        description="Loops in which each rules process fetches and applies batches at once, each "
+        "on its share of the partitions, so one evaluates while another waits for PostgreSQL. "
+        "One consumer group member either way; 1 on SQLite.",
     )
     rules_sweep_interval_seconds: float = Field(
         30.0, gt=0, description="Real seconds between sweeps of due deadlines (and at midnight)."

@@ -22,11 +22,11 @@ def load_policies(settings: RulesSettings) -> PolicySet:
 async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet) -> ConsumerRunner:
     """Join the consumer group and spawn the sweep loop.
 
-    Each fetched batch is applied in `rules_lanes` transactions at once, split by
-    partition, so while one waits for the database (its statements, its commit) another
-    is evaluated: at month-end rules spends about as long waiting for PostgreSQL as
-    computing (bench/RESULTS.md, throughput pass 8). One member of the group per process
-    all the same: each member more costs every restart a longer rebalance.
+    The member runs `rules_lanes` loops, each fetching and applying batches of its share
+    of the partitions, so while one waits for the database (its statements, its commit)
+    another evaluates: at month-end rules spends about as long waiting for PostgreSQL as
+    computing (bench/RESULTS.md, throughput passes 8 and 9). One member of the group per
+    process all the same: each member more costs every restart a longer rebalance.
     """
     handler = make_handler(policies, rt.clock)
     runner = await rt.start_consumer(
