@@ -88,21 +88,33 @@ def _runner(
                 )
             )
 
+    return _member(broker, db, producer, "test-group", inbox, handle, batch_size=7, hooks=hooks)
+
+
+def _member(
+    broker: EmbeddedBroker,
+    db: Database,
+    producer: Producer,
+    group_id: str,
+    inbox: Table,
+    handler: Any,
+    **kwargs: Any,
+) -> ConsumerRunner:
+    """A member of `group_id` on LEDGER_EVENTS with the tests' fast group timings."""
     return ConsumerRunner(
         service="test",
-        group_id="test-group",
+        group_id=group_id,
         topics=[LEDGER_EVENTS],
         bootstrap_servers=broker.bootstrap_servers,
         database=db,
         inbox=inbox,
-        handler=handle,
+        handler=handler,
         producer=producer,
         clock=ManualClock(NOW),
-        batch_size=7,
         poll_ms=50,
-        hooks=hooks,
         max_backoff=0.3,
         **FAST_GROUP,
+        **kwargs,
     )
 
 
@@ -267,20 +279,8 @@ async def test_outbox_events_are_published_after_the_batch_commits(
             echo = data.model_copy(update={"lease_id": "L-echo"})
             await batch.emit(new_event(echo, id=f"echo-{item.event.id}", source="t", time=NOW))
 
-    runner = ConsumerRunner(
-        service="test",
-        group_id="g-outbox",
-        topics=[LEDGER_EVENTS],
-        bootstrap_servers=broker.bootstrap_servers,
-        database=raw_database,
-        inbox=inbox,
-        outbox=outbox,
-        relay=relay,
-        handler=handle,
-        producer=producer,
-        clock=ManualClock(NOW),
-        poll_ms=50,
-        **FAST_GROUP,
+    runner = _member(
+        broker, raw_database, producer, "g-outbox", inbox, handle, outbox=outbox, relay=relay
     )
     await producer.publish_many([_payment(i) for i in range(5)])  # type: ignore[misc]
     await runner.start()
@@ -655,21 +655,7 @@ async def test_lanes_apply_their_partitions_at_once_each_in_order(
     events = [_payment_in(0, i) for i in (1, 2, 3)] + [_payment_in(2, i) for i in (6, 7)]
     events += [_payment_in(1, 4), _payment_in(1, 5, amount=666), _payment_in(1, 8)]
     await producer.publish_many(events)  # type: ignore[arg-type]
-    runner = ConsumerRunner(
-        service="test-lanes",
-        group_id="g-lanes",
-        topics=[LEDGER_EVENTS],
-        bootstrap_servers=broker.bootstrap_servers,
-        database=raw_database,
-        inbox=inbox,
-        handler=handle,
-        producer=producer,
-        clock=ManualClock(NOW),
-        poll_ms=50,
-        max_backoff=0.3,
-        lanes=2,
-        **FAST_GROUP,
-    )
+    runner = _member(broker, raw_database, producer, "g-lanes", inbox, handle, lanes=2)
     await runner.start()
     task = asyncio.create_task(runner.run())
     await wait_for(lambda: _all_applied(raw_database, applied, 7), what="7 good events")
