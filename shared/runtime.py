@@ -67,7 +67,8 @@ class Runtime:
     ) -> ConsumerRunner:
         """Join the consumer group (default group: the service name) and run in the background.
 
-        `lanes`: transactions one batch is applied in at once (`ConsumerRunner`).
+        `lanes`: loops of the member, each fetching and applying its share of the
+        partitions (`ConsumerRunner`).
         """
         s = self.settings
         runner = ConsumerRunner(

@@ -200,7 +200,7 @@ class ConsumerRunner:
         self._poll_ms = poll_ms
         self._hooks = hooks or Hooks()
         self._max_backoff = max_backoff
-        # SQLite takes one writer at a time: parts applied at once would only wait for
+        # SQLite takes one writer at a time: loops applying at once would only wait for
         # each other's lock
         self._lanes = 1 if database.sqlite else lanes
         self._stop = asyncio.Event()
