@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -361,14 +361,31 @@ def retraction_event(
     return new_event(data, id=draft.retraction_id, source=SOURCE, time=draft.occurred_at)
 
 
-def make_handler(policies: PolicySet, clock: Clock) -> Handler:
-    """Return the consumer handler: apply the batch, evaluate touched leases, emit signals."""
+def make_handler(
+    policies: PolicySet,
+    clock: Clock,
+    *,
+    complete_watermarks: Callable[[], Awaitable[None]] | None = None,
+) -> Handler:
+    """Return the consumer handler: apply the batch, evaluate touched leases, emit signals.
+
+    `complete_watermarks` runs after a batch that stored a watermark's copy has committed
+    (`Batch.after_commit`): a copy stored while another loop or instance stored the last
+    one sees too few, and the set it completes would otherwise wait for the sweep
+    (`rules.sweep.complete_watermarks`).
+    """
 
     async def handle(batch: Batch) -> None:
         store = RulesStore(batch.session)
         now = clock.now()
-        touched = await apply_events(store, [r.event for r in batch.events], now)
+        events_in = [r.event for r in batch.events]
+        touched = await apply_events(store, events_in, now)
         events = await evaluate_leases(store, policies, sorted(touched), now)
         await batch.emit(*events)
+        if complete_watermarks is not None and any(
+            isinstance(e.data, LedgerWatermarkAdvanced) and e.data.partition is not None
+            for e in events_in
+        ):
+            batch.after_commit(complete_watermarks)
 
     return handle

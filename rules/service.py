@@ -6,7 +6,7 @@ from rules.config import RulesSettings
 from rules.consumer import TOPICS, make_handler
 from rules.models import inbox, outbox
 from rules.policy import DEFAULT_POLICY, OVERRIDES_DIR, PolicySet
-from rules.sweep import sweep_loop
+from rules.sweep import complete_watermarks, sweep_loop
 from shared.bus import ConsumerRunner
 from shared.runtime import Runtime
 
@@ -28,11 +28,16 @@ async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet)
     computing (bench/RESULTS.md, throughput passes 8 and 9). One member of the group per
     process all the same: each member more costs every restart a longer rebalance.
     """
-    handler = make_handler(policies, rt.clock)
+    relay = rt.outbox_relay(outbox)
+
+    async def watermarks() -> None:
+        if await complete_watermarks(rt.database, policies, rt.clock):
+            relay.wake()
+
+    handler = make_handler(policies, rt.clock, complete_watermarks=watermarks)
     runner = await rt.start_consumer(
         topics=TOPICS, handler=handler, inbox=inbox, outbox=outbox, lanes=settings.rules_lanes
     )
-    relay = rt.outbox_relay(outbox)
 
     async def sweep() -> None:
         await sweep_loop(

@@ -42,7 +42,7 @@ async def sweep_once(
     """
     now = clock.now()
     totals = [0, 0, 0]
-    await _complete_watermarks(database, policies, clock)
+    totals[1] += await complete_watermarks(database, policies, clock)
 
     async def worker() -> None:
         while True:
@@ -64,14 +64,24 @@ async def sweep_once(
     return SweepResult(leases, signals, chunks)
 
 
-async def _complete_watermarks(database: Database, policies: PolicySet, clock: Clock) -> None:
-    """Apply watermarks whose last copies two consumers stored at once (neither saw all)."""
+async def complete_watermarks(database: Database, policies: PolicySet, clock: Clock) -> int:
+    """Apply watermarks whose last copies two consumers stored at once (neither saw all);
+    return the number of events staged in the outbox.
+
+    The consumer runs this after a batch that stored a copy has committed
+    (`rules.consumer.make_handler`), the sweep every round: of two transactions that
+    stored the last copies at once, the one that commits last sees both afterwards.
+    """
     now = clock.now()
+    staged = 0
     async with database.sessionmaker() as session, session.begin():
         store = RulesStore(session)
         for org_id, through, received_at in await store.complete_watermarks():
             held = await apply_watermark(store, org_id, through, received_at, now)
-            await store.stage_outbox(await evaluate_leases(store, policies, held, now), now)
+            events = await evaluate_leases(store, policies, held, now)
+            await store.stage_outbox(events, now)
+            staged += len(events)
+    return staged
 
 
 async def sweep_loop(

@@ -10,7 +10,8 @@ For each batch from `getmany` it:
    its headers;
 4. on a transient failure (database or broker down) backs off and retries the same batch,
    committing nothing;
-5. commits the offsets only after the database commit, then flushes the outbox if the
+5. once the transaction has committed, runs what the handler asked to run then
+   (`Batch.after_commit`), then commits the offsets, then flushes the outbox if the
    batch's transaction staged events (`add_to_outbox`) or the last flush failed; the
    relay's own loop publishes the rows other writers stage.
 
@@ -82,6 +83,26 @@ class Batch:
     _outbox: Table | None
     _clock: Clock
     emitted: list[CloudEvent[EventData]] = field(default_factory=list)
+    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` (once, however often asked) when the batch's transaction has
+        committed, before its offsets are: for work that must see this batch's rows and
+        another transaction's, each committed (it runs in a transaction of its own).
+
+        A failure is logged, not retried, and the batch stays applied: use it only for
+        work that something else also does later (rules: the sweep).
+        """
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
+    async def committed(self) -> None:
+        """Run the `after_commit` callbacks (the runner calls this after the commit)."""
+        for callback in self._after_commit:
+            try:
+                await callback()
+            except Exception as exc:
+                log.warning("consumer.after_commit_failed", error=type(exc).__name__)
 
     async def emit(self, *events: CloudEvent[EventData]) -> None:
         """Stage events for the outbox; they are published after the transaction commits.
@@ -405,6 +426,7 @@ class ConsumerRunner:
 
     async def _apply_claimed(self, received: list[Received], *, plain: bool) -> None:
         staged = False
+        batch: Batch | None = None
         async with self._database.sessionmaker() as session, session.begin():
             new_ids = await (
                 self._claim_new(session, received) if plain else self._claim(session, received)
@@ -433,6 +455,8 @@ class ConsumerRunner:
                 staged = bool(session.info.get(STAGED))  # `add_to_outbox`: emitted or staged
         if staged:  # counted once committed, so a flush that began after sees the rows
             self._staged += 1
+        if batch is not None:
+            await batch.committed()
         for (topic, outcome), n in counts.items():  # one metric update per label, not per event
             CONSUMER_EVENTS.labels(self.service, topic, outcome).inc(n)
 

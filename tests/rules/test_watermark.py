@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import orjson
+import pytest
 
-from rules.consumer import apply_events, evaluate_leases
+from rules.consumer import apply_events, evaluate_leases, make_handler
 from rules.models import org_watermarks, outbox
 from rules.policy import PolicySet
 from rules.store import RulesStore
-from rules.sweep import sweep_once
-from shared.bus import add_to_outbox
+from rules.sweep import complete_watermarks, sweep_once
+from shared.bus import Batch, Received, add_to_outbox
 from shared.clock import STOCKHOLM, ManualClock, local_midnight
 from shared.db import Database
 from shared.events import (
@@ -23,6 +24,7 @@ from shared.events import (
     decode,
     new_event,
 )
+from shared.topics import LEDGER_EVENTS
 from tests.conftest import MakeDatabase
 from tests.rules.stream import MARCH_DUE, ORG, RENT, _charge, _lease, _pay
 
@@ -55,6 +57,11 @@ async def _sweep(db: Database, clock: ManualClock, at: datetime) -> list[CloudEv
     async with db.sessionmaker() as session:
         before = await RulesStore(session).count(outbox)
     await sweep_once(db, POLICIES, clock)
+    return await _staged_since(db, before)
+
+
+async def _staged_since(db: Database, before: int) -> list[CloudEvent[EventData]]:
+    """The events in the outbox after its first `before` rows."""
     async with db.sessionmaker() as session:
         rows = (await session.execute(outbox.select().order_by(outbox.c.id))).all()
     return [
@@ -142,12 +149,65 @@ async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
         store = RulesStore(session)
         for n in range(3):
             await store.add_watermark_copy(ORG, date(2026, 3, 1), n, 3, at)
-    [late] = [e.data for e in await _sweep(db, clock, at + timedelta(seconds=1))]
+    clock.set(at + timedelta(seconds=1))
+    # counted with the sweep's signals, so the sweep loop wakes the outbox relay for it
+    assert (await sweep_once(db, POLICIES, clock)).signals == 1
+    [late] = [e.data for e in await _staged_since(db, 0)]
     assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
     async with db.sessionmaker() as session:
         assert (await session.execute(org_watermarks.select())).one().booked_through == date(
             2026, 3, 1
         )
+
+
+@pytest.mark.postgres
+async def test_last_copies_stored_at_once_are_applied_when_the_later_batch_commits(
+    make_database: MakeDatabase, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (BOKVAR_TEST_DATABASE_URL): SQLite has one writer")
+    # two loops (or instances) apply the last two of three copies in transactions open at
+    # once: each counts two. The consumer's after-commit check applies the set as soon as
+    # the later one has committed, not at the next sweep (30 s by default).
+    db, clock = await _charged(make_database)
+    at = _at(date(2026, 3, 2), 2)
+    clock.set(at)
+    staged: list[int] = []
+
+    async def complete() -> None:
+        staged.append(await complete_watermarks(db, POLICIES, clock))
+
+    handle = make_handler(POLICIES, clock, complete_watermarks=complete)
+    first, second, third = (
+        new_event(
+            LedgerWatermarkAdvanced(
+                org_id=ORG, booked_through=date(2026, 3, 1), partition=n, partitions=3
+            ),
+            id=f"copy-{n}",
+            source="t",
+            time=at,
+        )
+        for n in range(3)
+    )
+    assert await _consume(db, clock, first.data, at=at) == []
+    async with db.sessionmaker() as one, db.sessionmaker() as two:
+        batches = []
+        for session, event in ((one, second), (two, third)):
+            await session.begin()
+            batch = Batch(session, [Received(event, LEDGER_EVENTS, 0, 0)], outbox, clock)
+            await handle(batch)
+            await batch.write_outbox()
+            batches.append(batch)
+        assert [b.emitted for b in batches] == [[], []]  # each saw two of three
+        await one.commit()
+        await batches[0].committed()
+        assert staged == [0]  # the other copy is not committed yet
+        await two.commit()
+        await batches[1].committed()
+    assert staged == [0, 1]
+    [late] = [e.data for e in await _staged_since(db, 0)]
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+    assert late.inputs["watermark"] == "2026-03-01"
 
 
 async def test_an_organisations_first_watermark_releases_a_stage_the_lag_held_days_away(

@@ -526,6 +526,49 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
     assert handled == [["evt-1", "evt-2"], ["evt-3"]]
 
 
+async def test_after_commit_callbacks_run_once_the_batch_has_committed_before_its_offsets(
+    broker: EmbeddedBroker, raw_database: Database, producer: Producer
+) -> None:
+    inbox, _, applied = await _setup(raw_database)
+    order: list[str] = []
+
+    async def fails() -> None:
+        order.append("fails")
+        raise RuntimeError("boom")
+
+    async def reads() -> None:  # a session of its own: it sees committed rows only
+        total, _ = await _count(raw_database, applied)
+        order.append(f"reads {total}")
+
+    async def handle(batch: Batch) -> None:
+        for item in batch.events:
+            await batch.session.execute(applied.insert().values(event_id=item.event.id))
+        batch.after_commit(fails)
+        batch.after_commit(reads)
+        batch.after_commit(reads)  # asked twice: runs once
+
+    runner = _groupless_runner(
+        service="test-after-commit",
+        group_id="g-after-commit",
+        bootstrap_servers=broker.bootstrap_servers,
+        database=raw_database,
+        inbox=inbox,
+        handler=handle,
+        producer=producer,
+    )
+
+    async def offsets(records: object) -> None:
+        order.append("offsets")
+
+    runner._commit = offsets  # type: ignore[method-assign]
+    await runner._process(_ledger_records([_payment(i) for i in range(3)]))
+    await runner.close()
+    # the failing callback neither undid the batch nor kept the next callback or the
+    # offsets from their turn
+    assert order == ["fails", "reads 3", "offsets"]
+    assert await _count(raw_database, applied) == (3, 3)
+
+
 def _decode_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record the id of every event the runner decodes, in order."""
     decoded: list[str] = []
