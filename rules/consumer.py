@@ -91,7 +91,11 @@ def _ledger_row(event: CloudEvent[EventData]) -> dict[str, Any] | None:
 
 
 async def apply_events(
-    store: RulesStore, events: Sequence[CloudEvent[EventData]], now: datetime | None = None
+    store: RulesStore,
+    events: Sequence[CloudEvent[EventData]],
+    now: datetime | None = None,
+    *,
+    defer_released: bool = False,
 ) -> set[str]:
     """Write the events' facts to the tables (idempotent by business id); return the
     touched leases to evaluate (all but those it created with no facts: see below).
@@ -99,6 +103,8 @@ async def apply_events(
     A ledger watermark is about no lease: it is stored per organisation (the latest wins),
     and the org's leases with a deadline in the next two days (those that may hold a
     stage for it) count as touched, so they are evaluated now (`now`: the clock's now).
+    With `defer_released` their deadlines are made due at `now` instead, for the sweep
+    (the consumer wakes it once the batch has committed: `make_handler`).
     """
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     entries = rows["entries"]
@@ -111,7 +117,11 @@ async def apply_events(
     for event in events:
         d = event.data
         if isinstance(d, LedgerWatermarkAdvanced):
-            touched.update(await _advance(store, event, d, now or event.time))
+            released = await _advance(store, event, d, now or event.time)
+            if defer_released:
+                await store.make_due(released, now or event.time)
+            else:
+                touched.update(released)
             continue
         lease_id = d.lease_id
         touched.add(lease_id)
@@ -365,27 +375,29 @@ def make_handler(
     policies: PolicySet,
     clock: Clock,
     *,
-    complete_watermarks: Callable[[], Awaitable[None]] | None = None,
+    wake_sweep: Callable[[], Awaitable[None]] | None = None,
 ) -> Handler:
     """Return the consumer handler: apply the batch, evaluate touched leases, emit signals.
 
-    `complete_watermarks` runs after a batch that stored a watermark's copy has committed
-    (`Batch.after_commit`): a copy stored while another loop or instance stored the last
-    one sees too few, and the set it completes would otherwise wait for the sweep
-    (`rules.sweep.complete_watermarks`).
+    With `wake_sweep`, the leases a watermark releases are made due now instead of
+    evaluated in the batch (`apply_events(defer_released=True)`), and `wake_sweep` runs
+    once a batch that brought a watermark has committed (`Batch.after_commit`). The sweep
+    then evaluates them in chunks, each chunk's signals relayed as it commits, instead of
+    thousands in one transaction at month-end; and it applies a watermark whose last
+    copies two loops or instances stored at once (`rules.sweep.complete_watermarks`).
     """
 
     async def handle(batch: Batch) -> None:
         store = RulesStore(batch.session)
         now = clock.now()
         events_in = [r.event for r in batch.events]
-        touched = await apply_events(store, events_in, now)
+        deferred = wake_sweep is not None
+        touched = await apply_events(store, events_in, now, defer_released=deferred)
         events = await evaluate_leases(store, policies, sorted(touched), now)
         await batch.emit(*events)
-        if complete_watermarks is not None and any(
-            isinstance(e.data, LedgerWatermarkAdvanced) and e.data.partition is not None
-            for e in events_in
+        if wake_sweep is not None and any(
+            isinstance(e.data, LedgerWatermarkAdvanced) for e in events_in
         ):
-            batch.after_commit(complete_watermarks)
+            batch.after_commit(wake_sweep)
 
     return handle

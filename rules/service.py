@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from rules.config import RulesSettings
 from rules.consumer import TOPICS, make_handler
 from rules.models import inbox, outbox
 from rules.policy import DEFAULT_POLICY, OVERRIDES_DIR, PolicySet
-from rules.sweep import complete_watermarks, sweep_loop
+from rules.sweep import sweep_loop
 from shared.bus import ConsumerRunner
 from shared.runtime import Runtime
 
@@ -27,14 +29,17 @@ async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet)
     another evaluates: at month-end rules spends about as long waiting for PostgreSQL as
     computing (bench/RESULTS.md, throughput passes 8 and 9). One member of the group per
     process all the same: each member more costs every restart a longer rebalance.
+
+    A batch that brought a watermark wakes the sweep once committed: the sweep evaluates
+    the stages it released (`rules.consumer.make_handler`).
     """
     relay = rt.outbox_relay(outbox)
+    due = asyncio.Event()
 
-    async def watermarks() -> None:
-        if await complete_watermarks(rt.database, policies, rt.clock):
-            relay.wake()
+    async def wake_sweep() -> None:
+        due.set()
 
-    handler = make_handler(policies, rt.clock, complete_watermarks=watermarks)
+    handler = make_handler(policies, rt.clock, wake_sweep=wake_sweep)
     runner = await rt.start_consumer(
         topics=TOPICS, handler=handler, inbox=inbox, outbox=outbox, lanes=settings.rules_lanes
     )
@@ -48,6 +53,7 @@ async def start_rules(rt: Runtime, settings: RulesSettings, policies: PolicySet)
             interval=settings.rules_sweep_interval_seconds,
             relay=relay,
             chunk=settings.rules_sweep_chunk,
+            wake=due,
         )
 
     rt.spawn("rules-sweep", sweep)

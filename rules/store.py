@@ -739,6 +739,17 @@ class RulesStore:
         )
         return list((await self.session.execute(held)).scalars().all())
 
+    async def make_due(self, lease_ids: Sequence[str], now: datetime) -> None:
+        """Bring the open deadlines of `lease_ids` that are later than `now` forward to it:
+        the sweep evaluates those leases next (a watermark released them)."""
+        t = m.deadlines
+        for chunk in _chunks(list(lease_ids)):
+            await self.session.execute(
+                update(t)
+                .where(_in(t.c.lease_id, chunk, self._sqlite), t.c.open, t.c.due_at > now)
+                .values(due_at=now)
+            )
+
     async def add_watermark_copy(
         self, org_id: str, booked_through: date, partition: int, partitions: int, at: datetime
     ) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -34,15 +34,18 @@ async def sweep_once(
     *,
     chunk: int = 1000,
     workers: int = 2,
+    relay: OutboxRelay | None = None,
 ) -> SweepResult:
     """Process every deadline due now, `chunk` leases per transaction.
 
     On PostgreSQL `workers` chunks run concurrently (rows are claimed with SKIP LOCKED),
-    so one chunk's database round trips overlap another's engine work.
+    so one chunk's database round trips overlap another's engine work. Each chunk that
+    staged signals wakes `relay` once committed, so they go out while the next is
+    evaluated (a watermark that releases thousands of held stages at month-end).
     """
     now = clock.now()
     totals = [0, 0, 0]
-    totals[1] += await complete_watermarks(database, policies, clock)
+    await complete_watermarks(database, now)
 
     async def worker() -> None:
         while True:
@@ -53,6 +56,8 @@ async def sweep_once(
                     return
                 events = await evaluate_leases(store, policies, due, now)
                 await store.stage_outbox(events, clock.now())
+            if events and relay is not None:
+                relay.wake()
             totals[0] += len(due)
             totals[1] += len(events)
             totals[2] += 1
@@ -64,24 +69,19 @@ async def sweep_once(
     return SweepResult(leases, signals, chunks)
 
 
-async def complete_watermarks(database: Database, policies: PolicySet, clock: Clock) -> int:
-    """Apply watermarks whose last copies two consumers stored at once (neither saw all);
-    return the number of events staged in the outbox.
+async def complete_watermarks(database: Database, now: datetime) -> None:
+    """Apply watermarks whose last copies two consumers stored at once (neither saw all),
+    making the leases they release due at `now`, for the sweep that called this.
 
-    The consumer runs this after a batch that stored a copy has committed
-    (`rules.consumer.make_handler`), the sweep every round: of two transactions that
-    stored the last copies at once, the one that commits last sees both afterwards.
+    Each sweep runs this first; the consumer wakes the sweep after a batch that stored a
+    copy has committed (`rules.consumer.make_handler`): of two transactions that stored
+    the last copies at once, the one that commits last wakes it after both committed.
     """
-    now = clock.now()
-    staged = 0
     async with database.sessionmaker() as session, session.begin():
         store = RulesStore(session)
         for org_id, through, received_at in await store.complete_watermarks():
             held = await apply_watermark(store, org_id, through, received_at, now)
-            events = await evaluate_leases(store, policies, held, now)
-            await store.stage_outbox(events, now)
-            staged += len(events)
-    return staged
+            await store.make_due(held, now)
 
 
 async def sweep_loop(
@@ -94,22 +94,35 @@ async def sweep_loop(
     relay: OutboxRelay | None = None,
     chunk: int = 1000,
     workers: int = 2,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Sweep every `interval` real seconds, and right away when the local date changes."""
+    """Sweep every `interval` real seconds, right away when the local date changes, and
+    when `wake` is set (a consumer batch that brought a watermark has committed)."""
     last_day = None
     while not stopping.is_set():
+        if wake is not None:
+            wake.clear()  # before the sweep: a wake while it runs sweeps again at once
         try:
-            result = await sweep_once(database, policies, clock, chunk=chunk, workers=workers)
-            if result.signals and relay is not None:
-                relay.wake()
+            await sweep_once(database, policies, clock, chunk=chunk, workers=workers, relay=relay)
         except Exception as exc:  # database down: try again next round
             log.warning("rules.sweep_failed", error=type(exc).__name__)
         last_day = local_date(clock.now())
         waited = 0.0
         step = min(interval, 1.0)
         while waited < interval and not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=step)
+            if wake is not None and wake.is_set():
+                break
+            await _either(stopping, wake, timeout=step)
             waited += step
             if local_date(clock.now()) != last_day:
                 break  # local midnight passed: sweep now
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event | None, *, timeout: float) -> None:
+    """Wait until either event is set, at most `timeout` seconds."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in (first, second) if e is not None]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

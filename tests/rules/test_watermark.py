@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 
 import orjson
@@ -11,8 +12,9 @@ from rules.consumer import apply_events, evaluate_leases, make_handler
 from rules.models import org_watermarks, outbox
 from rules.policy import PolicySet
 from rules.store import RulesStore
-from rules.sweep import complete_watermarks, sweep_once
-from shared.bus import Batch, Received, add_to_outbox
+from rules.sweep import sweep_loop, sweep_once
+from shared.bus import Batch, OutboxRelay, Producer, Received, add_to_outbox
+from shared.bus.broker import EmbeddedBroker
 from shared.clock import STOCKHOLM, ManualClock, local_midnight
 from shared.db import Database
 from shared.events import (
@@ -24,8 +26,9 @@ from shared.events import (
     decode,
     new_event,
 )
-from shared.topics import LEDGER_EVENTS
+from shared.topics import LEDGER_EVENTS, RISK_SIGNALS
 from tests.conftest import MakeDatabase
+from tests.helpers import read_topic, wait_for
 from tests.rules.stream import MARCH_DUE, ORG, RENT, _charge, _lease, _pay
 
 POLICIES = PolicySet.load()
@@ -150,7 +153,7 @@ async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
         for n in range(3):
             await store.add_watermark_copy(ORG, date(2026, 3, 1), n, 3, at)
     clock.set(at + timedelta(seconds=1))
-    # counted with the sweep's signals, so the sweep loop wakes the outbox relay for it
+    # the sweep applies the set, and its workers evaluate the lease it made due
     assert (await sweep_once(db, POLICIES, clock)).signals == 1
     [late] = [e.data for e in await _staged_since(db, 0)]
     assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
@@ -160,52 +163,130 @@ async def test_the_sweep_applies_a_watermark_whose_last_copies_raced(
         )
 
 
+def _watermark_event(
+    at: datetime, n: int | None = None, of: int | None = None
+) -> CloudEvent[EventData]:
+    """The watermark "booked through 03-01" (copy `n` of `of`, or the single one) at `at`."""
+    data = LedgerWatermarkAdvanced(
+        org_id=ORG, booked_through=date(2026, 3, 1), partition=n, partitions=of
+    )
+    return new_event(data, id=f"wm-{n}", source="t", time=at)
+
+
+async def test_a_watermark_batch_leaves_the_stages_it_releases_to_the_sweep_it_wakes(
+    make_database: MakeDatabase, broker: EmbeddedBroker, producer: Producer
+) -> None:
+    # the consumer's batch stores the watermark and makes the held lease due now; once it
+    # has committed it wakes the sweep, which evaluates the lease at the same instant and
+    # wakes the relay as soon as its chunk has committed: the alarm reaches Kafka
+    db, clock = await _charged(make_database)
+    at = _at(date(2026, 3, 2), 2)
+    clock.set(at)
+    woken: list[bool] = []
+
+    async def wake_sweep() -> None:
+        woken.append(True)
+
+    handle = make_handler(POLICIES, clock, wake_sweep=wake_sweep)
+    async with db.sessionmaker() as session:
+        async with session.begin():
+            batch = Batch(
+                session, [Received(_watermark_event(at), LEDGER_EVENTS, 0, 0)], outbox, clock
+            )
+            await handle(batch)
+            await batch.write_outbox()
+            assert woken == []  # not before the commit
+        await batch.committed()
+    assert batch.emitted == [] and woken == [True]
+    relay = OutboxRelay(db, outbox, producer)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop, interval=60))  # flushes when woken
+    try:
+        result = await sweep_once(db, POLICIES, clock, relay=relay)
+        assert (result.leases, result.signals) == (1, 1)
+        [record] = await read_topic(broker.bootstrap_servers, RISK_SIGNALS, count=1)
+    finally:
+        stop.set()
+        await relaying
+    late = decode(record.value, record.headers).data
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+    assert late.inputs["settled_by"] == "watermark"
+    assert late.occurred_at == local_midnight(date(2026, 3, 2))
+
+
+async def test_the_sweep_loop_sweeps_as_soon_as_a_watermark_batch_wakes_it(
+    make_database: MakeDatabase,
+) -> None:
+    # the loop sweeps once an hour here; the watermark's batch wakes it, and the stage it
+    # released is in the outbox at once, not in an hour
+    db, clock = await _charged(make_database)
+    at = _at(date(2026, 3, 2), 2)
+    clock.set(at)
+    wake, stopping = asyncio.Event(), asyncio.Event()
+    wake.set()  # cleared when the first sweep begins (it finds the stage held)
+    loop = asyncio.create_task(sweep_loop(db, POLICIES, clock, stopping, interval=3600, wake=wake))
+
+    async def first_sweep_began() -> bool:
+        return not wake.is_set()
+
+    async def wake_sweep() -> None:
+        wake.set()
+
+    async def staged() -> list[CloudEvent[EventData]]:
+        return await _staged_since(db, 0)
+
+    try:
+        await wait_for(first_sweep_began, what="the first sweep")
+        handle = make_handler(POLICIES, clock, wake_sweep=wake_sweep)
+        received = [Received(_watermark_event(at), LEDGER_EVENTS, 0, 0)]
+        async with db.sessionmaker() as session:
+            async with session.begin():
+                batch = Batch(session, received, outbox, clock)
+                await handle(batch)
+            await batch.committed()
+        [late] = [e.data for e in await wait_for(staged, timeout=5, what="the late alarm")]
+    finally:
+        stopping.set()
+        await loop
+    assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
+
+
 @pytest.mark.postgres
-async def test_last_copies_stored_at_once_are_applied_when_the_later_batch_commits(
+async def test_last_copies_stored_at_once_are_applied_by_the_sweep_the_later_batch_wakes(
     make_database: MakeDatabase, backend: str
 ) -> None:
     if backend != "postgresql":
         pytest.skip("needs PostgreSQL (BOKVAR_TEST_DATABASE_URL): SQLite has one writer")
     # two loops (or instances) apply the last two of three copies in transactions open at
-    # once: each counts two. The consumer's after-commit check applies the set as soon as
-    # the later one has committed, not at the next sweep (30 s by default).
+    # once: each counts two. Each wakes the sweep once committed; the wake after the later
+    # commit finds all three, so the set is applied now, not at the next sweep (30 s)
     db, clock = await _charged(make_database)
     at = _at(date(2026, 3, 2), 2)
     clock.set(at)
-    staged: list[int] = []
+    commits: list[int] = []
+    woken: list[int] = []  # the commits done when the sweep was woken
 
-    async def complete() -> None:
-        staged.append(await complete_watermarks(db, POLICIES, clock))
+    async def wake_sweep() -> None:
+        woken.append(len(commits))
 
-    handle = make_handler(POLICIES, clock, complete_watermarks=complete)
-    first, second, third = (
-        new_event(
-            LedgerWatermarkAdvanced(
-                org_id=ORG, booked_through=date(2026, 3, 1), partition=n, partitions=3
-            ),
-            id=f"copy-{n}",
-            source="t",
-            time=at,
-        )
-        for n in range(3)
-    )
-    assert await _consume(db, clock, first.data, at=at) == []
+    handle = make_handler(POLICIES, clock, wake_sweep=wake_sweep)
+    assert await _consume(db, clock, _watermark_event(at, 0, 3).data, at=at) == []
     async with db.sessionmaker() as one, db.sessionmaker() as two:
         batches = []
-        for session, event in ((one, second), (two, third)):
+        for session, n in ((one, 1), (two, 2)):
             await session.begin()
+            event = _watermark_event(at, n, 3)
             batch = Batch(session, [Received(event, LEDGER_EVENTS, 0, 0)], outbox, clock)
             await handle(batch)
-            await batch.write_outbox()
             batches.append(batch)
-        assert [b.emitted for b in batches] == [[], []]  # each saw two of three
-        await one.commit()
-        await batches[0].committed()
-        assert staged == [0]  # the other copy is not committed yet
-        await two.commit()
-        await batches[1].committed()
-    assert staged == [0, 1]
-    [late] = [e.data for e in await _staged_since(db, 0)]
+        for session, batch in zip((one, two), batches, strict=True):
+            await session.commit()
+            commits.append(1)
+            await batch.committed()
+            if len(commits) == 1:  # a sweep woken now, the other copy not committed: nothing
+                assert await _sweep(db, clock, at) == []
+    assert woken == [1, 2]
+    [late] = [e.data for e in await _sweep(db, clock, at)]
     assert isinstance(late, SignalRaised) and late.signal == "late_rent_detected"
     assert late.inputs["watermark"] == "2026-03-01"
 
