@@ -73,9 +73,10 @@ async def complete_watermarks(database: Database, now: datetime) -> None:
     """Apply watermarks whose last copies two consumers stored at once (neither saw all),
     making the leases they release due at `now`, for the sweep that called this.
 
-    Each sweep runs this first; the consumer wakes the sweep after a batch that stored a
-    copy has committed (`rules.consumer.make_handler`): of two transactions that stored
-    the last copies at once, the one that commits last wakes it after both committed.
+    Each sweep runs this first; the consumer wakes the sweep after a batch that brought
+    a watermark (or a copy) has committed (`rules.consumer.make_handler`): of two
+    transactions that stored the last copies at once, the one that commits last wakes it
+    after both committed.
     """
     async with database.sessionmaker() as session, session.begin():
         store = RulesStore(session)

@@ -87,8 +87,8 @@ class Batch:
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` (once, however often asked) when the batch's transaction has
-        committed, before its offsets are: for work that must see this batch's rows and
-        another transaction's, each committed (it runs in a transaction of its own).
+        committed, before its offsets are: for work that must find this batch's rows
+        committed (rules: wake the sweep, which reads them in transactions of its own).
 
         A failure is logged, not retried, and the batch stays applied: use it only for
         work that something else also does later (rules: the sweep).

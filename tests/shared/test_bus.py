@@ -118,10 +118,29 @@ def _member(
     )
 
 
-def _groupless_runner(**kwargs: Any) -> ConsumerRunner:
+def _groupless_runner(
+    service: str,
+    broker: EmbeddedBroker,
+    database: Database,
+    producer: Producer,
+    inbox: Table,
+    handler: Any,
+    **kwargs: Any,
+) -> ConsumerRunner:
     """A runner on LEDGER_EVENTS fed by `_process` directly: no group joined, so no
     offsets to commit."""
-    runner = ConsumerRunner(topics=[LEDGER_EVENTS], clock=ManualClock(NOW), **kwargs)
+    runner = ConsumerRunner(
+        service=service,
+        group_id=f"g-{service}",
+        topics=[LEDGER_EVENTS],
+        bootstrap_servers=broker.bootstrap_servers,
+        database=database,
+        inbox=inbox,
+        handler=handler,
+        producer=producer,
+        clock=ManualClock(NOW),
+        **kwargs,
+    )
 
     async def no_offsets(records: object) -> None:
         return None
@@ -335,15 +354,7 @@ async def test_the_runner_flushes_the_outbox_after_a_batch_that_emitted_or_a_fai
                 await add_to_outbox(batch.session, outbox, [echo], clock=ManualClock(NOW))
 
     runner = _groupless_runner(
-        service="test",
-        group_id="g-flush",
-        bootstrap_servers=broker.bootstrap_servers,
-        database=raw_database,
-        inbox=inbox,
-        outbox=outbox,
-        relay=relay,
-        handler=handle,
-        producer=producer,
+        "test", broker, raw_database, producer, inbox, handle, outbox=outbox, relay=relay
     )
     offset = 0
 
@@ -501,15 +512,7 @@ async def test_a_batch_counts_new_and_redelivered_events_and_hands_each_new_one_
     async def handle(batch: Batch) -> None:
         handled.append([item.event.id for item in batch.events])
 
-    runner = _groupless_runner(
-        service="test-counts",
-        group_id="g-counts",
-        bootstrap_servers=broker.bootstrap_servers,
-        database=raw_database,
-        inbox=inbox,
-        handler=handle,
-        producer=producer,
-    )
+    runner = _groupless_runner("test-counts", broker, raw_database, producer, inbox, handle)
 
     def count(outcome: str) -> float:
         value: float = CONSUMER_EVENTS.labels("test-counts", LEDGER_EVENTS, outcome)._value.get()
@@ -547,15 +550,7 @@ async def test_after_commit_callbacks_run_once_the_batch_has_committed_before_it
         batch.after_commit(reads)
         batch.after_commit(reads)  # asked twice: runs once
 
-    runner = _groupless_runner(
-        service="test-after-commit",
-        group_id="g-after-commit",
-        bootstrap_servers=broker.bootstrap_servers,
-        database=raw_database,
-        inbox=inbox,
-        handler=handle,
-        producer=producer,
-    )
+    runner = _groupless_runner("test-after-commit", broker, raw_database, producer, inbox, handle)
 
     async def offsets(records: object) -> None:
         order.append("offsets")
