@@ -98,11 +98,12 @@ def _member(
     group_id: str,
     inbox: Table,
     handler: Any,
+    service: str = "test",
     **kwargs: Any,
 ) -> ConsumerRunner:
     """A member of `group_id` on LEDGER_EVENTS with the tests' fast group timings."""
     return ConsumerRunner(
-        service="test",
+        service=service,
         group_id=group_id,
         topics=[LEDGER_EVENTS],
         bootstrap_servers=broker.bootstrap_servers,
@@ -129,17 +130,8 @@ def _groupless_runner(
 ) -> ConsumerRunner:
     """A runner on LEDGER_EVENTS fed by `_process` directly: no group joined, so no
     offsets to commit."""
-    runner = ConsumerRunner(
-        service=service,
-        group_id=f"g-{service}",
-        topics=[LEDGER_EVENTS],
-        bootstrap_servers=broker.bootstrap_servers,
-        database=database,
-        inbox=inbox,
-        handler=handler,
-        producer=producer,
-        clock=ManualClock(NOW),
-        **kwargs,
+    runner = _member(
+        broker, database, producer, f"g-{service}", inbox, handler, service=service, **kwargs
     )
 
     async def no_offsets(records: object) -> None:
