@@ -575,7 +575,8 @@ async def sustained(
 
 async def last_lag(bootstrap_servers: str, t0: float) -> float | None:
     """Poll the rules group's lag every 50 ms until cancelled; return the last moment
-    (seconds after `t0`) it was above zero (the alarms go out after that)."""
+    (seconds after `t0`) it was above zero: with the stages a watermark releases swept
+    in chunks, the first alarms may come before it."""
     last = None
     async with LagProbe(bootstrap_servers, "rules", RULES_TOPICS) as probe:
         try:
