@@ -6,8 +6,10 @@
 
 In one run, on one embedded broker and a fresh PostgreSQL database:
 1. raw broker: aiokafka produce + consume of the same number of events (the ceiling),
-   `--raw-runs` times: the first run (on a fresh broker: the figure of passes 1-6) and
-   the median of all are printed, with the pipeline's ratio to each;
+   `--raw-runs` times before the services start, and once more right after the
+   sustained part (the services idle): the first run (on a fresh broker: the figure of
+   passes 1-6), the median of the runs before and the run after are printed, with the
+   pipeline's ratio to each;
 2. sustained rate, after a warm-up feed of `--warmup` households that is not measured (the
    services' connections, prepared statements and type caches are made once; a pipeline
    that runs for months pays that once): leases, charges (rent already due) and payments
@@ -32,6 +34,9 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
    functions with the most own samples per service. `--table-writes N` prints the rows
    inserted, updated or deleted per event in the N busiest tables (pg_stat_user_tables).
+   The PostgreSQL server's write pressure during the sustained part is printed with its
+   settings: buffers its backends had to write themselves, checkpoints, WAL and its
+   full-page images (docs/deploy.md, "PostgreSQL settings").
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -323,11 +329,9 @@ async def consumer_batches(p: Any) -> Counter[str]:
     return out
 
 
-async def table_writes(database_url: str) -> Counter[str]:
-    """Rows inserted, updated and deleted so far per table of the bench's database
-    (pg_stat_user_tables; a backend reports its counts at most a second late)."""
-    if database_url.startswith("sqlite"):
-        return Counter()
+@contextlib.asynccontextmanager
+async def bench_database(database_url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to the bench's database (for statistics and VACUUM)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -335,13 +339,57 @@ async def table_writes(database_url: str) -> Counter[str]:
         make_url(database_url).set(drivername="postgresql").render_as_string(False)
     )
     try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def table_writes(database_url: str) -> Counter[str]:
+    """Rows inserted, updated and deleted so far per table of the bench's database
+    (pg_stat_user_tables; a backend reports its counts at most a second late)."""
+    if database_url.startswith("sqlite"):
+        return Counter()
+    async with bench_database(database_url) as conn:
         rows = await conn.fetch(
             "SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del AS n"
             " FROM pg_stat_user_tables"
         )
-    finally:
-        await conn.close()
     return Counter({f"{r['schemaname']}.{r['relname']}": r["n"] for r in rows})
+
+
+# The server's write pressure (whole cluster; pg_stat_bgwriter and pg_stat_wal of PostgreSQL
+# 14-16, PostgreSQL 17 moved these columns): buffers a backend had to write itself to
+# free one (the working set does not fit in shared_buffers), checkpoints begun, and the WAL
+# written with its full-page images (a page's first change after a checkpoint logs all of
+# it). With the server's settings that decide them.
+_PRESSURE = (
+    "SELECT b.buffers_backend, b.checkpoints_timed + b.checkpoints_req AS checkpoints,"
+    " w.wal_bytes, w.wal_fpi FROM pg_stat_bgwriter AS b, pg_stat_wal AS w"
+)
+_PRESSURE_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout")
+
+
+async def server_pressure(database_url: str) -> dict[str, float]:
+    """`_PRESSURE` so far: {} on SQLite, or where the server has no such columns."""
+    if database_url.startswith("sqlite"):
+        return {}
+    import asyncpg
+
+    async with bench_database(database_url) as conn:
+        try:
+            row = await conn.fetchrow(_PRESSURE)
+        except asyncpg.PostgresError:
+            return {}
+    return {k: float(v) for k, v in row.items()}
+
+
+async def server_settings(database_url: str) -> str:
+    """The PostgreSQL settings that decide `_PRESSURE`, as `name=value` pairs."""
+    if database_url.startswith("sqlite"):
+        return "SQLite"
+    async with bench_database(database_url) as conn:
+        values = [await conn.fetchval(f"SHOW {name}") for name in _PRESSURE_SETTINGS]
+    return " ".join(f"{n}={v}" for n, v in zip(_PRESSURE_SETTINGS, values, strict=True))
 
 
 async def vacuum(database_url: str) -> None:
@@ -349,16 +397,8 @@ async def vacuum(database_url: str) -> None:
     month-ends (the pages of last month's rows all-visible, the statistics fresh)."""
     if database_url.startswith("sqlite"):
         return
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    conn = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    )
-    try:
+    async with bench_database(database_url) as conn:
         await conn.execute("VACUUM (ANALYZE)")
-    finally:
-        await conn.close()
 
 
 def top_functions(path: Path, n: int = 12) -> list[tuple[str, float]]:
@@ -782,6 +822,7 @@ async def main() -> None:
             whole = CpuMeter(metered, url)  # until notifier and cases are done too
             writes_before = await table_writes(url)
             batches_before = await consumer_batches(p)
+            pressure_before = await server_pressure(url)
             with Profiler(pids, args.profile):
                 n, elapsed, signals = await sustained(
                     p,
@@ -793,10 +834,16 @@ async def main() -> None:
                     whole=whole,
                     month_end=bool(args.history),
                 )
+                pressure = Counter(await server_pressure(url))
+                pressure.subtract(pressure_before)
                 await drained(p.bootstrap_servers, DRAINED)
                 await whole.stop()
             batches = await consumer_batches(p)
             batches.subtract(batches_before)
+            # the same raw measurement again, the services idle: the machine's speed drifts
+            # (every process's CPU per event rose by half in some runs), so the ratio to a
+            # raw run minutes before can reflect the machine as much as the pipeline
+            raw_after = await raw_rate(broker.bootstrap_servers, events, 600, "bench.raw.after")
             if args.table_writes:
                 await asyncio.sleep(2.0)  # notifier and cases finish; backends report
                 writes = await table_writes(url)
@@ -805,12 +852,14 @@ async def main() -> None:
         rate = n / elapsed
         print(
             f"raw broker produce+consume: {raw:,.0f} events/s (first run); "
-            + f"{len(raws)} runs: {', '.join(f'{r:,.0f}' for r in raws)}, median {raw_median:,.0f}"
+            + f"{len(raws)} runs: {', '.join(f'{r:,.0f}' for r in raws)}, "
+            + f"median {raw_median:,.0f}; right after the sustained part: {raw_after:,.0f}"
         )
         print(
             f"pipeline: {n} events -> ledger applied and {signals} signals in {elapsed:.1f} s "
             f"= {rate:,.0f} events/s sustained (ratio to raw: {rate / raw:.3f}; "
-            f"to the median of {len(raws)} raw runs: {rate / raw_median:.3f})"
+            f"to the median of {len(raws)} raw runs: {rate / raw_median:.3f}; "
+            f"to the run right after: {rate / raw_after:.3f})"
         )
         print(
             f"payment accepted -> pending SMS cancelled, {len(lat)} samples: "
@@ -833,6 +882,15 @@ async def main() -> None:
                 for name, sec in sorted(meter.postgres_by_service.items())
             )
         )
+        if pressure:
+            print(
+                "PostgreSQL server during the sustained part (whole cluster): "
+                f"{pressure['buffers_backend']:,.0f} buffers written by backends to free one "
+                f"({pressure['buffers_backend'] * 8 / 1024:,.0f} MiB of 8 KiB blocks), "
+                f"checkpoints begun: {pressure['checkpoints']:.0f}, "
+                f"{pressure['wal_bytes'] / 2**20:,.0f} MiB of WAL with "
+                f"{pressure['wal_fpi']:,.0f} full-page images; " + await server_settings(url)
+            )
         print(
             "consumer batches during the sustained part and after (events per batch): "
             + ", ".join(f"{name} {count:.0f}" for name, count in sorted(batches.items()))
