@@ -834,8 +834,8 @@ async def main() -> None:
                     whole=whole,
                     month_end=bool(args.history),
                 )
-                pressure = Counter(await server_pressure(url))
-                pressure.subtract(pressure_before)
+                after = await server_pressure(url)  # both or neither: {} where unknown
+                pressure = {k: v - pressure_before[k] for k, v in after.items() if pressure_before}
                 await drained(p.bootstrap_servers, DRAINED)
                 await whole.stop()
             batches = await consumer_batches(p)
