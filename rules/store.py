@@ -42,7 +42,6 @@ from rules.engine import (
     Watermark,
 )
 from rules.engine.history import Cut, usable
-from shared.bus.outbox import STAGED, outbox_row
 from shared.db.bulk import (
     bulk_insert,
     copy_new_rows,
@@ -51,7 +50,6 @@ from shared.db.bulk import (
     text_array_insert_sql,
     text_arrays,
 )
-from shared.events import CloudEvent, EventData
 
 CHUNK = 1000
 
@@ -649,12 +647,6 @@ class RulesStore:
                 await (await self._driver()).execute(_PG_DROP_DEADLINES_SQL, ids)
         if rows:
             await self._bulk_insert(t, rows)
-
-    async def stage_outbox(self, events: Sequence[CloudEvent[EventData]], now: datetime) -> None:
-        """Stage events in the outbox (the rows `shared.bus.add_to_outbox` writes), one insert."""
-        if events:
-            await self._bulk_insert(m.outbox, [outbox_row(ev, now) for ev in events])
-            self.session.info[STAGED] = True  # as `add_to_outbox` marks it
 
     async def due_leases(self, now: datetime, *, limit: int) -> list[str]:
         """Return leases with an open deadline due at `now` (index on due_at where open).

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import structlog
 
+from rules import models as m
 from rules.consumer import apply_watermark, evaluate_leases
 from rules.policy import PolicySet
 from rules.store import RulesStore
-from shared.bus import OutboxRelay
+from shared.bus import OutboxRelay, add_to_outbox
 from shared.clock import Clock, local_date
 from shared.db import Database
 
@@ -55,7 +56,7 @@ async def sweep_once(
                 if not due:
                     return
                 events = await evaluate_leases(store, policies, due, now)
-                await store.stage_outbox(events, clock.now())
+                await add_to_outbox(session, m.outbox, events, clock=clock)
             if events and relay is not None:
                 relay.wake()
             totals[0] += len(due)
