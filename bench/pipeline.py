@@ -20,8 +20,11 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    every service, and the database vacuumed as a month of autovacuum would (not
    measured); the measured part is March's charges and payments only, against ledgers of
    2 x MONTHS entries per lease, as in production. Printed with it: when the rules
-   group last had a lag, and when the first and the last late-rent alarm arrived (the
-   alarms wait for the watermark the feed ends with);
+   group last had a lag, when the first and the last late-rent alarm arrived (the
+   alarms wait for the watermark the feed ends with), and when the rules group had
+   consumed everything after the last alarm (rules also reads the case events that cases
+   makes of the alarms). `--log-level info` writes the services' info lines (rules'
+   `rules.watermark` and `rules.sweep_done` with their timestamps) and prints where;
 3. latency from a payment accepted by ingest (202) to the notifier's cancellation of the
    tenant's pending SMS (deferred by quiet hours: the clock stands at 22:00), p50/p99;
 4. peak resident memory of each service process;
@@ -55,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -573,12 +576,12 @@ async def sustained(
         for m in (meter, whole):
             if m is not None:
                 await m.start()
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), datetime.now(UTC)  # started: to align the logs
         lagging = asyncio.create_task(last_lag(p.bootstrap_servers, t0))
         await push(client, batches, clients=clients)
         await watermark(client, name)  # late stages wait for it (settlement hold)
         pushed = time.perf_counter() - t0
-        first_alarm = None
+        first_alarm = all_alarms = None
         while True:
             await count_signals(consumer, signals, leases)
             alarms = sum(
@@ -591,6 +594,8 @@ async def sustained(
             )
             if alarms and first_alarm is None:
                 first_alarm = time.perf_counter() - t0
+            if alarms >= expected and all_alarms is None:
+                all_alarms = time.perf_counter() - t0
             if alarms >= expected and not await probe.lag():
                 break
             if time.perf_counter() - t0 > 900:
@@ -602,13 +607,14 @@ async def sustained(
             await meter.stop()
     await consumer.stop()
     print(
-        f"  {name}: pushed {len(items)} events in {pushed:.1f} s "
-        f"({len(items) / pushed:,.0f}/s accepted)"
+        f"  {name}: started at {started:%H:%M:%S.%f} UTC, pushed {len(items)} events "
+        f"in {pushed:.1f} s ({len(items) / pushed:,.0f}/s accepted)"
     )
-    if first_alarm is not None and isinstance(lagged[0], float):
+    if first_alarm is not None and all_alarms is not None and isinstance(lagged[0], float):
         print(
             f"  {name}: rules' group last had a lag at {lagged[0]:.2f} s; late-rent alarms "
-            f"first seen at {first_alarm:.2f} s, all at {elapsed:.2f} s"
+            f"first seen at {first_alarm:.2f} s, all at {all_alarms:.2f} s; "
+            f"everything consumed by rules at {elapsed:.2f} s"
         )
     return len(items), elapsed, len(signals)
 
@@ -756,6 +762,7 @@ async def main() -> None:
         help="rules processes in its consumer group (the partitions are shared out)",
     )
     parser.add_argument("--rules-lanes", type=int, help="BOKVAR_RULES_LANES")
+    parser.add_argument("--sweep-chunk", type=int, help="BOKVAR_RULES_SWEEP_CHUNK")
     parser.add_argument("--consumer-batch-size", type=int, help="BOKVAR_CONSUMER_BATCH_SIZE")
     parser.add_argument("--chunk", type=int, default=5000, help="events per ingest batch request")
     parser.add_argument(
@@ -769,6 +776,12 @@ async def main() -> None:
         default=0,
         metavar="N",
         help="print the N PostgreSQL tables with the most rows written per event",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="the services' BOKVAR_LOG_LEVEL (info: rules' watermark and sweep lines);"
+        " their log folder is printed",
     )
     args = parser.parse_args()
     broker = EmbeddedBroker()
@@ -785,14 +798,15 @@ async def main() -> None:
         extra_env={
             "BOKVAR_RULES_SWEEP_INTERVAL_SECONDS": "0.2",
             "BOKVAR_NOTIFIER_SENDER_INTERVAL_SECONDS": "0.2",
-            "BOKVAR_LOG_LEVEL": "warning",
+            "BOKVAR_LOG_LEVEL": args.log_level,
         }
         | (
             {"BOKVAR_CONSUMER_BATCH_SIZE": str(args.consumer_batch_size)}
             if args.consumer_batch_size
             else {}
         )
-        | ({"BOKVAR_RULES_LANES": str(args.rules_lanes)} if args.rules_lanes else {}),
+        | ({"BOKVAR_RULES_LANES": str(args.rules_lanes)} if args.rules_lanes else {})
+        | ({"BOKVAR_RULES_SWEEP_CHUNK": str(args.sweep_chunk)} if args.sweep_chunk else {}),
     )
     try:
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
@@ -913,6 +927,8 @@ async def main() -> None:
     finally:
         p.stop()
         broker.stop()
+        if args.log_level != "warning":
+            print(f"services' logs: {tmp / 'logs'}")
         if dbname:
             await drop_database(args.database_url, dbname)
 
