@@ -24,7 +24,10 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    alarms wait for the watermark the feed ends with), and when the rules group had
    consumed everything after the last alarm (rules also reads the case events that cases
    makes of the alarms). `--log-level info` writes the services' info lines (rules'
-   `rules.watermark` and `rules.sweep_done` with their timestamps) and prints where;
+   `rules.watermark` and `rules.sweep_done` with their timestamps) and prints where.
+   `--staff N` puts N members of the leases' team on duty around the clock into the
+   notifier first: the alarms' call tasks are then assigned and their assignees alerted,
+   as at a landlord with staff (without it no one is on duty: the tasks stay unassigned);
 3. latency from a payment accepted by ingest (202) to the notifier's cancellation of the
    tenant's pending SMS (deferred by quiet hours: the clock stands at 22:00), p50/p99;
 4. peak resident memory of each service process;
@@ -32,8 +35,8 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    bench's database) and the bench client itself during the sustained part, per event:
    robust on a loaded machine, where the wall-clock rates are not; and the same until
    every consumer group has consumed everything (notifier and cases turn rules' signals
-   into SMS, tasks and cases after the sustained part ends). With `--profile DIR`,
-   py-spy (`pip install py-spy`, not a dependency) samples each service during the
+   into SMS, tasks and cases after the sustained part ends), with when that was. With
+   `--profile DIR`, py-spy (`pip install py-spy`, not a dependency) samples each service during the
    sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
    functions with the most own samples per service. `--table-writes N` prints the rows
    inserted, updated or deleted per event in the N busiest tables (pg_stat_user_tables).
@@ -74,6 +77,7 @@ from bokvar.simulate.generator import personnummer
 from shared.bus import create_topics
 from shared.bus.broker import EmbeddedBroker, free_port
 from shared.clock import STOCKHOLM
+from shared.config import CommonSettings
 from shared.events import NotificationStatusChanged, SignalRaised, decode
 from shared.topics import NOTIFICATION_EVENTS, RISK_SIGNALS
 from tests.e2e.conftest import api_key
@@ -671,6 +675,25 @@ async def history(p: Pipeline, key: str, n: int, months: int, chunk: int = 5000)
     )
 
 
+async def add_staff(p: Pipeline, n: int) -> None:
+    """Put `n` members of the leases' team, on duty around the clock, into the notifier."""
+    token = CommonSettings.model_fields["service_token"].default.get_secret_value()
+    async with httpx.AsyncClient(
+        base_url=p.url("notifier"), headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        for k in range(n):
+            member = {
+                "name": f"Staff {k}",
+                "phone": f"+46709{k:06d}",
+                "team": "team-a",
+                "is_lead": k == 0,
+                "work_start": "00:00",
+                "work_end": "23:59",
+                "work_days": "1234567",
+            }
+            (await client.put(f"/v1/staff/s{k:03d}", json=member)).raise_for_status()
+
+
 async def latency(p: Pipeline, key: str, samples: int, offset: int) -> list[float]:
     import random
 
@@ -778,6 +801,14 @@ async def main() -> None:
         help="print the N PostgreSQL tables with the most rows written per event",
     )
     parser.add_argument(
+        "--staff",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N staff of the leases' team on duty all week (notifier's staff API): the "
+        "alarms' call tasks are then assigned round-robin and each assignee alerted by SMS",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         help="the services' BOKVAR_LOG_LEVEL (info: rules' watermark and sweep lines);"
@@ -825,6 +856,7 @@ async def main() -> None:
             p.procs[f"rules{k}"] = extra
             await extra.wait_healthy(path="/readyz")
         key = await api_key(p, "bench")
+        await add_staff(p, args.staff)
         pids = {name: proc.proc.pid for name, proc in p.procs.items() if proc.proc}
         if args.warmup:
             await sustained(p, key, args.warmup, offset=WARMUP_OFFSET, name="warm-up")
@@ -848,9 +880,11 @@ async def main() -> None:
                     whole=whole,
                     month_end=bool(args.history),
                 )
+                ended = time.perf_counter()
                 after = await server_pressure(url)  # both or neither: {} where unknown
                 pressure = {k: v - pressure_before[k] for k, v in after.items() if pressure_before}
                 await drained(p.bootstrap_servers, DRAINED)
+                done = elapsed + time.perf_counter() - ended  # seconds after the start
                 await whole.stop()
             batches = await consumer_batches(p)
             batches.subtract(batches_before)
@@ -883,6 +917,10 @@ async def main() -> None:
             f"CPU per event during the sustained part (load average {os.getloadavg()[0]:.2f}): "
             + ", ".join(f"{name} {sec / n * 1e6:.0f} us" for name, sec in meter.used.items())
             + f"; all {sum(meter.used.values()) / n * 1e6:.0f} us"
+        )
+        print(
+            f"every group (notifier and cases too) had consumed everything at {done:.1f} s "
+            f"({n / done:,.0f} events/s)"
         )
         print(
             "CPU per event until every group had consumed everything: "
