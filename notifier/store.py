@@ -285,6 +285,7 @@ class NotifierStore:
         self._leases: dict[str, Row[Any] | None] = {}
         self._staff: dict[str, list[Row[Any]]] = {}
         self._cursors: dict[str, str | None] = {}
+        self._cursor_writes: dict[str, str] = {}  # buffered round-robin moves, by team
         self._retracted: dict[str, bool] = {}
         self._any_tenant: set[str] | None = None  # leases that may have a pending "*" SMS
         self._lease_writes: dict[str, dict[str, Any]] = {}  # buffered upserts, by lease
@@ -338,6 +339,14 @@ class NotifierStore:
             )
             self._absent[table.name] |= wanted - set(found.scalars())
 
+    def expect_new_notification(self, notification_id: str) -> None:
+        """Tell a buffering store that `notification_id` cannot exist yet (the alert of a
+        task created in this transaction): its `create_notification` is then deferred
+        like a prefetched one. Were it wrong, the batch's plain INSERT would fail and the
+        batch be applied event by event, never a row skipped."""
+        if self._buffer:
+            self._absent["notifications"].add(notification_id)
+
     def _deferred(self, table: Any, values: Mapping[str, Any]) -> Any:
         """The new row if `values` can be inserted later (its id known absent), else None."""
         absent = self._absent[table.name]
@@ -349,6 +358,10 @@ class NotifierStore:
         return _new_row(table, row)
 
     async def _flush_new(self) -> None:
+        moves, self._cursor_writes = self._cursor_writes, {}
+        if moves:  # each team's last assignee of the batch: one upsert, not one per task
+            rows = [{"team": t, "last_assignee_id": s} for t, s in moves.items()]
+            await self._db.execute(_SET_CURSOR[self._dialect()], rows)
         for table in (notifications, tasks):
             rows = self._new[table.name]
             if rows:
@@ -826,7 +839,11 @@ class NotifierStore:
         return value
 
     async def set_cursor(self, team: str, staff_id: str) -> None:
-        """Advance a team's round robin."""
+        """Advance a team's round robin (a buffering store writes it before its next
+        statement; `cursor` locked the team's row for this transaction)."""
         self._cursors[team] = staff_id
+        if self._buffer:
+            self._cursor_writes[team] = staff_id
+            return
         row = {"team": team, "last_assignee_id": staff_id}
         await self.session.execute(_SET_CURSOR[self._dialect()], row)

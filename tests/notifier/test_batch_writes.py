@@ -192,10 +192,57 @@ async def test_a_batch_of_signals_inserts_its_sms_and_tasks_together_with_the_sa
     inserts = [
         s for s in statements if s.startswith(("INSERT INTO notifications", "INSERT INTO tasks"))
     ]
-    # alerts (ids not prefetched) and the cursor are statements of their own, each writing
-    # the rows deferred so far first; without them it is one insert per table
+    # a statement midway (the repeated signal id, the lease event's new SMS) writes the
+    # rows deferred so far first; without them it is one insert per table
     plain = [s for s in inserts if "ON CONFLICT" not in s]
     assert plain and len(inserts) < len(sms) + len(task_rows), inserts
+
+
+async def _apply_signals(db: Database, clock: ManualClock, ctx: Context, data: list[Any]) -> None:
+    now = clock.now()
+    events = [new_event(d, id=f"e-{d.signal_id}", source="test", time=now) for d in data]
+    async with db.sessionmaker.begin() as session:
+        received = [Received(ev, ev.topic, 0, n) for n, ev in enumerate(events)]
+        await make_handler(ctx, clock)(Batch(session, received, outbox, clock))
+
+
+async def test_a_batch_of_call_tasks_goes_round_robin_in_a_statement_per_table(
+    db: Database, clock: ManualClock, ctx: Context
+) -> None:
+    """At work hours each alarm's call task is assigned round-robin and its assignee
+    alerted: the batch's tasks, alerts and the team's cursor are written together (a
+    statement each, however many alarms), and the next batch goes on where it ended."""
+    for staff_id in ("s1", "s2", "s3"):
+        await add_staff(db, clock, staff_id)
+    first = [f"L-{i}" for i in range(7)]
+    for lease_id in [*first, "L-7", "L-8"]:
+        await add_lease(db, clock, lease_id)
+    with recorded_statements(db) as statements:
+        await _apply_signals(
+            db, clock, ctx, [make_signal(lease, "personal_contact_needed") for lease in first]
+        )
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+    for table in ("tasks", "notifications", "team_cursors"):
+        assert sum(s.startswith(f"INSERT INTO {table} ") for s in writes) == 1, (table, writes)
+    await _apply_signals(
+        db, clock, ctx, [make_signal(lease, "personal_contact_needed") for lease in ("L-7", "L-8")]
+    )
+
+    async with db.sessionmaker() as session:
+        assigned = dict((await session.execute(select(tasks.c.lease_id, tasks.c.assignee_id))).all())
+        alerts = (
+            await session.execute(
+                select(notifications.c.task_id, notifications.c.recipient_id).where(
+                    notifications.c.recipient_kind == "staff"
+                )
+            )
+        ).all()
+        cursor = (await session.execute(select(team_cursors.c.last_assignee_id))).scalar_one()
+        task_ids = (await session.execute(select(tasks.c.id, tasks.c.assignee_id))).all()
+    turns = ["s1", "s2", "s3", "s1", "s2", "s3", "s1", "s2", "s3"]
+    assert [assigned[f"L-{i}"] for i in range(9)] == turns  # the second batch goes on
+    assert cursor == "s3"
+    assert sorted(alerts) == sorted(task_ids)  # each assignee alerted about its task, once
 
 
 async def test_signals_already_applied_create_nothing_again(
