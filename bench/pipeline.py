@@ -35,7 +35,9 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    bench's database) and the bench client itself during the sustained part, per event:
    robust on a loaded machine, where the wall-clock rates are not; and the same until
    every consumer group has consumed everything (notifier and cases turn rules' signals
-   into SMS, tasks and cases after the sustained part ends), with when that was. With
+   into SMS, tasks and cases after the sustained part ends), with when that was and when
+   each group was last seen with a lag (rules too: it reads the case events cases goes on
+   making after the measured part ends). With
    `--profile DIR`, py-spy (`pip install py-spy`, not a dependency) samples each service during the
    sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
    functions with the most own samples per service. `--table-writes N` prints the rows
@@ -501,9 +503,13 @@ DRAINED = {
 }
 
 
-async def drained(bootstrap_servers: str, groups: dict[str, tuple[str, ...]]) -> None:
+async def drained(
+    bootstrap_servers: str, groups: dict[str, tuple[str, ...]]
+) -> dict[str, float | None]:
     """Return once every group has committed everything, in two probes 20 ms apart (a
-    consumer commits its offsets just before its outbox relay publishes)."""
+    consumer commits its offsets just before its outbox relay publishes): per group, the
+    last `time.perf_counter()` it was seen with a lag (None: never)."""
+    last: dict[str, float | None] = dict.fromkeys(groups)
     async with contextlib.AsyncExitStack() as stack:
         probes = [
             await stack.enter_async_context(LagProbe(bootstrap_servers, group, topics))
@@ -512,8 +518,13 @@ async def drained(bootstrap_servers: str, groups: dict[str, tuple[str, ...]]) ->
         quiet = 0
         while quiet < 2:
             lags = await asyncio.gather(*(probe.lag() for probe in probes))
+            now = time.perf_counter()
+            for group, lag in zip(groups, lags, strict=True):
+                if lag:
+                    last[group] = now
             quiet = quiet + 1 if not any(lags) else 0
             await asyncio.sleep(0.02)
+    return last
 
 
 _SIGNAL_RAISED = SignalRaised.event_type.encode()
@@ -883,7 +894,7 @@ async def main() -> None:
                 ended = time.perf_counter()
                 after = await server_pressure(url)  # both or neither: {} where unknown
                 pressure = {k: v - pressure_before[k] for k, v in after.items() if pressure_before}
-                await drained(p.bootstrap_servers, DRAINED)
+                lagged = await drained(p.bootstrap_servers, DRAINED)
                 done = elapsed + time.perf_counter() - ended  # seconds after the start
                 await whole.stop()
             batches = await consumer_batches(p)
@@ -920,7 +931,11 @@ async def main() -> None:
         )
         print(
             f"every group (notifier and cases too) had consumed everything at {done:.1f} s "
-            f"({n / done:,.0f} events/s)"
+            f"({n / done:,.0f} events/s); last seen with a lag after the measured part: "
+            + ", ".join(
+                f"{group} {'-' if t is None else f'{elapsed + t - ended:.2f} s'}"
+                for group, t in lagged.items()
+            )
         )
         print(
             "CPU per event until every group had consumed everything: "
