@@ -7,7 +7,14 @@ from typing import cast
 import structlog
 
 from notifier.store import NotifierStore
-from notifier.workflow import Context, on_lease, on_retracted, on_signal, prefetch_for_signals
+from notifier.workflow import (
+    Context,
+    on_arrears_cleared,
+    on_lease,
+    on_retracted,
+    on_signal,
+    prefetch_for_signals,
+)
 from shared.bus import Batch, Handler, Received
 from shared.clock import Clock
 from shared.events import (
@@ -82,8 +89,17 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
             tenants = await _signal_tenants(store, signals, pairs)
             await prefetch_for_signals(store, signals, tenants)
         no_welcome: list[str] = []  # existing stock: one log line per batch, not per lease
+        # a run of arrears_cleared signals (a day's payments from late payers) is applied
+        # together when the run ends: they only cancel, each for its own lease
+        cleared: list[SignalRaised] = []
         for item, kind in pairs:
             data = item.event.data  # of a class `kind` names
+            if kind == "signal" and cast(SignalRaised, data).signal == "arrears_cleared":
+                cleared.append(cast(SignalRaised, data))
+                continue
+            if cleared:
+                await on_arrears_cleared(store, cleared, now)
+                cleared = []
             if kind == "signal":
                 await on_signal(store, ctx, cast(SignalRaised, data), now)
             elif kind == "retracted":
@@ -94,6 +110,8 @@ def make_handler(ctx: Context, clock: Clock) -> Handler:
                     no_welcome.append(data.lease_id)
             else:
                 log.debug("notifier.event_ignored", type=item.event.type)
+        if cleared:
+            await on_arrears_cleared(store, cleared, now)
         await store.flush_events()
         if no_welcome:
             log.info(

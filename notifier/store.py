@@ -74,8 +74,10 @@ _MARK_CLEARED = _per_dialect(
 _SET_CURSOR = _per_dialect(lambda ins: _upsert(ins, team_cursors, "team", ("last_assignee_id",)))
 
 
-def _cancel_pending(by_signal: bool) -> Any:
-    cond = [N.lease_id == bindparam("p_lease_id"), N.status.in_(PENDING)]
+# Cancellations take the leases as one `p_ids` parameter (`_ids`): a run of arrears_cleared
+# signals in a consumer batch cancels for all its leases in one statement per table.
+def _cancel_pending(sqlite: bool, by_signal: bool) -> Any:
+    cond = [in_literal(N.lease_id, "p_ids", sqlite=sqlite), N.status.in_(PENDING)]
     cond.append(N.recipient_kind == "tenant")
     if by_signal:
         cond.append(N.signal_id == bindparam("p_signal_id"))
@@ -92,8 +94,8 @@ def _cancel_pending(by_signal: bool) -> Any:
     )
 
 
-def _cancel_tasks(by_signal: bool) -> Any:
-    cond = [T.lease_id == bindparam("p_lease_id"), T.status.in_(OPEN_TASK)]
+def _cancel_tasks(sqlite: bool, by_signal: bool) -> Any:
+    cond = [in_literal(T.lease_id, "p_ids", sqlite=sqlite), T.status.in_(OPEN_TASK)]
     cond.append(T.kind.in_(("phone_call", "letter")))
     if by_signal:
         cond.append(T.signal_id == bindparam("p_signal_id"))
@@ -183,8 +185,31 @@ _LEASE_LITERALS = ("lease_id", "org_id", "team", "tenant_ids")
 _PG_LEASE_UPSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS)
 _PG_LEASE_INSERT_LITERALS = _pg_lease_upsert(_LEASE_CONSTS, _LEASE_LITERALS, upsert=False)
 _SQLITE_LEASE_UPSERT = _upsert(sqlite_insert, leases, "lease_id", _LEASE_CHANGED)
-_CANCEL_PENDING = {by: _cancel_pending(by) for by in (False, True)}
-_CANCEL_TASKS = {by: _cancel_tasks(by) for by in (False, True)}
+_CANCEL_PENDING = {
+    False: _by_dialect(lambda sqlite: _cancel_pending(sqlite, by_signal=False)),
+    True: _by_dialect(lambda sqlite: _cancel_pending(sqlite, by_signal=True)),
+}
+_CANCEL_TASKS = {
+    False: _by_dialect(lambda sqlite: _cancel_tasks(sqlite, by_signal=False)),
+    True: _by_dialect(lambda sqlite: _cancel_tasks(sqlite, by_signal=True)),
+}
+_CANCEL_ALERTS = _by_dialect(
+    lambda sqlite: (
+        update(notifications)
+        .where(
+            in_literal(N.lease_id, "p_ids", sqlite=sqlite),
+            in_literal(N.task_id, "p_task_ids", sqlite=sqlite),
+            N.status.in_(PENDING),
+        )
+        .values(
+            status="cancelled",
+            detail=bindparam("p_detail"),
+            updated_at=bindparam("p_now"),
+            version=N.version + 1,
+        )
+        .returning(*notifications.c)
+    )
+)
 
 
 # PostgreSQL: a batch's new notifications (or tasks) as ONE JSON record-set insert, in place
@@ -265,6 +290,12 @@ def _new_row(table: Any, row: dict[str, Any]) -> Any:
                 last = (value, value.astimezone(UTC))
             values[index] = last[1]
     return _ROW_TYPES[table.name]._make(values)
+
+
+def _by_id(rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+    """`rows` of a RETURNING (which gives no order) by id: the events a cancellation stages
+    come out in the same order however many leases it was for."""
+    return sorted(rows, key=lambda r: r.id)
 
 
 class NotifierStore:
@@ -471,13 +502,16 @@ class NotifierStore:
             await self.session.execute(select(leases).where(leases.c.lease_id == lease_id))
         ).first()
 
-    async def mark_cleared(self, *, lease_id: str, org_id: str, at: datetime) -> None:
-        """Record that the lease's arrears were cleared at `at`."""
+    async def mark_cleared(self, leases: Sequence[tuple[str, str]], *, at: datetime) -> None:
+        """Record that the arrears of these (lease id, org id) were cleared at `at`."""
         await self._flush_leases()
-        self._leases.pop(lease_id, None)
-        values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
-        row = {"lease_id": lease_id, "tenant_ids": [], "ended": False, **values}
-        await self.session.execute(_MARK_CLEARED[self._dialect()], row)
+        rows = []
+        for lease_id, org_id in leases:
+            self._leases.pop(lease_id, None)
+            values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
+            rows.append({"lease_id": lease_id, "tenant_ids": [], "ended": False, **values})
+        if rows:
+            await self.session.execute(_MARK_CLEARED[self._dialect()], rows)
 
     # --- retracted signals ------------------------------------------------------------
 
@@ -569,28 +603,35 @@ class NotifierStore:
         return (await self.session.execute(stmt)).first()
 
     async def cancel_pending(
-        self, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
+        self,
+        lease_ids: Sequence[str],
+        *,
+        now: datetime,
+        detail: str,
+        signal_id: str | None = None,
     ) -> list[Row[Any]]:
-        """Cancel the pending tenant notifications of a lease (or of one of its signals)."""
-        params = {"p_lease_id": lease_id, "p_detail": detail, "p_now": now}
+        """Cancel the pending tenant notifications of leases (or of one signal of theirs);
+        return the rows by id."""
+        params: dict[str, Any] = {"p_ids": self._ids(lease_ids), "p_detail": detail, "p_now": now}
         if signal_id is not None:
             params["p_signal_id"] = signal_id
-        stmt = _CANCEL_PENDING[signal_id is not None]
-        return list((await self.session.execute(stmt, params)).all())
+        stmt = self._lookup(_CANCEL_PENDING[signal_id is not None])
+        return _by_id((await self.session.execute(stmt, params)).all())
 
     async def cancel_alerts(
-        self, lease_id: str, task_ids: Sequence[str], *, now: datetime, detail: str
+        self, lease_ids: Sequence[str], task_ids: Sequence[str], *, now: datetime, detail: str
     ) -> list[Row[Any]]:
-        """Cancel the pending staff alerts about a lease's `task_ids`; return the rows."""
+        """Cancel the pending staff alerts about `task_ids` (tasks of `lease_ids`: the lease
+        is what the table is indexed by); return the rows by id."""
         if not task_ids:
             return []
-        stmt = (
-            update(notifications)
-            .where(N.lease_id == lease_id, N.task_id.in_(list(task_ids)), N.status.in_(PENDING))
-            .values(status="cancelled", detail=detail, updated_at=now, version=N.version + 1)
-            .returning(*notifications.c)
-        )
-        return list((await self.session.execute(stmt)).all())
+        params = {
+            "p_ids": self._ids(lease_ids),
+            "p_task_ids": self._ids(task_ids),
+            "p_detail": detail,
+            "p_now": now,
+        }
+        return _by_id((await self.session.execute(self._lookup(_CANCEL_ALERTS), params)).all())
 
     async def prefetch_any_tenant(self, lease_ids: Sequence[str]) -> None:
         """Find in one query which leases have pending notifications for any tenant ("*").
@@ -747,14 +788,15 @@ class NotifierStore:
         return (await self.session.execute(stmt)).first()
 
     async def cancel_open_tasks(
-        self, lease_id: str, *, now: datetime, signal_id: str | None = None
+        self, lease_ids: Sequence[str], *, now: datetime, signal_id: str | None = None
     ) -> list[Row[Any]]:
-        """Cancel a lease's (or one of its signals') open call and letter tasks; return them."""
-        params: dict[str, Any] = {"p_lease_id": lease_id, "p_now": now}
+        """Cancel the open call and letter tasks of leases (or of one signal of theirs);
+        return them by id."""
+        params: dict[str, Any] = {"p_ids": self._ids(lease_ids), "p_now": now}
         if signal_id is not None:
             params["p_signal_id"] = signal_id
-        stmt = _CANCEL_TASKS[signal_id is not None]
-        return list((await self.session.execute(stmt, params)).all())
+        stmt = self._lookup(_CANCEL_TASKS[signal_id is not None])
+        return _by_id((await self.session.execute(stmt, params)).all())
 
     async def overdue_tasks(self, now: datetime, *, limit: int = 500) -> list[Row[Any]]:
         """Return unacknowledged tasks past their due time."""

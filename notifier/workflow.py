@@ -7,6 +7,7 @@ sender step) and stages a `notification.events` record for each state change.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, cast
@@ -127,8 +128,7 @@ async def prefetch_for_signals(
 async def on_signal(store: NotifierStore, ctx: Context, sig: SignalRaised, now: datetime) -> None:
     """Turn a risk signal into queued SMS, tasks and alerts (or cancellations)."""
     if sig.signal == "arrears_cleared":
-        await store.mark_cleared(lease_id=sig.lease_id, org_id=sig.org_id, at=now)
-        await clear_lease(store, sig.lease_id, now=now, detail="arrears_cleared")
+        await on_arrears_cleared(store, [sig], now)
         return
     if await store.retracted([sig.signal_id]):
         log.info("notifier.retracted_signal_ignored", signal=sig.signal, lease_id=sig.lease_id)
@@ -184,7 +184,7 @@ async def on_lease(
     kind = class_kind(data, _LEASE_KINDS)
     if kind == "ended":
         await store.end_lease(data.lease_id, now=now)
-        await clear_lease(store, data.lease_id, now=now, detail="lease_ended")
+        await clear_leases(store, [data.lease_id], now=now, detail="lease_ended")
         return False
     data = cast("LeaseRegistered | LeaseUpdated", data)
     tenant_ids = [t.tenant_id for t in data.tenants]
@@ -274,10 +274,23 @@ async def expand_any_tenant(
     return created
 
 
-async def clear_lease(store: NotifierStore, lease_id: str, *, now: datetime, detail: str) -> None:
-    """Cancel every pending tenant SMS and open call/letter task of a lease."""
-    await _cancel(store, lease_id, now=now, detail=detail)
-    log.info("notifier.lease_cleared", lease_id=lease_id, reason=detail)
+async def on_arrears_cleared(
+    store: NotifierStore, signals: Sequence[SignalRaised], now: datetime
+) -> None:
+    """`on_signal` for `arrears_cleared` signals, together (a consumer batch's run of them:
+    a day's payments from late payers): mark their leases cleared, then cancel for all."""
+    await store.mark_cleared([(sig.lease_id, sig.org_id) for sig in signals], at=now)
+    leases = list(dict.fromkeys(sig.lease_id for sig in signals))
+    await clear_leases(store, leases, now=now, detail="arrears_cleared")
+
+
+async def clear_leases(
+    store: NotifierStore, lease_ids: Sequence[str], *, now: datetime, detail: str
+) -> None:
+    """Cancel every pending tenant SMS and open call/letter task of the leases."""
+    await _cancel(store, lease_ids, now=now, detail=detail)
+    for lease_id in lease_ids:
+        log.info("notifier.lease_cleared", lease_id=lease_id, reason=detail)
 
 
 async def on_retracted(store: NotifierStore, data: SignalRetracted, now: datetime) -> None:
@@ -296,7 +309,7 @@ async def on_retracted(store: NotifierStore, data: SignalRetracted, now: datetim
         }
     )
     await _cancel(
-        store, data.lease_id, now=now, detail="signal_retracted", signal_id=data.signal_id
+        store, [data.lease_id], now=now, detail="signal_retracted", signal_id=data.signal_id
     )
     log.info(
         "notifier.signal_retracted",
@@ -307,16 +320,30 @@ async def on_retracted(store: NotifierStore, data: SignalRetracted, now: datetim
 
 
 async def _cancel(
-    store: NotifierStore, lease_id: str, *, now: datetime, detail: str, signal_id: str | None = None
+    store: NotifierStore,
+    lease_ids: Sequence[str],
+    *,
+    now: datetime,
+    detail: str,
+    signal_id: str | None = None,
 ) -> None:
-    """Cancel pending tenant SMS and open call/letter tasks (with their staff alerts)."""
-    rows = await store.cancel_pending(lease_id, now=now, detail=detail, signal_id=signal_id)
-    cancelled = await store.cancel_open_tasks(lease_id, now=now, signal_id=signal_id)
-    rows += await store.cancel_alerts(lease_id, [t.id for t in cancelled], now=now, detail=detail)
+    """Cancel pending tenant SMS and open call/letter tasks (with their staff alerts) of
+    the leases: a statement per table however many leases. The events are staged lease by
+    lease (its SMS, its alerts, its tasks), as cancelling one lease at a time would."""
+    rows = await store.cancel_pending(lease_ids, now=now, detail=detail, signal_id=signal_id)
+    cancelled = await store.cancel_open_tasks(lease_ids, now=now, signal_id=signal_id)
+    task_ids = [t.id for t in cancelled]
+    rows += await store.cancel_alerts(lease_ids, task_ids, now=now, detail=detail)
+    by_lease: dict[str, tuple[list[Any], list[Any]]] = {lid: ([], []) for lid in lease_ids}
     for row in rows:
-        await stage_notification(store, row, now)
+        by_lease[row.lease_id][0].append(row)
     for task in cancelled:
-        await store.stage([task_event(task, at=now)])
+        by_lease[task.lease_id][1].append(task)
+    for notes, lease_tasks in by_lease.values():
+        for row in notes:
+            await stage_notification(store, row, now)
+        if lease_tasks:
+            await store.stage([task_event(task, at=now) for task in lease_tasks])
 
 
 async def _members(store: NotifierStore, team: str | None) -> list[engine.Member]:

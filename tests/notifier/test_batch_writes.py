@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Text, delete, select
+from sqlalchemy import Text, delete, func, select
 from sqlalchemy import cast as sql_cast
 
 from notifier import models
@@ -120,12 +120,15 @@ async def test_a_batch_that_meets_a_stored_lease_upserts_it_and_keeps_its_new_ro
     assert await in_tx(db, clock, lambda s: s.get_notification("n-1")) is not None
 
 
-async def _signal_batch(db: Database, clock: ManualClock, ctx: Context, *, buffered: bool) -> Any:
+async def _signal_batch(
+    db: Database, clock: ManualClock, ctx: Context, *, buffered: bool, data: list[Any] | None = None
+) -> Any:
     """Signals for known leases (one and two tenants), for a lease not known yet (an SMS to
     any tenant, replaced per tenant by the lease event after it), a call task with a staff
-    alert; applied by the consumer's handler or event by event; the rows and events."""
+    alert (or `data`); applied by the consumer's handler or event by event; the rows and
+    events."""
     now = clock.now()
-    data: list[Any] = [
+    data = data or [
         make_signal("L-1"),
         make_signal("L-2"),
         make_signal("L-1", "personal_contact_needed"),
@@ -229,7 +232,9 @@ async def test_a_batch_of_call_tasks_goes_round_robin_in_a_statement_per_table(
     )
 
     async with db.sessionmaker() as session:
-        assigned = dict((await session.execute(select(tasks.c.lease_id, tasks.c.assignee_id))).all())
+        assigned = dict(
+            (await session.execute(select(tasks.c.lease_id, tasks.c.assignee_id))).all()
+        )
         alerts = (
             await session.execute(
                 select(notifications.c.task_id, notifications.c.recipient_id).where(
@@ -243,6 +248,77 @@ async def test_a_batch_of_call_tasks_goes_round_robin_in_a_statement_per_table(
     assert [assigned[f"L-{i}"] for i in range(9)] == turns  # the second batch goes on
     assert cursor == "s3"
     assert sorted(alerts) == sorted(task_ids)  # each assignee alerted about its task, once
+
+
+async def test_a_run_of_arrears_cleared_cancels_together_with_the_same_result(
+    db: Database, clock: ManualClock, ctx: Context
+) -> None:
+    """A day's payments from late payers: the batch's run of arrears_cleared signals
+    cancels for all its leases in one statement per table, with the rows and events that
+    applying them one by one gives; what the batch queues after a clear stays pending,
+    what it queued before is cancelled."""
+    queued = [
+        make_signal("L-1"),
+        make_signal("L-1", "personal_contact_needed"),
+        make_signal("L-2"),
+        make_signal("L-3"),
+        make_signal("L-3", "personal_contact_needed"),
+    ]
+    april = "L-1:2026-04:late_rent_detected"
+    run = [
+        make_signal("L-1", "arrears_cleared"),
+        make_signal("L-3", "arrears_cleared"),
+        make_signal("L-2", "personal_contact_needed"),  # queued, then cleared in this batch
+        make_signal("L-2", "arrears_cleared"),
+        make_signal("L-1", signal_id=april),  # after L-1's clear: stays pending
+    ]
+
+    async def applied(buffered: bool) -> Any:
+        async with db.sessionmaker.begin() as session:
+            for table in (notifications, tasks, team_cursors, outbox, models.leases):
+                await session.execute(delete(table))
+        for lease in ("L-1", "L-2", "L-3"):
+            await add_lease(db, clock, lease)
+        await _apply_signals(db, clock, ctx, queued)
+        async with db.sessionmaker.begin() as session:
+            await session.execute(delete(outbox))  # the run's events only
+        return await _signal_batch(db, clock, ctx, buffered=buffered, data=run)
+
+    await add_staff(db, clock, "s1")
+    await add_staff(db, clock, "s2")
+    with recorded_statements(db) as statements:
+        together = await applied(buffered=True)
+    updates = [s for s in statements if s.startswith("UPDATE tasks")]
+    assert len(updates) == 2, updates  # two runs of clears: [L-1, L-3] and [L-2]
+    assert together == await applied(buffered=False)
+
+    async with db.sessionmaker() as session:
+        sms = dict(
+            (
+                await session.execute(
+                    select(notifications.c.signal_id, notifications.c.status).where(
+                        notifications.c.recipient_kind == "tenant"
+                    )
+                )
+            ).all()
+        )
+        task_status = set((await session.execute(select(tasks.c.status))).scalars())
+        alerts = set(
+            (
+                await session.execute(
+                    select(notifications.c.status).where(notifications.c.recipient_kind == "staff")
+                )
+            ).scalars()
+        )
+        cleared = (
+            await session.execute(
+                select(func.count()).where(models.leases.c.cleared_at.is_not(None))
+            )
+        ).scalar_one()
+    assert sms.pop(april) == "queued"
+    assert set(sms.values()) == {"cancelled"} and len(sms) == 3
+    assert task_status == {"cancelled"} and alerts == {"cancelled"}
+    assert cleared == 3
 
 
 async def test_signals_already_applied_create_nothing_again(

@@ -112,7 +112,7 @@ async def test_a_payment_racing_the_send_wins(
     await add_lease(db, clock)
     await _signal(db, clock, ctx)
     clock.advance(timedelta(minutes=1))
-    await in_tx(db, clock, lambda s: s.mark_cleared(lease_id="L-1", org_id="org1", at=clock.now()))
+    await in_tx(db, clock, lambda s: s.mark_cleared([("L-1", "org1")], at=clock.now()))
     assert await make_sender().run_once() == 0
     assert twilio.messages == []
 
