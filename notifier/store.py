@@ -506,7 +506,7 @@ class NotifierStore:
         """Record that the arrears of these (lease id, org id) were cleared at `at`."""
         await self._flush_leases()
         rows = []
-        for lease_id, org_id in leases:
+        for lease_id, org_id in dict(leases).items():  # a lease once per statement
             self._leases.pop(lease_id, None)
             values = {"org_id": org_id, "cleared_at": at, "updated_at": at}
             rows.append({"lease_id": lease_id, "tenant_ids": [], "ended": False, **values})

@@ -267,6 +267,7 @@ async def test_a_run_of_arrears_cleared_cancels_together_with_the_same_result(
     april = "L-1:2026-04:late_rent_detected"
     run = [
         make_signal("L-1", "arrears_cleared"),
+        make_signal("L-1", "arrears_cleared", signal_id="L-1:2026-02:arrears_cleared"),
         make_signal("L-3", "arrears_cleared"),
         make_signal("L-2", "personal_contact_needed"),  # queued, then cleared in this batch
         make_signal("L-2", "arrears_cleared"),
