@@ -81,6 +81,11 @@ def _cancel_pending(sqlite: bool, by_signal: bool) -> Any:
     cond.append(N.recipient_kind == "tenant")
     if by_signal:
         cond.append(N.signal_id == bindparam("p_signal_id"))
+    return _cancel_notifications(*cond)
+
+
+def _cancel_notifications(*cond: Any) -> Any:
+    """Cancel the notifications matching `cond` (`p_detail`, `p_now`), returning them."""
     return (
         update(notifications)
         .where(*cond)
@@ -194,20 +199,10 @@ _CANCEL_TASKS = {
     True: _by_dialect(lambda sqlite: _cancel_tasks(sqlite, by_signal=True)),
 }
 _CANCEL_ALERTS = _by_dialect(
-    lambda sqlite: (
-        update(notifications)
-        .where(
-            in_literal(N.lease_id, "p_ids", sqlite=sqlite),
-            in_literal(N.task_id, "p_task_ids", sqlite=sqlite),
-            N.status.in_(PENDING),
-        )
-        .values(
-            status="cancelled",
-            detail=bindparam("p_detail"),
-            updated_at=bindparam("p_now"),
-            version=N.version + 1,
-        )
-        .returning(*notifications.c)
+    lambda sqlite: _cancel_notifications(
+        in_literal(N.lease_id, "p_ids", sqlite=sqlite),
+        in_literal(N.task_id, "p_task_ids", sqlite=sqlite),
+        N.status.in_(PENDING),
     )
 )
 
