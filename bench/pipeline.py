@@ -39,10 +39,10 @@ In one run, on one embedded broker and a fresh PostgreSQL database:
    every consumer group has consumed everything (notifier and cases turn rules' signals
    into SMS, tasks and cases after the sustained part ends), with when that was and when
    each group was last seen with a lag (rules too: it reads the case events cases goes on
-   making after the measured part ends). With
-   `--profile DIR`, py-spy (`pip install py-spy`, not a dependency) samples each service during the
-   sustained part and writes collapsed stacks to DIR/<service>.txt; `--top` prints the
-   functions with the most own samples per service. `--table-writes N` prints the rows
+   making after the measured part ends). With `--profile DIR`, py-spy (`pip install
+   py-spy`, not a dependency) samples each service during the sustained part and writes
+   collapsed stacks to DIR/<service>.txt; `--top` prints the functions with the most own
+   samples per service. `--table-writes N` prints the rows
    inserted, updated or deleted per event in the N busiest tables (pg_stat_user_tables).
    The PostgreSQL server's write pressure during the sustained part is printed with its
    settings: buffers its backends had to write themselves, checkpoints, WAL and its
