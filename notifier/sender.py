@@ -262,6 +262,7 @@ class Sender:
         allowed = engine.next_allowed_send(now, self.ctx.policy.quiet(row.org_id))
         if allowed <= now:
             tenant = recipient.tenant_id or row.recipient_id  # "*" resolved at send time
+            await store.lock_tenant(row.org_id, tenant)  # until this claim commits
             sent = await store.sent_times(
                 org_id=row.org_id, tenant_id=tenant, since=now - timedelta(days=7)
             )

@@ -42,6 +42,10 @@ from shared.db.errors import is_unique_violation
 from shared.events import CloudEvent
 
 PENDING = ("queued", "deferred")
+# claimed by a sender, the provider's answer not recorded (`unknown`: an attempt a crash cut)
+IN_FLIGHT = ("sending", "unknown")
+# a transaction advisory lock per tenant: the weekly cap's check and the claim, atomically
+_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 OPEN_TASK = ("created", "acknowledged", "escalated")
 N = notifications.c
 T = tasks.c
@@ -675,14 +679,35 @@ class NotifierStore:
         return list((await self.session.execute(stmt)).all())
 
     async def sent_times(self, *, org_id: str, tenant_id: str, since: datetime) -> list[datetime]:
-        """Return when SMS to this tenant of `org_id` were sent since `since` (weekly cap)."""
-        stmt = select(N.sent_at).where(
+        """Return when SMS to this tenant of `org_id` were sent since `since` (weekly cap),
+        counting those claimed but not yet recorded as sent (`sending`, or `unknown` after a
+        crash) at the start of their attempt: a send in flight counts against the cap.
+
+        Call `lock_tenant` first in the same transaction, so that two senders (tasks or
+        replicas) cannot both count the same room and both claim."""
+        stmt = select(func.coalesce(N.sent_at, N.attempt_started_at)).where(
             N.org_id == org_id,
             N.recipient_id == tenant_id,
             N.recipient_kind == "tenant",
-            N.sent_at > since,
+            or_(
+                N.sent_at > since,
+                and_(
+                    N.sent_at.is_(None),
+                    N.status.in_(IN_FLIGHT),
+                    N.attempt_started_at > since,
+                ),
+            ),
         )
         return [t for t in (await self.session.execute(stmt)).scalars().all() if t is not None]
+
+    async def lock_tenant(self, org_id: str, tenant_id: str) -> None:
+        """Hold the tenant's send lock until the transaction ends (PostgreSQL: a transaction
+        advisory lock on a hash of org and tenant). SQLite has one writer at a time, and its
+        sender sends one SMS at a time."""
+        if not self._sqlite():
+            await self.session.execute(
+                _LOCK_TENANT, {"key": f"bokvar.notifier.cap:{org_id}:{tenant_id}"}
+            )
 
     async def find_for_callback(
         self, *, sid: str | None, attempt_id: str | None

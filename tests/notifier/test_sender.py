@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date, timedelta
 from typing import Any
@@ -455,3 +456,31 @@ async def test_weekly_cap_is_per_tenant_even_when_the_lease_was_not_yet_known(
     rows = [r for r in rows if r.recipient_id != "*"]
     assert sorted(r.recipient_id for r in rows) == ["TU0", "TU1", "TU2"]
     assert {r.status for r in rows} == {"sent"}
+
+
+@pytest.mark.postgres
+async def test_two_senders_at_once_keep_the_weekly_cap(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    backend: str,
+) -> None:
+    """Two replicas for one tenant: the cap's check and the claim are one step per tenant,
+    and an SMS claimed but not yet recorded counts."""
+    if backend != "postgresql":
+        pytest.skip("replicas share a PostgreSQL database (BOKVAR_TEST_DATABASE_URL)")
+    capped = Context(policy=ctx.policy.model_copy(update={"weekly_cap_per_tenant": 1}), tz=ctx.tz)
+    await add_lease(db, clock)
+    for signal in ("late_rent_detected", "recovery_period_reminder"):
+        sig = make_signal(signal=signal)
+        await in_tx(db, clock, lambda s, sig=sig: on_signal(s, capped, sig, clock.now()))
+    twilio.delay = 0.3  # the first send is still at Twilio when the second is checked
+    first, second = make_sender(ctx=capped), make_sender(ctx=capped)
+    assert sum(await asyncio.gather(first.run_once(), second.run_once())) == 1
+    assert len(twilio.messages) == 1
+    rows = await _notifications(db, clock)
+    assert sorted(r.status for r in rows) == ["deferred", "sent"]
+    [deferred] = [r for r in rows if r.status == "deferred"]
+    assert deferred.due_at >= clock.now() + timedelta(days=6)

@@ -3,12 +3,15 @@
 It answers `POST /2010-04-01/Accounts/{sid}/Messages.json` (create), `GET .../Messages.json`
 (list, with To and DateSent filters) and `GET .../Messages/{MessageSid}.json` (fetch),
 checks HTTP basic auth, records every request, and can be told to fail the next calls
-with 429, 500 or a permanent error such as 21211. Reusable by end-to-end tests:
+with 429, 500 or a permanent error such as 21211. A create can be made to take `delay`
+seconds (Twilio's latency); `max_in_flight` is the most creates it served at once.
+Reusable by end-to-end tests:
 `with running_twilio() as twilio: ... twilio.base_url ... twilio.messages`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import uuid
@@ -47,6 +50,10 @@ class FakeTwilio:
     requests: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[int, int]] = field(default_factory=list)
     hide_from_list: bool = False
+    #: seconds each create call takes (Twilio's latency), and the most calls seen at once
+    delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, status: int, code: int, *, times: int = 1) -> None:
@@ -105,6 +112,18 @@ def build_app(state: FakeTwilio) -> FastAPI:
 
     @app.post(prefix + "/Messages.json")
     async def create(account_sid: str, request: Request) -> JSONResponse:
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.delay:
+                await asyncio.sleep(state.delay)
+            return await created(account_sid, request)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    async def created(account_sid: str, request: Request) -> JSONResponse:
         form = {k: str(v) for k, v in (await request.form()).items()}
         with state.lock:
             state.requests.append(("POST", str(request.url)))
