@@ -43,6 +43,7 @@ def build_channel(settings: NotifierSettings) -> Channel:
             from_number=s.notifier_twilio_from_number,
             api_base_url=s.notifier_twilio_api_base_url,
             timeout=s.notifier_http_timeout_seconds,
+            workers=s.notifier_sender_concurrency,
         )
     log.warning("notifier.log_channel", detail="no Twilio settings: SMS are only logged")
     return LogChannel()
@@ -61,6 +62,7 @@ def build_sender(
         phone_key=settings.notifier_phone_hash_key.get_secret_value().encode(),
         callback_url=settings.notifier_public_url.rstrip("/") + "/webhooks/twilio/status",
         batch=settings.notifier_sender_batch,
+        concurrency=settings.notifier_sender_concurrency,
         reconcile_after=timedelta(seconds=settings.notifier_reconcile_after_seconds),
         relay=rt.relay,
     )

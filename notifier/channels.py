@@ -1,23 +1,29 @@
 """Where SMS go: Twilio through the official SDK, or the log channel when Twilio is unset.
 
-The SDK call is blocking (`requests` under the hood); we run it in a worker thread with
-`asyncio.to_thread`. The SDK's `AsyncTwilioHttpClient` would pull in an aiohttp session
-with its own retry layer (aiohttp-retry) that hides 429/5xx from our own classification
-and backoff; at a few messages per second a worker thread per call costs nothing and keeps
-the SDK's default, most-used transport.
+The SDK call is blocking (`requests` under the hood); we run it in a worker thread of the
+channel's own pool, as many as the sender has SMS in flight (`BOKVAR_NOTIFIER_SENDER_CONCURRENCY`).
+The SDK's `AsyncTwilioHttpClient` would pull in an aiohttp session with its own retry layer
+(aiohttp-retry) that hides 429/5xx from our own classification and backoff; at tens of
+messages per second a worker thread per call costs nothing and keeps the SDK's default,
+most-used transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from functools import partial
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import structlog
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -29,6 +35,7 @@ log = structlog.get_logger(__name__)
 #: The SDK logs request URLs and query parameters (a `To` number on a lookup) at INFO.
 _sdk_log = logging.getLogger("notifier.twilio_sdk")
 _sdk_log.setLevel(logging.WARNING)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,7 @@ class TwilioChannel:
         from_number: str | None,
         api_base_url: str | None = None,
         timeout: float = 10.0,
+        workers: int = 4,
     ) -> None:
         if not (messaging_service_sid or from_number):
             raise ValueError("Twilio needs a messaging service SID or a from-number")
@@ -127,7 +135,15 @@ class TwilioChannel:
             if api_base_url
             else TwilioHttpClient(timeout=timeout, logger=_sdk_log)
         )
+        # a pooled connection per worker: the SDK's pool holds cpu count + 4 (6 on two
+        # cores); a send beyond it would open a connection (and a TLS handshake) of its own
+        adapter = HTTPAdapter(pool_maxsize=max(workers, 10))
+        for scheme in ("https://", "http://"):
+            http_client.session.mount(scheme, adapter)
         self._client = Client(account_sid, auth_token, http_client=http_client)
+        # not the loop's default executor (a handful of threads, shared): a call in flight
+        # per sender task
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="twilio")
         self._sender: dict[str, str] = (
             {"messaging_service_sid": messaging_service_sid}
             if messaging_service_sid
@@ -146,7 +162,7 @@ class TwilioChannel:
 
     async def send(self, *, to: str, body: str, status_callback: str | None) -> SendResult:
         """Send through Twilio in a worker thread; raise ChannelError on failure."""
-        return await asyncio.to_thread(self._create, to, body, status_callback)
+        return await self._in_thread(partial(self._create, to, body, status_callback))
 
     def _find(self, to: str, since: datetime, body_sha: str) -> SendResult | None:
         try:
@@ -162,4 +178,11 @@ class TwilioChannel:
 
     async def find_sent(self, *, to: str, since: datetime, body_sha: str) -> SendResult | None:
         """List messages to `to` since `since` at Twilio and match the body."""
-        return await asyncio.to_thread(self._find, to, since, body_sha)
+        return await self._in_thread(partial(self._find, to, since, body_sha))
+
+    async def _in_thread(self, call: Callable[[], T]) -> T:
+        # with the caller's context (log context), as asyncio.to_thread would
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, partial(context.run, call)
+        )

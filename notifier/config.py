@@ -61,6 +61,14 @@ class NotifierSettings(CommonSettings):
         "treated as interrupted by a crash and reconciled.",
     )
     notifier_sender_batch: int = Field(100, ge=1, description="Max SMS picked per sender pass.")
+    notifier_sender_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="SMS in flight at once per notifier process (PostgreSQL; on SQLite one at "
+        "a time). The policy's `sender_rate_per_second` paces them all together; one at a time "
+        "a process sends at most 1 / (Twilio's latency) SMS a second.",
+    )
     notifier_http_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of calls to ingest and Twilio."
     )

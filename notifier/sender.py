@@ -86,6 +86,9 @@ class Sender:
     phone_key: bytes
     callback_url: str | None
     batch: int = 100
+    #: SMS in flight at once (PostgreSQL; on SQLite one at a time): the rate limit applies
+    #: to all of them together
+    concurrency: int = 4
     reconcile_after: timedelta = timedelta(seconds=120)
     relay: OutboxRelay | None = None
     rng: random.Random = field(default_factory=random.Random)
@@ -118,15 +121,49 @@ class Sender:
             due = await NotifierStore(session, clock=self.clock).due_notifications(
                 self.clock.now(), limit=self.batch
             )
-        sent = 0
-        for row in due:
-            try:
-                sent += await self.send_one(row.id)
-            except ContactsUnavailable:
-                break  # ingest is down: leave the rest for the next pass
+        sent = await self._send_due([row.id for row in due])
         if self.relay is not None:
             self.relay.wake()
         return sent
+
+    async def _send_due(self, ids: list[str]) -> int:
+        """Send `ids` in order, up to `concurrency` at once (one at a time on SQLite).
+
+        Each send is its own claim, provider call and record, as one at a time; the rate
+        limiter paces them all together, and a tenant's weekly cap is checked and claimed
+        under the tenant's lock, counting sends in flight (`NotifierStore.lock_tenant`).
+        Once ingest is found down, no further send starts (the rest wait for the next
+        pass); an error in one send does not cancel the others (a provider call cut off
+        would be left for reconciliation): it is raised once all have finished.
+        """
+        width = 1 if self.database.sqlite else max(1, self.concurrency)
+        if width == 1:
+            sent = 0
+            for notification_id in ids:
+                try:
+                    sent += await self.send_one(notification_id)
+                except ContactsUnavailable:
+                    break  # ingest is down: leave the rest for the next pass
+            return sent
+        gate = asyncio.Semaphore(width)
+        down = False
+
+        async def one(notification_id: str) -> int:
+            nonlocal down
+            async with gate:
+                if down:
+                    return 0
+                try:
+                    return await self.send_one(notification_id)
+                except ContactsUnavailable:
+                    down = True
+                    return 0
+
+        results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return sum(r for r in results if isinstance(r, int))
 
     async def _resolve(self, row: Any) -> Recipient | None:
         """Look the phone up now (ingest for tenants, the directory for staff)."""

@@ -458,6 +458,29 @@ async def test_weekly_cap_is_per_tenant_even_when_the_lease_was_not_yet_known(
     assert {r.status for r in rows} == {"sent"}
 
 
+async def test_sends_overlap_up_to_the_concurrency_setting(
+    db: Database,
+    clock: ManualClock,
+    ctx: Context,
+    make_sender: SenderFactory,
+    twilio: FakeTwilio,
+    ingest: IngestStub,
+    backend: str,
+) -> None:
+    """One send at a time, a process sends at most 1 / (Twilio's latency) SMS a second."""
+    for n in range(6):
+        ingest.add_lease(f"C-{n}", tenants=[{"tenant_id": f"TC{n}", "phone": f"+4670666000{n}"}])
+        sig = make_signal(f"C-{n}")
+        await in_tx(db, clock, lambda s, sig=sig: on_signal(s, ctx, sig, clock.now()))
+    twilio.delay = 0.2
+    assert await make_sender(concurrency=3).run_once() == 6
+    assert sorted(m["to"] for m in twilio.messages) == [f"+4670666000{n}" for n in range(6)]
+    # SQLite has one writer at a time: its sender sends one at a time
+    assert twilio.max_in_flight == (3 if backend == "postgresql" else 1)
+    rows = [r for n in range(6) for r in await _notifications(db, clock, f"C-{n}")]
+    assert sorted(r.status for r in rows if r.recipient_id != "*") == ["sent"] * 6
+
+
 @pytest.mark.postgres
 async def test_two_senders_at_once_keep_the_weekly_cap(
     db: Database,
@@ -467,8 +490,8 @@ async def test_two_senders_at_once_keep_the_weekly_cap(
     twilio: FakeTwilio,
     backend: str,
 ) -> None:
-    """Two replicas for one tenant: the cap's check and the claim are one step per tenant,
-    and an SMS claimed but not yet recorded counts."""
+    """Two replicas (or two sends in flight) for one tenant: the cap's check and the claim
+    are one step per tenant, and an SMS claimed but not yet recorded counts."""
     if backend != "postgresql":
         pytest.skip("replicas share a PostgreSQL database (BOKVAR_TEST_DATABASE_URL)")
     capped = Context(policy=ctx.policy.model_copy(update={"weekly_cap_per_tenant": 1}), tz=ctx.tz)
@@ -477,7 +500,7 @@ async def test_two_senders_at_once_keep_the_weekly_cap(
         sig = make_signal(signal=signal)
         await in_tx(db, clock, lambda s, sig=sig: on_signal(s, capped, sig, clock.now()))
     twilio.delay = 0.3  # the first send is still at Twilio when the second is checked
-    first, second = make_sender(ctx=capped), make_sender(ctx=capped)
+    first, second = make_sender(ctx=capped), make_sender(ctx=capped, concurrency=2)
     assert sum(await asyncio.gather(first.run_once(), second.run_once())) == 1
     assert len(twilio.messages) == 1
     rows = await _notifications(db, clock)
