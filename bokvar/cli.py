@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("bokvar.commands.simulate", "push a synthetic ERP history and summarise it"),
     "docs": ("bokvar.commands.docs", "regenerate event JSON Schemas and the settings table"),
     "audit": ("services.cases.cli", "verify the cases audit chain (audit verify)"),
-    "clients": ("ingest.cli", "create ERP API clients (keys for the ingest API)"),
+    "clients": ("ingest.cli", "create, list and revoke ERP API clients (keys for the ingest API)"),
     "token": ("bokvar.commands.token", "mint a bearer JWT for the cases API (development)"),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -41,3 +42,19 @@ async def create_client(
             now=now or datetime.now(UTC),
         )
     return key
+
+
+async def list_clients(database: Database, org_id: str | None = None) -> list[Any]:
+    """Every API client (of `org_id`): id, org, name, key prefix, created, revoked."""
+    async with database.sessionmaker() as session:
+        return await IngestStore(session).list_clients(org_id)
+
+
+async def revoke_client(
+    database: Database, client_id: int, *, now: datetime | None = None
+) -> Any | None:
+    """Revoke an API client: its key is refused from then on (by every ingest process
+    within `ingest.service.AUTH_CACHE_SECONDS`, which caches a key's organisation).
+    Return the client, or None when there is no such client."""
+    async with database.sessionmaker() as session, session.begin():
+        return await IngestStore(session).revoke_client(client_id, now or datetime.now(UTC))

@@ -210,6 +210,29 @@ class IngestStore:
             )
         )
 
+    async def list_clients(self, org_id: str | None = None) -> list[Any]:
+        """Every API client (of `org_id`), oldest first: id, org, name, key prefix, created,
+        revoked. Never the hash."""
+        c = api_clients.c
+        stmt = select(c.id, c.org_id, c.name, c.key_prefix, c.created_at, c.revoked_at)
+        if org_id is not None:
+            stmt = stmt.where(c.org_id == org_id)
+        return list((await self.session.execute(stmt.order_by(c.id))).all())
+
+    async def revoke_client(self, client_id: int, now: datetime) -> Any | None:
+        """Revoke an API client; return it (with `revoked_at`, the earlier one if it was
+        revoked already), or None when there is no such client."""
+        c = api_clients.c
+        await self.session.execute(
+            update(api_clients)
+            .where(c.id == client_id, c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        found = await self.session.execute(
+            select(c.id, c.org_id, c.name, c.key_prefix, c.revoked_at).where(c.id == client_id)
+        )
+        return found.first()
+
     async def client_org(self, key_hash: str) -> tuple[str, str] | None:
         """Return (org id, stored hash) of the active client with `key_hash`, if any."""
         row = (
