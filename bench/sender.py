@@ -47,7 +47,7 @@ from shared.logging import configure_logging
 from tests.e2e.pipeline import drop_database, fresh_database_url
 from tests.notifier.conftest import local, make_signal
 from tests.notifier.ingest_stub import running_ingest
-from tests.notifier.twilio_server import MESSAGING_SERVICE_SID, running_twilio
+from tests.notifier.twilio_server import running_twilio
 
 
 async def raw_rate(channel: TwilioChannel, n: int, width: int) -> float:
@@ -102,14 +102,7 @@ async def main() -> None:
                 )
                 async with httpx.AsyncClient(base_url=ingest.base_url) as client:
                     for width in args.concurrency:
-                        channel = TwilioChannel(
-                            account_sid=twilio.account_sid,
-                            auth_token=twilio.auth_token,
-                            messaging_service_sid=MESSAGING_SERVICE_SID,
-                            from_number=None,
-                            api_base_url=twilio.base_url,
-                            workers=width,
-                        )
+                        channel = twilio.channel(workers=width)
                         raw = await raw_rate(channel, args.sms, width)
                         arm = f"c{width}"
                         for k in range(args.sms):

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from notifier.channels import TwilioChannel
 from notifier.contacts import IngestContacts
 from notifier.policy import load_policy
 from notifier.sender import Sender
@@ -20,7 +19,7 @@ from shared.clock import ManualClock
 from shared.db import Database
 from shared.events import LeaseRegistered, LeaseUpdated, RiskScore, SignalRaised, TenantRef
 from tests.notifier.ingest_stub import IngestStub, running_ingest
-from tests.notifier.twilio_server import MESSAGING_SERVICE_SID, FakeTwilio, running_twilio
+from tests.notifier.twilio_server import FakeTwilio, running_twilio
 
 STHLM = ZoneInfo("Europe/Stockholm")
 PHONE_KEY = b"test-phone-key"
@@ -132,13 +131,7 @@ async def make_sender(
     async with httpx.AsyncClient(base_url=ingest.base_url) as client:
 
         def make(**overrides: Any) -> Sender:
-            channel = TwilioChannel(
-                account_sid=twilio.account_sid,
-                auth_token=twilio.auth_token,
-                messaging_service_sid=MESSAGING_SERVICE_SID,
-                from_number=None,
-                api_base_url=twilio.base_url,
-            )
+            channel = twilio.channel(workers=overrides.get("concurrency", 4))
             values: dict[str, Any] = {
                 "database": db,
                 "ctx": ctx,

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from notifier.channels import TwilioChannel
 from tests.notifier.servers import serve_in_thread
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -55,6 +56,17 @@ class FakeTwilio:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def channel(self, *, workers: int = 4) -> TwilioChannel:
+        """The notifier's Twilio channel (the real SDK) pointed at this server."""
+        return TwilioChannel(
+            account_sid=self.account_sid,
+            auth_token=self.auth_token,
+            messaging_service_sid=MESSAGING_SERVICE_SID,
+            from_number=None,
+            api_base_url=self.base_url,
+            workers=workers,
+        )
 
     def fail_next(self, status: int, code: int, *, times: int = 1) -> None:
         """Answer the next `times` create calls with HTTP `status` and Twilio error `code`."""
