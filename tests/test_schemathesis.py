@@ -20,6 +20,13 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+
+# schemathesis.openapi.from_dict imports its OpenAPI modules on first use, inside a test
+# that runs servers in threads. pytest rewrites a plugin's modules as they are imported,
+# with ast.parse, and CPython 3.11's AST builder keeps its recursion count per interpreter,
+# not per thread: that import once failed CI with "SystemError: AST constructor recursion
+# depth mismatch" (python/cpython#106905). Imported here, at collection, it is done before.
+import schemathesis.specs.openapi.schemas
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
