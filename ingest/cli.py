@@ -31,7 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="list API clients (never their keys)")
     listing.add_argument("--org", help="only this organisation's clients")
     revoke = sub.add_parser("revoke", help="revoke an API client: its key is refused")
-    revoke.add_argument("id", type=int, help="the client's id (from `bokvar clients list`)")
+    revoke.add_argument("id", type=_client_id, help="the client's id (from `bokvar clients list`)")
+
+
+def _client_id(text: str) -> int:
+    """A client id as `bokvar clients list` shows it: a positive 64-bit integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a client id (see `bokvar clients list`)")
+    return value
 
 
 async def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:

@@ -66,6 +66,14 @@ def test_cli_lists_and_revokes_clients_without_showing_keys(
     assert row.split("\t")[5] != "-"  # revoked at
     assert cli.run(argparse.Namespace(action="revoke", id=9)) == 2
     assert "no API client with id 9" in capsys.readouterr().out
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert parser.parse_args(["revoke", "2"]).id == 2
+    for bad in ("0", "-1", "x", str(2**63)):  # never a traceback from the database
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(["revoke", bad])
+        assert exited.value.code == 2
+        assert f"{bad!r} is not a client id" in capsys.readouterr().err
 
 
 async def test_a_revoked_key_is_refused_and_the_others_still_work(ingest: Ingest) -> None:
