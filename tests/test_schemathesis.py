@@ -8,6 +8,7 @@ a few examples per operation and mode (about a minute in all).
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -21,11 +22,10 @@ import httpx
 import pytest
 import schemathesis
 
-# schemathesis.openapi.from_dict imports its OpenAPI modules on first use, inside a test
-# that runs servers in threads. pytest rewrites a plugin's modules as they are imported,
-# with ast.parse, and CPython 3.11's AST builder keeps its recursion count per interpreter,
-# not per thread: that import once failed CI with "SystemError: AST constructor recursion
-# depth mismatch" (python/cpython#106905). Imported here, at collection, it is done before.
+# schemathesis.openapi.from_dict imports its OpenAPI modules on first use, inside a test.
+# pytest rewrites a plugin's modules as they are imported, with ast.parse, and a garbage
+# collection in the middle of that once broke it in CI ("SystemError: AST constructor
+# recursion depth mismatch": see `generated_cases`). Imported here, at collection.
 import schemathesis.specs.openapi.schemas
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
@@ -182,10 +182,20 @@ def generated_cases(operation: Any, mode: GenerationMode, count: int) -> list[An
         found.append(case)
 
     random.seed(f"{operation.label}:{mode.value}")  # schemathesis draws from `random` too
+    # No cyclic garbage collection while hypothesis draws: it describes strategies with
+    # ast.parse, and a collection in the middle of that can finalise an asyncio Future
+    # whose exception nobody retrieved (an aiokafka request to a broker not yet ready);
+    # asyncio logs it with its traceback, which Python 3.11 formats with ast.parse too, and
+    # the nested parse breaks the outer one ("AST constructor recursion depth mismatch",
+    # python/cpython#106905; CI failed on it once). Collected here instead, between draws.
+    gc.collect()
+    gc.disable()
     try:
         collect()
     except Unsatisfiable:  # nothing to make negative (no parameters, no body)
         return []
+    finally:
+        gc.enable()
     return found
 
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,13 +16,21 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shared.bus.broker import free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 STOP_LINES = ["ingest stopped", "rules stopped", "notifier stopped", "cases stopped", "stopped."]
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _ports(n: int) -> list[int]:
+    """`n` different ports free on 127.0.0.1 now (held together while they are picked: a
+    port picked and released, then picked again for another, would be one port for two)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def _env(tmp_path: Path, ports: list[int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOKVAR_")}
     env.update(
         {
@@ -30,8 +39,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "BOKVAR_LOG_FORMAT": "json",
         }
     )
-    for service in ("INGEST", "RULES", "NOTIFIER", "CASES"):
-        env[f"BOKVAR_{service}_PORT"] = str(free_port())
+    names = ("INGEST", "RULES", "NOTIFIER", "CASES", "CONSOLE")
+    for service, port in zip(names, ports, strict=True):
+        env[f"BOKVAR_{service}_PORT"] = str(port)
     return env
 
 
@@ -64,9 +74,12 @@ class Output:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_dev_py_up_drains_in_order_and_leaves_nothing(sig: signal.Signals, tmp_path: Path) -> None:
+    # the services' ports and the broker's from one pick: `bokvar up` picking the broker's
+    # port itself once took the one just picked for rules ("address already in use")
+    *services, broker = _ports(6)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "dev.py"), "up"],
-        env=_env(tmp_path),
+        [sys.executable, str(ROOT / "dev.py"), "up", "--broker-port", str(broker)],
+        env=_env(tmp_path, services),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
