@@ -30,6 +30,16 @@ def _ports(n: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
+def up_setup(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The arguments and environment of a `bokvar up` of its own under `tmp_path`.
+
+    The services' ports and the broker's come from one pick: `bokvar up` picking the
+    broker's port itself once took the one just picked for rules ("address already in use").
+    """
+    *services, broker = _ports(6)
+    return ["--broker-port", str(broker)], _env(tmp_path, services)
+
+
 def _env(tmp_path: Path, ports: list[int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOKVAR_")}
     env.update(
@@ -74,12 +84,10 @@ class Output:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_dev_py_up_drains_in_order_and_leaves_nothing(sig: signal.Signals, tmp_path: Path) -> None:
-    # the services' ports and the broker's from one pick: `bokvar up` picking the broker's
-    # port itself once took the one just picked for rules ("address already in use")
-    *services, broker = _ports(6)
+    args, env = up_setup(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "dev.py"), "up", "--broker-port", str(broker)],
-        env=_env(tmp_path, services),
+        [sys.executable, str(ROOT / "dev.py"), "up", *args],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -16,7 +16,7 @@ from bokvar.cli import build_parser
 from bokvar.simulate.run import Observed, sms_lines
 from shared.bus.broker import free_port
 from shared.events import NotificationStatusChanged
-from tests.bokvar.test_dev_up import Output, _env
+from tests.bokvar.test_dev_up import Output, up_setup
 
 AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -87,9 +87,9 @@ def test_summary_separates_welcome_from_rent_and_explains_deferred() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_two_runs_against_bokvar_up_do_not_mix(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    args, env = up_setup(tmp_path)
     up = subprocess.Popen(
-        [sys.executable, "-m", "bokvar.cli_main", "up"],
+        [sys.executable, "-m", "bokvar.cli_main", "up", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
