@@ -18,6 +18,8 @@ from rules.store import RulesStore
 from shared.bus import Batch, Handler
 from shared.clock import Clock, local_date
 from shared.events import (
+    CaseOpened,
+    CaseStatusChanged,
     CloudEvent,
     ComplaintReceived,
     ComplaintResolved,
@@ -31,6 +33,7 @@ from shared.events import (
     PaymentPlanAgreed,
     PaymentReceived,
     PaymentReversed,
+    ReferralRecorded,
     RentCharged,
     SignalRaised,
     SignalRetracted,
@@ -100,6 +103,11 @@ async def apply_events(
     """Write the events' facts to the tables (idempotent by business id); return the
     touched leases to evaluate (all but those it created with no facts: see below).
 
+    A case event that carries no fact the engine reads (a case opened or its status
+    changed, a referral recorded: `_NO_FACTS`) touches nothing: cases sends one back
+    for every case an alarm opens, and evaluating its lease again would find what the
+    alarm's own evaluation found (the deadlines stored then look again when time passes).
+
     A ledger watermark is about no lease: it is stored per organisation (the latest wins),
     and the org's leases with a deadline in the next two days (those that may hold a
     stage for it) count as touched, so they are evaluated now (`now`: the clock's now).
@@ -122,6 +130,8 @@ async def apply_events(
                 await store.make_due(released, now or event.time)
             else:
                 touched.update(released)
+            continue
+        if isinstance(d, _NO_FACTS):
             continue
         lease_id = d.lease_id
         touched.add(lease_id)
@@ -174,6 +184,8 @@ async def apply_events(
 # the `apply_events` rows that make a lease's evaluation input (the others: lease rows)
 _FACTS = ("entries", "complaints", "warnings", "steps", "plans")
 _SNAPSHOTS = (LeaseRegistered, LeaseUpdated)
+# the case events with nothing for the engine (it reads legal steps and payment plans)
+_NO_FACTS = (CaseOpened, CaseStatusChanged, ReferralRecorded)
 _LATER = (ComplaintResolved, LeaseEnded)
 
 

@@ -10,7 +10,17 @@ from rules.engine import quiet
 from rules.policy import PolicySet
 from rules.store import RulesStore
 from shared.clock import STOCKHOLM
-from shared.events import CloudEvent, ComplaintReceived, EventData, LeaseEnded, new_event
+from shared.events import (
+    CaseOpened,
+    CaseStatusChanged,
+    CloudEvent,
+    ComplaintReceived,
+    EventData,
+    LeaseEnded,
+    LegalStepRecorded,
+    ReferralRecorded,
+    new_event,
+)
 from tests.conftest import MakeDatabase
 from tests.rules.stream import MARCH_DUE, ORG, _charge, _lease, _pay
 
@@ -79,3 +89,48 @@ async def test_lease_writes_return_the_leases_they_inserted(make_database: MakeD
     async with db.sessionmaker() as session:
         states = await RulesStore(session).load_states(["A", "B", "C", "D"])
     assert {k: s.monthly_rent_ore for k, s in states.items()} == {"A": 2, "B": 1, "C": 3, "D": 5}
+
+
+async def test_case_events_without_facts_touch_no_lease(make_database: MakeDatabase) -> None:
+    """Cases answers every alarm with a case opened (and later a status change or a
+    referral): none of them carries a fact the engine reads, so none makes rules evaluate
+    the lease again, nor store a placeholder for a lease it has not seen. A legal step
+    from the same topic still does."""
+    db = await make_database("rules")
+    opened = CaseOpened(
+        lease_id="L1",
+        org_id=ORG,
+        case_id="case-1",
+        opened_at=NOW,
+        trigger_signal_id="L1:2026-03:late_rent_detected",
+        reason="late rent",
+    )
+    status = CaseStatusChanged(
+        lease_id="L1", org_id=ORG, case_id="case-1", status="in_contact", at=NOW, reason="call"
+    )
+    referral = ReferralRecorded(
+        lease_id="L1",
+        org_id=ORG,
+        case_id="case-1",
+        referral_id="ref-1",
+        recipient="social_services",
+        legal_basis="JB 12:44",
+        statutory=True,
+        referred_on=NOW.date(),
+    )
+    unknown = opened.model_copy(update={"lease_id": "L9", "case_id": "case-9"})
+    step = LegalStepRecorded(
+        lease_id="L1",
+        org_id=ORG,
+        case_id="case-1",
+        step_id="step-1",
+        step="termination_sent",
+        step_date=NOW.date(),
+    )
+    async with db.sessionmaker() as session, session.begin():
+        store = RulesStore(session)
+        await apply_events(store, _events(_lease("L1"), _charge("L1", "2026-03", MARCH_DUE)), NOW)
+        assert await apply_events(store, _events(opened, status, referral, unknown), NOW) == set()
+        assert await apply_events(store, _events(opened, step), NOW) == {"L1"}
+    async with db.sessionmaker() as session:
+        assert set(await RulesStore(session).load_states(["L1", "L9"])) == {"L1"}
