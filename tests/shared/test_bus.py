@@ -471,6 +471,62 @@ def test_partition_for_keeps_a_bounded_cache_of_hashes(monkeypatch: pytest.Monke
     assert len(producer_module._HASHES) <= 100
 
 
+class _FailingProducer(Producer):
+    """The real producer, but the `fail_at`-th `send_raw` fails before anything is sent;
+    records what each send carried."""
+
+    def __init__(self, bootstrap_servers: str, fail_at: int) -> None:
+        super().__init__(bootstrap_servers)
+        self.fail_at = fail_at
+        self.sends: list[list[str]] = []
+
+    async def send_raw(self, records: Any) -> None:
+        records = list(records)
+        if len(self.sends) + 1 == self.fail_at:
+            self.sends.append([])
+            raise ConnectionError("broker away")
+        self.sends.append([dict(r[3])["ce_id"].decode() for r in records])
+        await super().send_raw(records)
+
+
+async def test_the_relay_publishes_batch_after_batch_in_order_and_stops_at_a_failed_send(
+    broker: EmbeddedBroker, raw_database: Database
+) -> None:
+    # batches of 10: the next batch is read while one is at the broker, and sent only
+    # once that one is acknowledged; the third send fails: the first two batches are
+    # published and deleted, nothing after the failure goes out, the rest stays
+    _, outbox, _ = await _setup(raw_database)
+    producer = _FailingProducer(broker.bootstrap_servers, fail_at=3)
+    await producer.start()
+    try:
+        relay = OutboxRelay(raw_database, outbox, producer, batch_size=10)
+        ids = [f"evt-{i}" for i in range(35)]
+        async with raw_database.sessionmaker.begin() as session:
+            events = [_payment(i, lease=f"L-{i % 4}") for i in range(35)]
+            await add_to_outbox(session, outbox, events, clock=ManualClock(NOW))  # type: ignore[arg-type]
+
+        async def pending() -> list[str]:
+            async with raw_database.sessionmaker() as s:
+                query = select(outbox.c.event_id).order_by(outbox.c.id)
+                return list((await s.execute(query)).scalars())
+
+        with pytest.raises(ConnectionError):
+            await relay.flush()
+        assert producer.sends == [ids[:10], ids[10:20], []]
+        assert await pending() == ids[20:]
+        assert await relay.flush() == 15
+        assert producer.sends[3:] == [ids[20:30], ids[30:]]
+        assert await pending() == []
+        records = await read_topic(broker.bootstrap_servers, LEDGER_EVENTS, count=35)
+        by_lease: dict[bytes, list[str]] = {}
+        for r in records:
+            by_lease.setdefault(r.key, []).append(header(r, "ce_id") or "")
+        # each lease's events in the order they were staged
+        assert by_lease == {f"L-{k}".encode(): ids[k::4] for k in range(4)}
+    finally:
+        await producer.stop()
+
+
 async def test_a_wake_during_a_relay_flush_is_not_lost() -> None:
     # rows staged while a flush runs (after its SELECT): their writer's wake() must make
     # the loop flush again at once, not after `interval` (an hour here)
