@@ -6,12 +6,14 @@ mistake in a log call does not leak a personnummer, phone number or name.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 SENSITIVE_KEYS = frozenset(
@@ -36,14 +38,27 @@ PERSONNUMMER_RE = re.compile(r"\b(19|20)?\d{6}[-+]?\d{4}\b")
 PHONE_RE = re.compile(r"\+\d{8,15}\b")
 
 
+# either pattern, to tell in one search whether a value needs the two substitutions
+_EITHER_RE = re.compile(f"{PERSONNUMMER_RE.pattern}|{PHONE_RE.pattern}")
+
+
 def _redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    for key in list(event_dict):
+    for key, value in event_dict.items():
         if key in SENSITIVE_KEYS:
             event_dict[key] = "[redacted]"
-        elif isinstance(event_dict[key], str):
-            value = PERSONNUMMER_RE.sub("[redacted]", event_dict[key])
+        elif isinstance(value, str) and _EITHER_RE.search(value):
+            value = PERSONNUMMER_RE.sub("[redacted]", value)
             event_dict[key] = PHONE_RE.sub("[redacted]", value)
     return event_dict
+
+
+def _dumps(event_dict: Any, **kw: Any) -> bytes:
+    """orjson, or json for what orjson refuses (an integer over 64 bits): a log call
+    never fails on its values."""
+    try:
+        return orjson.dumps(event_dict, option=orjson.OPT_NON_STR_KEYS, **kw)
+    except TypeError:
+        return json.dumps(event_dict, **kw).encode()
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -64,16 +79,30 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
     numeric = getattr(logging, level.upper())
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    stamp: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    shared: list[Any] = [structlog.contextvars.merge_contextvars, *stamp]
+    # our own lines: tracebacks are rendered first, so the redaction also covers their
+    # text, and the level and time are added after it (they hold nothing to redact)
+    ours: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.format_exc_info,
+        _redact,
+        *stamp,
+    ]
+    binary = getattr(sys.stderr, "buffer", None)
+    if use_json and binary is not None:  # orjson writes bytes, in half json.dumps' time
+        ours.append(structlog.processors.JSONRenderer(serializer=_dumps))
+        factory: Any = structlog.BytesLoggerFactory(file=binary)
+    else:
+        ours.append(renderer)
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
-        # tracebacks are rendered first, so the redaction also covers their text
-        processors=[*shared, structlog.processors.format_exc_info, _redact, renderer],
+        processors=ours,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
