@@ -1,13 +1,13 @@
 """Cost of one JSON log line through the services' logging, against writing it raw.
 
-    python bench/log_lines.py [--lines 20000] [--runs 5] 2>/dev/null
+    python bench/log_lines.py [--lines 20000] [--runs 5] [--to FILE]
 
 At info level (production's) rules writes a `rules.signal_emitted` line per signal: 6,000
 at a month-end of 20,000 leases (bench/RESULTS.md, issue 14). Measures, `--runs` times,
 the µs per line of that call through `shared.logging.configure_logging("info", "json")`
 (context, redaction, level, timestamp, rendering, the write), and of the raw floor: the
-same fields serialised with orjson and written to the same stream. The lines go to stderr:
-send it to /dev/null (or a file, to count the write a log collector's pipe costs).
+same fields serialised with orjson and written to the same stream. The lines go to
+/dev/null, or to `--to FILE` (to count what writing to a disk or a collector's pipe costs).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
+import os
 import statistics
 import time
 
@@ -62,7 +63,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--to", default=os.devnull, help="where the lines go")
     args = parser.parse_args()
+    sys.stderr = open(args.to, "w")  # noqa: SIM115  # the services log to stderr
     configure_logging("info", "json")
     ours, floor = [], []
     for _ in range(args.runs):
@@ -72,7 +75,6 @@ def main() -> None:
     print(
         f"{args.lines} lines x {args.runs} runs (medians): logging {us_ours:.1f} us per line, "
         f"raw orjson + write {us_raw:.1f} us (ratio raw/logging {us_raw / us_ours:.2f})",
-        file=sys.__stdout__,
     )
 
 
