@@ -28,36 +28,17 @@ import asyncio
 import statistics
 import time
 import uuid
-from datetime import UTC, date, datetime
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bench.bus import events
 from shared.bus import OutboxRelay, Producer, create_topics
 from shared.bus.broker import EmbeddedBroker
 from shared.bus.outbox import add_to_outbox
 from shared.clock import SystemClock
 from shared.db import Database, new_metadata, outbox_table
-from shared.events import CloudEvent, EventData, PaymentReceived, encode, new_event
-
-
-def events(n: int, run: str) -> list[CloudEvent[EventData]]:
-    now = datetime.now(UTC)
-    return [
-        new_event(
-            PaymentReceived(
-                lease_id=f"L-{i % 2000}",
-                org_id="org1",
-                payment_id=f"p{i}",
-                amount_ore=812_500,
-                booked_date=date(2026, 3, 2),
-            ),
-            id=f"{run}:{i}",
-            source="bench",
-            time=now,
-        )
-        for i in range(n)
-    ]
+from shared.events import CloudEvent, EventData, encode
 
 
 async def raw(producer: Producer, evs: list[CloudEvent[EventData]]) -> float:
